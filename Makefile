@@ -1,0 +1,31 @@
+# Two entry points (see README): `make demo` and `make test`. Both create .venv when needed.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+# Offline ImageNet weights for MobileNetV2 (never committed): copied into Keras' cache when present.
+SHARED_WEIGHTS ?= ../shared/assets/keras-models
+export KERAS_HOME ?= $(CURDIR)/.keras
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: demo test venv weights clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+weights:
+	@mkdir -p $(KERAS_HOME)/models
+	@if [ -d "$(SHARED_WEIGHTS)" ]; then cp -n $(SHARED_WEIGHTS)/*.h5 $(KERAS_HOME)/models/ 2>/dev/null || true; fi
+
+demo: venv weights
+	$(PY) cli.py demo
+
+test: venv weights
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache results cache

@@ -1,0 +1,166 @@
+"""Decode audio files into fixed-length mono float32 clips at the working sample rate.
+
+WAV is read with soundfile (PCM 8/16/24/32-bit and float); FLAC and OGG go through
+tensorflow-io. Every clip comes out as ``float32`` in [-1, 1], mono, ``SAMPLE_RATE`` Hz and
+exactly ``CLIP_SAMPLES`` samples long, whatever the file held: multichannel input is reduced to
+one channel (a chosen channel, or the mean), other rates are resampled with a polyphase filter,
+and the length is cropped or zero-padded at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from asdkeras.errors import AsdError
+
+SAMPLE_RATE = 16_000
+"""Working sample rate in Hz (DCASE 2022 Task 2)."""
+
+CLIP_SECONDS = 10.0
+"""Working clip length in seconds."""
+
+CLIP_SAMPLES = int(SAMPLE_RATE * CLIP_SECONDS)
+"""Working clip length in samples (160000)."""
+
+MIN_SECONDS = 1.0
+"""Clips shorter than this (in seconds, before padding) are refused as too short to score."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the file held before conversion: rate in Hz, channel count, length in samples."""
+
+    sample_rate: int
+    channels: int
+    frames: int
+
+
+def read_file(path: str) -> tuple[np.ndarray, int]:
+    """Decode a file into a ``(frames, channels)`` float32 array and its sample rate in Hz.
+
+    Raises
+    ------
+    AsdError
+        The file is missing, empty, corrupt or of an unsupported format.
+    """
+    if not os.path.isfile(path):
+        raise AsdError(f"{path}: no such file; check the path or the dataset folder")
+    if os.path.getsize(path) == 0:
+        raise AsdError(f"{path}: the file is empty (0 bytes); re-copy or re-download it")
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".flac", ".ogg"):
+        data, rate = _read_with_tensorflow_io(path)
+    else:
+        try:
+            data, rate = sf.read(path, dtype="float32", always_2d=True)
+        except (RuntimeError, sf.LibsndfileError, ValueError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise AsdError(
+                f"{path}: cannot decode audio ({reason}); expected a WAV file, re-copy or re-download it"
+            ) from None
+    if data.shape[0] == 0:
+        raise AsdError(f"{path}: the file holds no audio samples (zero length); re-record or remove it")
+    return data, int(rate)
+
+
+def _read_with_tensorflow_io(path: str) -> tuple[np.ndarray, int]:
+    import tensorflow as tf
+    import tensorflow_io as tfio
+
+    try:
+        tensor = tfio.audio.AudioIOTensor(path)
+        rate = int(tensor.rate.numpy())
+        data = tensor.to_tensor()
+        if data.dtype.is_integer:
+            data = tf.cast(data, tf.float32) / float(2 ** (data.dtype.size * 8 - 1))
+        return data.numpy().astype(np.float32), rate
+    except Exception as exc:  # tensorflow-io raises several unrelated types
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AsdError(f"{path}: cannot decode audio ({reason}); re-copy or re-download it") from None
+
+
+def to_mono(data: np.ndarray, channel: int | None = None, path: str = "<array>") -> np.ndarray:
+    """Reduce ``(frames, channels)`` audio to one channel.
+
+    Parameters
+    ----------
+    data : np.ndarray, shape (frames, channels)
+    channel : int or None
+        Index of the channel to keep (MIMII's 8-microphone array: 0 is the reference
+        microphone), or None to average all channels.
+    """
+    if data.ndim == 1:
+        return data
+    if channel is None:
+        return data.mean(axis=1)
+    if not 0 <= channel < data.shape[1]:
+        raise AsdError(f"{path}: has {data.shape[1]} channel(s), cannot pick channel {channel}; "
+                       f"pass a channel between 0 and {data.shape[1] - 1}, or none to downmix")
+    return data[:, channel]
+
+
+def resample(signal: np.ndarray, rate_in: int, rate_out: int = SAMPLE_RATE) -> np.ndarray:
+    """Resample a mono signal from ``rate_in`` Hz to ``rate_out`` Hz (polyphase, anti-aliased)."""
+    if rate_in == rate_out:
+        return signal
+    g = math.gcd(rate_in, rate_out)
+    return resample_poly(signal, rate_out // g, rate_in // g).astype(np.float32)
+
+
+def fit_length(signal: np.ndarray, length: int = CLIP_SAMPLES) -> np.ndarray:
+    """Crop the end, or zero-pad it, to exactly ``length`` samples."""
+    if signal.shape[0] >= length:
+        return signal[:length]
+    return np.pad(signal, (0, length - signal.shape[0]))
+
+
+def load_clip(path: str, channel: int | None = None, sample_rate: int = SAMPLE_RATE,
+              clip_samples: int = CLIP_SAMPLES, min_seconds: float = MIN_SECONDS) -> np.ndarray:
+    """Load one file as a mono float32 clip of ``clip_samples`` samples at ``sample_rate`` Hz.
+
+    Parameters
+    ----------
+    path : str
+        WAV, FLAC or OGG file.
+    channel : int or None
+        Channel to keep from multichannel files; None averages the channels.
+    sample_rate : int
+        Output rate in Hz; other rates are resampled.
+    clip_samples : int
+        Output length in samples; longer input is cropped, shorter is zero-padded.
+    min_seconds : float
+        Input shorter than this many seconds is refused with an :class:`AsdError`.
+    """
+    data, rate = read_file(path)
+    if data.shape[0] < min_seconds * rate:
+        raise AsdError(f"{path}: only {data.shape[0] / rate:.2f} s of audio, at least {min_seconds:g} s "
+                       f"needed; use a longer recording")
+    mono = to_mono(data, channel, path)
+    mono = resample(mono, rate, sample_rate)
+    clip = fit_length(mono, clip_samples).astype(np.float32)
+    if not np.all(np.isfinite(clip)):
+        raise AsdError(f"{path}: holds NaN or infinite samples; re-record or remove it")
+    return clip
+
+
+def describe(path: str) -> AudioInfo:
+    """Rate, channel count and length of a file, read from its header where possible."""
+    try:
+        info = sf.info(path)
+        return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames))
+    except (RuntimeError, sf.LibsndfileError):
+        data, rate = read_file(path)
+        return AudioInfo(rate, data.shape[1], data.shape[0])
+
+
+def write_wav_atomic(path: str, signal: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write a mono float signal in [-1, 1] as 16-bit PCM WAV, atomically (temp file + rename)."""
+    tmp = f"{path}.part"
+    sf.write(tmp, np.clip(signal, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Data sources: the DCASE folder layout, the synthetic default dataset, downloads."""

@@ -1,0 +1,126 @@
+"""Feature front-ends in TensorFlow ops: log-mel frame vectors and spectrogram images.
+
+Both functions take a float32 waveform of shape ``(samples,)`` or ``(batch, samples)`` in
+[-1, 1] at 16 kHz and run unchanged in ``tf.data``, in eager code, and inside a model exported
+to TFLite (``tf.signal.stft``, the mel matrix and the image resize are TFLite builtins).
+librosa is the reference these are tested against, not the hot path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+from asdkeras.audio import SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class LogMelConfig:
+    """Log-mel frame vectors as in the DCASE 2022 baseline autoencoder.
+
+    Attributes
+    ----------
+    n_fft : int
+        FFT and window length in samples (1024 = 64 ms at 16 kHz, periodic Hann).
+    hop_length : int
+        Frame step in samples (512 = 32 ms).
+    n_mels : int
+        Mel bands between 0 Hz and the Nyquist frequency (HTK mel scale).
+    n_frames : int
+        Consecutive frames stacked into one vector (vector size ``n_mels * n_frames``).
+    amin : float
+        Floor on the mel power before taking dB, as ``librosa.power_to_db(amin=...)``.
+    """
+
+    n_fft: int = 1024
+    hop_length: int = 512
+    n_mels: int = 128
+    n_frames: int = 5
+    amin: float = 1e-10
+    sample_rate: int = SAMPLE_RATE
+
+    @property
+    def vector_size(self) -> int:
+        return self.n_mels * self.n_frames
+
+    def vectors_per_clip(self, clip_samples: int) -> int:
+        """Vectors from a clip of ``clip_samples`` samples (309 for 160000 with the defaults)."""
+        return 1 + clip_samples // self.hop_length - self.n_frames + 1
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """STFT spectrogram images for the MobileNetV2 detector.
+
+    Attributes
+    ----------
+    window : int
+        STFT window in samples (4096 = 256 ms at 16 kHz).
+    hop_length : int
+        Step in samples (2048 = 50 % overlap).
+    image_size : int
+        Output height and width in pixels.
+    top_db : float
+        Dynamic range kept below each clip's loudest bin; it maps to pixel values 0..255.
+    """
+
+    window: int = 4096
+    hop_length: int = 2048
+    image_size: int = 320
+    top_db: float = 80.0
+
+
+def _power_spectrogram(waveform: tf.Tensor, n_fft: int, hop_length: int, center: bool) -> tf.Tensor:
+    """|STFT|^2 with a periodic Hann window, shape ``(..., frames, n_fft // 2 + 1)``."""
+    if center:
+        pad = n_fft // 2
+        rank = len(waveform.shape)
+        paddings = [[0, 0]] * (rank - 1) + [[pad, pad]]
+        waveform = tf.pad(waveform, paddings, mode="REFLECT")
+    stft = tf.signal.stft(waveform, frame_length=n_fft, frame_step=hop_length, fft_length=n_fft,
+                          window_fn=tf.signal.hann_window, pad_end=False)
+    return tf.square(tf.abs(stft))
+
+
+def mel_matrix(config: LogMelConfig = LogMelConfig()) -> tf.Tensor:
+    """The ``(n_fft // 2 + 1, n_mels)`` HTK mel filterbank, 0 Hz to Nyquist, unnormalised."""
+    return tf.signal.linear_to_mel_weight_matrix(
+        num_mel_bins=config.n_mels, num_spectrogram_bins=config.n_fft // 2 + 1,
+        sample_rate=config.sample_rate, lower_edge_hertz=0.0, upper_edge_hertz=config.sample_rate / 2)
+
+
+def log_mel_spectrogram(waveform: tf.Tensor, config: LogMelConfig = LogMelConfig()) -> tf.Tensor:
+    """Log-mel power in dB, shape ``(..., frames, n_mels)``; frames centred, reflect-padded."""
+    waveform = tf.convert_to_tensor(waveform, tf.float32)
+    power = _power_spectrogram(waveform, config.n_fft, config.hop_length, center=True)
+    mel = tf.tensordot(power, mel_matrix(config), axes=1)
+    return 10.0 * tf.math.log(tf.maximum(mel, config.amin)) / tf.math.log(10.0)
+
+
+def log_mel_vectors(waveform: tf.Tensor, config: LogMelConfig = LogMelConfig()) -> tf.Tensor:
+    """Stacked log-mel vectors, shape ``(..., vectors, n_mels * n_frames)`` (309 x 640 for 10 s).
+
+    Vector ``t`` concatenates frames ``t .. t + n_frames - 1``, in the DCASE baseline's order.
+    """
+    logmel = log_mel_spectrogram(waveform, config)
+    stacked = tf.signal.frame(logmel, config.n_frames, 1, axis=-2)  # (..., vectors, n_frames, n_mels)
+    new_shape = tf.concat([tf.shape(stacked)[:-2], [config.vector_size]], axis=0)
+    return tf.reshape(stacked, new_shape)
+
+
+def spectrogram_image(waveform: tf.Tensor, config: ImageConfig = ImageConfig()) -> tf.Tensor:
+    """STFT magnitude image in [0, 255], shape ``(..., size, size, 3)``, low frequencies at the bottom.
+
+    Each clip is scaled to its own loudest bin (0 dB -> 255) with ``top_db`` below it mapped to 0,
+    as a saved spectrogram picture would be, then resized bilinearly and repeated on 3 channels.
+    """
+    waveform = tf.convert_to_tensor(waveform, tf.float32)
+    magnitude = tf.sqrt(_power_spectrogram(waveform, config.window, config.hop_length, center=False))
+    db = 20.0 * tf.math.log(tf.maximum(magnitude, 1e-5)) / tf.math.log(10.0)
+    peak = tf.reduce_max(db, axis=[-2, -1], keepdims=True)
+    db = tf.maximum(db - peak, -config.top_db)
+    pixels = (db + config.top_db) * (255.0 / config.top_db)
+    image = tf.reverse(tf.linalg.matrix_transpose(pixels), axis=[-2])[..., tf.newaxis]  # (..., freq, time, 1)
+    image = tf.image.resize(image, (config.image_size, config.image_size), method="bilinear")
+    return tf.tile(image, [1] * (len(image.shape) - 1) + [3])
