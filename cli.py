@@ -94,6 +94,11 @@ def summary(data):
     _print_summary(data)
 
 
+def _keras_verbosity() -> int:
+    """Keras progress bar on a terminal, one line per epoch otherwise (logs, CI)."""
+    return 1 if sys.stdout.isatty() else 2
+
+
 def _ensure_data(data: str) -> None:
     """Generate the synthetic default dataset under ``data`` when it holds no dev_data yet."""
     from asdkeras.data.layout import list_machines
@@ -105,13 +110,114 @@ def _ensure_data(data: str) -> None:
     generate(data, MACHINE_CHOICES, SCALES["small"], progress=_progress("synthesising"))
 
 
+def _print_fit_summary(summary: dict) -> None:
+    clips = summary["clips"]
+    outlier = summary.get("outlier") or "none"
+    click.echo(f"saved {summary['kind']} for {summary['machine']} to {summary['folder']} "
+               f"({clips['train_normal']} + {clips['val_normal']} normal clips, outlier {outlier}: "
+               f"{clips['train_outlier']} + {clips['val_outlier']}; {summary['epochs_run']} epochs, "
+               f"{summary['fit_seconds']:.0f} s); threshold {summary['threshold']:.4g}")
+
+
+@cli.command()
+@click.option("--machine", required=True, type=click.Choice(MACHINE_CHOICES), help="Machine type to train.")
+@click.option("--model", "model_kind", type=click.Choice(["ae"]), default="ae", show_default=True,
+              help="ae: dense autoencoder on log-mel vectors.")
+@click.option("--outlier", default="auto", show_default=True,
+              help="Outlier machine type for outlier exposure: a type, auto (the report's pairing) or none.")
+@click.option("--loss", type=click.Choice(["mse", "oe", "oe-hinge"]), default="oe", show_default=True,
+              help="mse: clear AE on normals; oe: the report's |y - e(x)|; oe-hinge: max(0, m - e(x)) on outliers.")
+@click.option("--margin", default=1.0, show_default=True, help="Hinge margin m for --loss oe-hinge.")
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(1), help="Maximum epochs (early stopping on validation loss).")
+@click.option("--patience", default=5, show_default=True, type=click.IntRange(1), help="Epochs without improvement before stopping.")
+@click.option("--batch-size", default=512, show_default=True, type=click.IntRange(1), help="Vectors per batch.")
+@click.option("--learning-rate", default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--target-clips", default=3000, show_default=True, type=click.IntRange(1), help="Cap on the machine's training clips.")
+@click.option("--outlier-clips", default=None, type=click.IntRange(1), help="Outlier clips [default: as many as the machine's].")
+@click.option("--seed", default=0, show_default=True, help="Random seed.")
+@click.option("--data", default="data", show_default=True, help="Dataset root; the synthetic default is generated there when missing.")
+@click.option("--models-dir", default="saved_models", show_default=True, help="Where detectors are saved.")
+@click.option("--cache-dir", default="cache", show_default=True, help="Feature cache folder.")
+@user_errors
+def fit(machine, model_kind, outlier, loss, margin, epochs, patience, batch_size, learning_rate, target_clips,
+        outlier_clips, seed, data, models_dir, cache_dir):
+    """Train one detector for a machine type over all its sections and save it."""
+    from asdkeras.fit import AutoencoderConfig, fit_autoencoder
+
+    _ensure_data(data)
+    config = AutoencoderConfig(machine=machine, outlier=outlier, loss=loss, margin=margin, epochs=epochs,
+                               patience=patience, batch_size=batch_size, learning_rate=learning_rate,
+                               target_clips=target_clips, outlier_clips=outlier_clips, seed=seed,
+                               data_dir=data, models_dir=models_dir, cache_dir=cache_dir)
+    _print_fit_summary(fit_autoencoder(config, _progress("features"), _keras_verbosity()))
+
+
+@cli.command()
+@click.option("--machine", required=True, type=click.Choice(MACHINE_CHOICES), help="Machine type to test.")
+@click.option("--model", "model_kind", type=click.Choice(["ae"]), default="ae", show_default=True, help="Which saved detector.")
+@click.option("--data", default="data", show_default=True, help="Dataset root.")
+@click.option("--subset", type=click.Choice(["dev_data", "eval_data"]), default="dev_data", show_default=True)
+@click.option("--models-dir", default="saved_models", show_default=True)
+@click.option("--result-dir", default="results", show_default=True, help="Where CSVs and metrics JSON go.")
+@click.option("--cache-dir", default="cache", show_default=True, help="Feature cache folder.")
+@user_errors
+def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir):
+    """Score the test clips: official DCASE CSVs, and metrics for labelled data."""
+    from asdkeras.evaluate import evaluate
+    from asdkeras.store import detector_dir
+
+    evaluation = evaluate(detector_dir(models_dir, machine, model_kind), machine, model_kind, data, result_dir,
+                          cache_dir, subset, _progress("features"))
+    click.echo(evaluation.table())
+    click.echo(f"wrote {len(evaluation.files)} files under {result_dir}/")
+
+
+@cli.command("oe-sweep")
+@click.option("--machine", required=True, type=click.Choice(MACHINE_CHOICES), help="Target machine type.")
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=0, show_default=True)
+@click.option("--data", default="data", show_default=True)
+@click.option("--models-dir", default="saved_models", show_default=True)
+@click.option("--result-dir", default="results", show_default=True)
+@click.option("--cache-dir", default="cache", show_default=True)
+@user_errors
+def oe_sweep(machine, epochs, seed, data, models_dir, result_dir, cache_dir):
+    """Clear AE against OE with every other machine type as the outlier (the report's Table 1)."""
+    from asdkeras.sweep import format_sweep_table, run_oe_sweep
+
+    _ensure_data(data)
+    rows = run_oe_sweep(machine, data, models_dir, result_dir, cache_dir, epochs, seed,
+                        _progress("features"), lambda name: click.echo(f"training {name} ...", err=True))
+    click.echo(format_sweep_table(machine, rows))
+
+
 @cli.command()
 @click.option("--data", default="data", show_default=True, help="Dataset root; the synthetic default is generated there when missing.")
+@click.option("--machines", default=None, help="Comma-separated machine types [default: all seven].")
+@click.option("--epochs", default=20, show_default=True, type=click.IntRange(1), help="Maximum epochs per model.")
+@click.option("--models-dir", default="saved_models", show_default=True)
+@click.option("--result-dir", default="results", show_default=True)
+@click.option("--cache-dir", default="cache", show_default=True)
 @user_errors
-def demo(data):
-    """The main job on the embedded default data: generate it if needed and summarise it."""
+def demo(data, machines, epochs, models_dir, result_dir, cache_dir):
+    """The main job on the embedded default data: generate it if needed, then fit and test every machine type."""
+    from asdkeras.evaluate import evaluate
+    from asdkeras.fit import AutoencoderConfig, fit_autoencoder
+
     _ensure_data(data)
     _print_summary(data)
+    scores = {}
+    for machine in _machine_list(machines):
+        click.echo(f"\n== {machine}: autoencoder with outlier exposure")
+        config = AutoencoderConfig(machine=machine, epochs=epochs, data_dir=data, models_dir=models_dir,
+                                   cache_dir=cache_dir)
+        summary = fit_autoencoder(config, _progress("features"), verbose=0)
+        _print_fit_summary(summary)
+        evaluation = evaluate(summary["folder"], machine, "ae", data, result_dir, cache_dir, progress=_progress("features"))
+        click.echo(evaluation.table())
+        scores[machine] = evaluation.official_score
+    click.echo("\nofficial score per machine type (ae): " + ", ".join(f"{m} {v:.3f}" for m, v in scores.items()))
+    click.echo(f"results (DCASE CSVs, metrics JSON) under {result_dir}/, detectors under {models_dir}/")
 
 
 if __name__ == "__main__":

@@ -98,15 +98,19 @@ def log_mel_spectrogram(waveform: tf.Tensor, config: LogMelConfig = LogMelConfig
     return 10.0 * tf.math.log(tf.maximum(mel, config.amin)) / tf.math.log(10.0)
 
 
-def log_mel_vectors(waveform: tf.Tensor, config: LogMelConfig = LogMelConfig()) -> tf.Tensor:
-    """Stacked log-mel vectors, shape ``(..., vectors, n_mels * n_frames)`` (309 x 640 for 10 s).
+def stack_frames(logmel: tf.Tensor, config: LogMelConfig = LogMelConfig()) -> tf.Tensor:
+    """Stack ``n_frames`` consecutive frames of ``(..., frames, n_mels)`` into ``(..., vectors, n_mels * n_frames)``.
 
     Vector ``t`` concatenates frames ``t .. t + n_frames - 1``, in the DCASE baseline's order.
     """
-    logmel = log_mel_spectrogram(waveform, config)
     stacked = tf.signal.frame(logmel, config.n_frames, 1, axis=-2)  # (..., vectors, n_frames, n_mels)
     new_shape = tf.concat([tf.shape(stacked)[:-2], [config.vector_size]], axis=0)
     return tf.reshape(stacked, new_shape)
+
+
+def log_mel_vectors(waveform: tf.Tensor, config: LogMelConfig = LogMelConfig()) -> tf.Tensor:
+    """Stacked log-mel vectors, shape ``(..., vectors, n_mels * n_frames)`` (309 x 640 for 10 s)."""
+    return stack_frames(log_mel_spectrogram(waveform, config), config)
 
 
 def spectrogram_image(waveform: tf.Tensor, config: ImageConfig = ImageConfig()) -> tf.Tensor:

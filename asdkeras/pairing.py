@@ -1,0 +1,31 @@
+"""The report's outlier pairs and its per-machine model picks (DCASE 2022 technical report, Tables 2-3)."""
+
+from __future__ import annotations
+
+from asdkeras.data.layout import MACHINE_TYPES
+from asdkeras.errors import AsdError
+
+REPORT_OUTLIERS = {
+    "ae": {"ToyCar": "gearbox", "ToyTrain": "slider", "bearing": "gearbox", "fan": "slider",
+           "gearbox": "fan", "slider": "valve", "valve": "slider"},
+    "mobilenet": {"ToyCar": "gearbox", "ToyTrain": "slider", "bearing": "gearbox", "fan": "gearbox",
+                  "gearbox": "fan", "slider": "valve", "valve": "slider"},
+}
+"""Model kind -> target machine -> the machine type whose clips serve as outliers."""
+
+REPORT_PICK = {"ToyCar": "ae", "ToyTrain": "ae", "bearing": "ae", "fan": "ae",
+               "gearbox": "mobilenet", "slider": "mobilenet", "valve": "mobilenet"}
+"""The report's third system: the better model per machine type, as it found on the real dev set."""
+
+
+def resolve_outlier(kind: str, machine: str, outlier: str | None) -> str | None:
+    """The outlier machine type for ``--outlier NAME|auto|none``; None means no outlier exposure."""
+    if outlier in (None, "none"):
+        return None
+    if outlier == "auto":
+        return REPORT_OUTLIERS[kind][machine]
+    if outlier not in MACHINE_TYPES:
+        raise AsdError(f"unknown outlier machine type '{outlier}'; use auto, none or one of {', '.join(MACHINE_TYPES)}")
+    if outlier == machine:
+        raise AsdError(f"--outlier {outlier} is the machine being trained; choose another type, auto or none")
+    return outlier

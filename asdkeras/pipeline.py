@@ -1,0 +1,217 @@
+"""tf.data pipelines: audio files -> cached features -> training vectors, with outliers mixed in.
+
+Features are computed once per clip through a ``tf.data`` pipeline (parallel decoding, batched
+TF feature ops) and kept in an on-disk cache, one float32 ``.npy`` file per clip keyed by the
+file's path, size, modification time and the feature settings; later epochs and reruns read
+the cache and never decode audio again. Training data stream from the cache file by file, so
+the feature set is never held in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from asdkeras.audio import CLIP_SAMPLES, load_clip
+from asdkeras.errors import AsdError
+from asdkeras.features import LogMelConfig, log_mel_spectrogram, stack_frames
+
+AUTOTUNE = tf.data.AUTOTUNE
+Progress = Callable[[Iterable, int], Iterable]
+
+
+def _no_progress(iterable, total):
+    return iterable
+
+
+def _atomic_save_npy(path: str, array: np.ndarray) -> None:
+    tmp = f"{path}.{os.getpid()}.part"
+    with open(tmp, "wb") as handle:
+        np.save(handle, array)
+    os.replace(tmp, path)
+
+
+@dataclass
+class FeatureCache:
+    """On-disk cache of per-clip features.
+
+    Parameters
+    ----------
+    root : str
+        Cache folder (created on demand).
+    name : str
+        Feature family, a sub-folder (``logmel``, ``image``...).
+    describe : dict
+        Everything the features depend on besides the file; part of every key.
+    compute : callable
+        Batched TF function from waveforms ``(batch, samples)`` to features ``(batch, ...)``.
+    batch_size : int
+        Clips per feature batch when filling the cache.
+    """
+
+    root: str
+    name: str
+    describe: dict
+    compute: Callable[[tf.Tensor], tf.Tensor]
+    batch_size: int = 16
+
+    def path_for(self, audio_path: str) -> str:
+        stat = os.stat(audio_path)
+        key = json.dumps([os.path.abspath(audio_path), stat.st_size, stat.st_mtime_ns, self.describe], sort_keys=True)
+        digest = hashlib.sha1(key.encode()).hexdigest()
+        return os.path.join(self.root, self.name, digest[:2], f"{digest}.npy")
+
+    def ensure(self, audio_paths: Sequence[str], progress: Progress = _no_progress) -> list[str]:
+        """Compute the features of every clip not yet cached; return the cache paths in input order."""
+        for path in audio_paths:
+            if not os.path.isfile(path):
+                raise AsdError(f"{path}: no such file; was the dataset moved while running?")
+        cache_paths = [self.path_for(p) for p in audio_paths]
+        missing = sorted({a: c for a, c in zip(audio_paths, cache_paths) if not os.path.isfile(c)}.items())
+        if missing:
+            for _, cache_path in missing:
+                os.makedirs(os.path.dirname(cache_path), exist_ok=True)
+            self._fill(missing, progress)
+        return cache_paths
+
+    def _fill(self, missing: list[tuple[str, str]], progress: Progress) -> None:
+        failures: list[str] = []
+
+        def decode(path: bytes) -> np.ndarray:
+            try:
+                return load_clip(path.decode())
+            except AsdError as exc:
+                failures.append(str(exc))
+                raise
+
+        audio = [a for a, _ in missing]
+        dataset = (tf.data.Dataset.from_tensor_slices(audio)
+                   .map(lambda p: tf.ensure_shape(tf.numpy_function(decode, [p], tf.float32, stateful=False),
+                                                  [CLIP_SAMPLES]),
+                        num_parallel_calls=AUTOTUNE, deterministic=True)
+                   .batch(self.batch_size)
+                   .map(self.compute, num_parallel_calls=1)
+                   .prefetch(2))
+        written = 0
+
+        def write_batches():
+            nonlocal written
+            for batch in dataset:
+                for features in batch.numpy():
+                    _atomic_save_npy(missing[written][1], features)
+                    written += 1
+                    yield written
+
+        try:
+            for _ in progress(write_batches(), len(missing)):
+                pass
+        except tf.errors.OpError as exc:
+            if failures:
+                raise AsdError(failures[0]) from None
+            raise AsdError(f"feature extraction failed near {audio[min(written, len(audio) - 1)]}: "
+                           f"{exc.message.splitlines()[0]}") from None
+
+
+def logmel_cache(root: str, config: LogMelConfig = LogMelConfig()) -> FeatureCache:
+    """Cache of log-mel frames ``(frames, n_mels)`` float32 (313 x 128 for 10 s: 160 kB a clip)."""
+    return FeatureCache(root, "logmel", {"clip_samples": CLIP_SAMPLES, **asdict(config)},
+                        lambda waves: log_mel_spectrogram(waves, config))
+
+
+def _load_npy(path: bytes) -> np.ndarray:
+    return np.load(path.decode()).astype(np.float32, copy=False)
+
+
+def load_cached(path: tf.Tensor, shape: Sequence[int | None]) -> tf.Tensor:
+    """Read one cached ``.npy`` inside a tf.data pipeline."""
+    return tf.ensure_shape(tf.numpy_function(_load_npy, [path], tf.float32, stateful=False), shape)
+
+
+def clip_vectors_dataset(cache_paths: Sequence[str], config: LogMelConfig = LogMelConfig()) -> tf.data.Dataset:
+    """One element per clip, in order: its stacked log-mel vectors ``(vectors, vector_size)``."""
+    return (tf.data.Dataset.from_tensor_slices(list(cache_paths))
+            .map(lambda p: stack_frames(load_cached(p, [None, config.n_mels]), config),
+                 num_parallel_calls=AUTOTUNE, deterministic=True))
+
+
+MIX_CHUNK = 64
+"""Vectors per chunk when mixing streams: sampling whole chunks is ~8x faster than single vectors."""
+
+
+def training_vectors(cache_paths: Sequence[str], label: float, config: LogMelConfig,
+                     seed: int, shuffle: bool = True) -> tf.data.Dataset:
+    """Chunks of ``MIX_CHUNK`` ``(vector, label)`` pairs of the given clips, clips in random order when ``shuffle``."""
+    files = tf.data.Dataset.from_tensor_slices(list(cache_paths))
+    if shuffle:
+        files = files.shuffle(len(cache_paths), seed=seed, reshuffle_each_iteration=True)
+
+    def vectors_of(path):
+        vectors = stack_frames(load_cached(path, [None, config.n_mels]), config)
+        return vectors, tf.fill(tf.shape(vectors)[:1], tf.constant(label, tf.float32))
+
+    return (files.map(vectors_of, num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
+            .unbatch().batch(MIX_CHUNK))
+
+
+def mixed_training_dataset(normal_paths: Sequence[str], outlier_paths: Sequence[str], config: LogMelConfig,
+                           batch_size: int, seed: int, shuffle: bool = True,
+                           shuffle_buffer: int = 20_000) -> tf.data.Dataset:
+    """Batches of ``(vectors, labels)``: the machine's clips (label 0) and outlier clips (label 1).
+
+    Both streams are drawn from in proportion to their clip counts (``sample_from_datasets``),
+    so one pass holds every vector of both once; the mixture is shuffled in a bounded buffer
+    of ``shuffle_buffer`` vectors (20 000 x 640 float32 = 51 MB).
+    """
+    normals = training_vectors(normal_paths, 0.0, config, seed, shuffle)
+    if outlier_paths:
+        outliers = training_vectors(outlier_paths, 1.0, config, seed + 1, shuffle)
+        share = len(normal_paths) / (len(normal_paths) + len(outlier_paths))
+        dataset = tf.data.Dataset.sample_from_datasets([normals, outliers], weights=[share, 1 - share],
+                                                       seed=seed, stop_on_empty_dataset=False)
+    else:
+        dataset = normals
+    dataset = dataset.unbatch()
+    if shuffle:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def vector_statistics(cache_paths: Sequence[str], config: LogMelConfig = LogMelConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and variance of the stacked vectors of some clips (streamed, float64 sums)."""
+    total = np.zeros(config.vector_size)
+    total_sq = np.zeros(config.vector_size)
+    count = 0
+    for vectors in clip_vectors_dataset(cache_paths, config).prefetch(AUTOTUNE):
+        v = vectors.numpy().astype(np.float64)
+        total += v.sum(axis=0)
+        total_sq += (v ** 2).sum(axis=0)
+        count += v.shape[0]
+    if count == 0:
+        raise AsdError("no training vectors to fit the normalisation on")
+    mean = total / count
+    return mean, np.maximum(total_sq / count - mean ** 2, 1e-8)
+
+
+def split_validation(keys: Sequence[tuple], fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of validation items, drawn at random within every group key (section, domain).
+
+    Each group gives ``round(fraction * size)`` items, at least one when it has 5 or more, so
+    the validation set spans all sections and both domains.
+    """
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(len(keys), dtype=bool)
+    groups: dict[tuple, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    for members in groups.values():
+        take = int(round(fraction * len(members)))
+        if take == 0 and fraction > 0 and len(members) >= 5:
+            take = 1
+        mask[rng.choice(members, size=min(take, len(members) - 1), replace=False)] = True
+    return mask

@@ -1,0 +1,50 @@
+"""Clip scores, thresholds and decisions (higher score = more anomalous)."""
+
+from __future__ import annotations
+
+import warnings
+
+import keras
+import numpy as np
+import scipy.stats
+import tensorflow as tf
+
+from asdkeras.errors import AsdError
+
+
+def gamma_threshold(scores: np.ndarray, quantile: float = 0.9) -> float:
+    """The ``quantile`` of a gamma distribution fitted to training-normal scores (DCASE baseline).
+
+    Falls back to the empirical quantile where the fit does not give a finite value.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.size < 2:
+        raise AsdError("at least two training scores are needed to fit a threshold")
+    if not 0 < quantile < 1:
+        raise AsdError(f"threshold quantile {quantile} must lie strictly between 0 and 1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            shape, loc, scale = scipy.stats.gamma.fit(scores)
+            value = float(scipy.stats.gamma.ppf(quantile, shape, loc=loc, scale=scale))
+        except (ValueError, RuntimeError, FloatingPointError):
+            value = float("nan")
+    return value if np.isfinite(value) else float(np.quantile(scores, quantile))
+
+
+def decide(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """1 (anomaly) where the score exceeds the threshold, else 0."""
+    return (np.asarray(scores) > threshold).astype(int)
+
+
+def autoencoder_clip_scores(model: keras.Model, clip_vectors: tf.data.Dataset, clips_per_batch: int = 8) -> np.ndarray:
+    """Mean reconstruction error over each clip's vectors, for a dataset of ``(vectors, dim)`` clips."""
+
+    @tf.function(reduce_retracing=True)
+    def score_batch(batch):
+        flat = tf.reshape(batch, [-1, tf.shape(batch)[-1]])
+        errors = tf.reshape(model(flat, training=False), tf.shape(batch)[:2])
+        return tf.reduce_mean(errors, axis=1)
+
+    scores = [score_batch(batch).numpy() for batch in clip_vectors.batch(clips_per_batch).prefetch(2)]
+    return np.concatenate(scores) if scores else np.zeros(0)

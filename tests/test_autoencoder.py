@@ -1,0 +1,48 @@
+import keras
+import numpy as np
+import pytest
+
+from asdkeras.models.autoencoder import autoencoder_loss, build_autoencoder
+
+
+def test_baseline_architecture():
+    model = build_autoencoder(640)
+    dense = [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert dense == [128, 128, 128, 128, 8, 128, 128, 128, 128, 640]
+    assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers) == 9
+    assert model.output_shape == (None,)
+
+
+def test_error_is_the_mean_squared_difference_of_normalised_input_and_reconstruction():
+    mean, variance = np.full(640, 3.0), np.full(640, 4.0)
+    model = build_autoencoder(640, mean, variance)
+    x = np.random.default_rng(0).normal(3.0, 2.0, (4, 640)).astype("float32")
+    normalised = (x - 3.0) / 2.0
+    layer_input = model.get_layer("normalise")(x)
+    np.testing.assert_allclose(layer_input, normalised, atol=1e-5)
+    reconstruction = keras.Model(model.input, model.get_layer("reconstruction").output)(x).numpy()
+    np.testing.assert_allclose(model(x).numpy(), ((normalised - reconstruction) ** 2).mean(axis=1), rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind, y, e, expected", [
+    ("mse", [0.0, 0.0], [0.3, 2.0], [0.3, 2.0]),
+    ("oe", [0.0, 1.0, 1.0], [0.3, 0.4, 1.5], [0.3, 0.6, 0.5]),          # |y - e|
+    ("oe-hinge", [0.0, 1.0, 1.0], [0.3, 0.4, 1.5], [0.3, 0.6, 0.0]),    # e on normals, max(0, 1 - e) on outliers
+])
+def test_losses(kind, y, e, expected):
+    loss = autoencoder_loss(kind, margin=1.0)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loss(np.array(y), np.array(e))), expected, atol=1e-6)
+
+
+def test_unknown_loss():
+    with pytest.raises(ValueError, match="unknown loss"):
+        autoencoder_loss("l1")
+
+
+def test_save_and_load_keeps_predictions(tmp_path):
+    model = build_autoencoder(640, np.ones(640), np.full(640, 2.0))
+    x = np.random.default_rng(1).standard_normal((3, 640)).astype("float32")
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, compile=False)
+    np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), rtol=1e-5)

@@ -1,0 +1,75 @@
+"""End to end through the command line on generated data: fit, test, oe-sweep and their errors."""
+
+import csv
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+import cli
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("e2e")
+
+
+def _run(*args):
+    result = CliRunner().invoke(cli.cli, [str(a) for a in args])
+    return result
+
+
+def _common(tiny_dataset, workdir):
+    return ["--data", tiny_dataset, "--models-dir", workdir / "models", "--cache-dir", workdir / "cache"]
+
+
+def test_fit_then_test_autoencoder_with_outlier_exposure(tiny_dataset, workdir):
+    fitted = _run("fit", "--machine", "gearbox", "--epochs", "2", *_common(tiny_dataset, workdir))
+    assert fitted.exit_code == 0, fitted.output
+    assert "outlier fan" in fitted.output  # the report's pairing for gearbox
+    folder = workdir / "models" / "gearbox" / "ae"
+    assert sorted(os.listdir(folder)) == ["config.json", "detector.json", "history.json", "model.keras",
+                                          "normalisation.json"]
+    detector = json.load(open(folder / "detector.json"))
+    assert detector["loss"] == "oe" and detector["outlier"] == "fan" and detector["threshold"] > 0
+    assert len(json.load(open(folder / "normalisation.json"))["mean"]) == 640
+
+    results = workdir / "results"
+    tested = _run("test", "--machine", "gearbox", "--result-dir", results, *_common(tiny_dataset, workdir))
+    assert tested.exit_code == 0, tested.output
+    assert "official score" in tested.output
+    for section in ("00", "01", "02"):
+        rows = list(csv.reader(open(results / f"anomaly_score_gearbox_section_{section}_test.csv")))
+        assert len(rows) == 12 and [r[0] for r in rows] == sorted(r[0] for r in rows)
+        assert all(r[0].startswith(f"section_{section}_") and float(r[1]) >= 0 for r in rows)
+        decisions = list(csv.reader(open(results / f"decision_result_gearbox_section_{section}_test.csv")))
+        assert [r[0] for r in decisions] == [r[0] for r in rows] and {r[1] for r in decisions} <= {"0", "1"}
+    metrics = json.load(open(results / "metrics_ae_gearbox.json"))
+    assert set(metrics["sections"]) == {"00", "01", "02"}
+    assert {"auc_source", "auc_target", "pauc"} <= set(metrics["sections"]["00"])
+    assert 0 < metrics["official_score"] <= 1
+
+
+def test_oe_sweep_prints_the_report_table(tiny_dataset, workdir):
+    swept = _run("oe-sweep", "--machine", "valve", "--epochs", "1", "--result-dir", workdir / "sweep",
+                 *_common(tiny_dataset, workdir))
+    assert swept.exit_code == 0, swept.output
+    lines = [line for line in swept.output.splitlines() if line.startswith(("valve", "clear", "OE"))]
+    assert lines[0].split()[:4] == ["valve", "AUC", "0", "AUC"]
+    assert [line.split("  ")[0] for line in lines[1:]] == ["clear AE", "OE (fan)", "OE (gearbox)"]
+    rows = json.load(open(workdir / "sweep" / "oe_sweep_valve.json"))
+    assert [r["outlier"] for r in rows] == [None, "fan", "gearbox"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["fit", "--machine", "fan"], "outlier machine 'slider' has no training data"),
+    (["fit", "--machine", "fan", "--loss", "mse", "--outlier", "valve"], "--loss mse trains the clear AE"),
+    (["fit", "--machine", "fan", "--outlier", "fan"], "is the machine being trained"),
+    (["test", "--machine", "valve"], "no trained detector there"),
+    (["fit", "--machine", "bearing"], "no such machine folder"),
+])
+def test_bad_requests_are_one_line_errors(tiny_dataset, workdir, args, message):
+    result = _run(*args, *_common(tiny_dataset, workdir))
+    assert result.exit_code == 2, result.output
+    assert message in result.output and result.output.count("\n") == 1 and "Traceback" not in result.output
