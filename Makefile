@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Offline ImageNet weights for MobileNetV2 (never committed): copied into Keras' cache when present.
 SHARED_WEIGHTS ?= ../shared/assets/keras-models
 export KERAS_HOME ?= $(CURDIR)/.keras
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .PHONY: demo test venv weights clean
 

@@ -10,7 +10,7 @@ import functools
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off the terminal
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter (CUDA probing) off the terminal
 
 import click  # noqa: E402
 
@@ -113,48 +113,76 @@ def _ensure_data(data: str) -> None:
 def _print_fit_summary(summary: dict) -> None:
     clips = summary["clips"]
     outlier = summary.get("outlier") or "none"
+    augmented = f" + {clips['augmented']} augmented" if "augmented" in clips else ""
     click.echo(f"saved {summary['kind']} for {summary['machine']} to {summary['folder']} "
-               f"({clips['train_normal']} + {clips['val_normal']} normal clips, outlier {outlier}: "
+               f"({clips['train_normal']}{augmented} + {clips['val_normal']} normal clips, outlier {outlier}: "
                f"{clips['train_outlier']} + {clips['val_outlier']}; {summary['epochs_run']} epochs, "
                f"{summary['fit_seconds']:.0f} s); threshold {summary['threshold']:.4g}")
 
 
 @cli.command()
 @click.option("--machine", required=True, type=click.Choice(MACHINE_CHOICES), help="Machine type to train.")
-@click.option("--model", "model_kind", type=click.Choice(["ae"]), default="ae", show_default=True,
-              help="ae: dense autoencoder on log-mel vectors.")
+@click.option("--model", "model_kind", type=click.Choice(["ae", "mobilenet"]), default="ae", show_default=True,
+              help="ae: dense autoencoder on log-mel vectors; mobilenet: MobileNetV2 on spectrogram images.")
 @click.option("--outlier", default="auto", show_default=True,
               help="Outlier machine type for outlier exposure: a type, auto (the report's pairing) or none.")
-@click.option("--loss", type=click.Choice(["mse", "oe", "oe-hinge"]), default="oe", show_default=True,
-              help="mse: clear AE on normals; oe: the report's |y - e(x)|; oe-hinge: max(0, m - e(x)) on outliers.")
-@click.option("--margin", default=1.0, show_default=True, help="Hinge margin m for --loss oe-hinge.")
-@click.option("--epochs", default=30, show_default=True, type=click.IntRange(1), help="Maximum epochs (early stopping on validation loss).")
-@click.option("--patience", default=5, show_default=True, type=click.IntRange(1), help="Epochs without improvement before stopping.")
-@click.option("--batch-size", default=512, show_default=True, type=click.IntRange(1), help="Vectors per batch.")
-@click.option("--learning-rate", default=1e-3, show_default=True, help="Adam learning rate.")
-@click.option("--target-clips", default=3000, show_default=True, type=click.IntRange(1), help="Cap on the machine's training clips.")
-@click.option("--outlier-clips", default=None, type=click.IntRange(1), help="Outlier clips [default: as many as the machine's].")
+@click.option("--epochs", type=click.IntRange(1), help="Maximum epochs [ae 30; mobilenet 5, head only].")
+@click.option("--patience", type=click.IntRange(1), help="Epochs without validation improvement before stopping [ae 5, mobilenet 3].")
+@click.option("--batch-size", type=click.IntRange(1), help="Batch size [ae 512 vectors, mobilenet 32 images].")
+@click.option("--learning-rate", type=float, help="Adam learning rate [1e-3].")
+@click.option("--outlier-clips", type=click.IntRange(1), help="Outlier clips [default: as many as the machine's].")
 @click.option("--seed", default=0, show_default=True, help="Random seed.")
+@click.option("--loss", type=click.Choice(["mse", "oe", "oe-hinge"]), default="oe", show_default=True,
+              help="ae: mse = clear AE on normals; oe = the report's |y - e(x)|; oe-hinge = max(0, m - e(x)) on outliers.")
+@click.option("--margin", default=1.0, show_default=True, help="ae: hinge margin m for --loss oe-hinge.")
+@click.option("--target-clips", type=click.IntRange(1), help="ae: cap on the machine's training clips [3000].")
+@click.option("--weights", default="imagenet", show_default=True, help="mobilenet: imagenet, none, or a no-top .h5 path.")
+@click.option("--width", type=float, default=1.0, show_default=True, help="mobilenet: width multiplier alpha (1.0, 0.35, ...).")
+@click.option("--image-size", type=click.IntRange(32), default=320, show_default=True, help="mobilenet: image side in pixels.")
+@click.option("--train-clips", type=click.IntRange(1), help="mobilenet: random training clips of the machine [500].")
+@click.option("--augmented-clips", type=click.IntRange(0), help="mobilenet: augmented copies [twice --train-clips].")
+@click.option("--fine-tune-epochs", type=click.IntRange(0), help="mobilenet: epochs with the top blocks unfrozen [5].")
+@click.option("--fine-tune-blocks", type=click.IntRange(0, 16), help="mobilenet: top blocks to unfreeze [3].")
+@click.option("--threshold-alpha", type=float, help="mobilenet: the report's alpha in Eq. 2 [0.04].")
+@click.option("--pitch-semitones", type=float, help="mobilenet: PitchShift range +- semitones [2].")
+@click.option("--stretch-range", help="mobilenet: TimeStretch rate range MIN,MAX [0.9,1.1].")
+@click.option("--background-noise", "background_noise_dir", help="mobilenet: folder of noise files for AddBackgroundNoise (off by default).")
 @click.option("--data", default="data", show_default=True, help="Dataset root; the synthetic default is generated there when missing.")
 @click.option("--models-dir", default="saved_models", show_default=True, help="Where detectors are saved.")
-@click.option("--cache-dir", default="cache", show_default=True, help="Feature cache folder.")
+@click.option("--cache-dir", default="cache", show_default=True, help="Feature, image and augmentation cache folder.")
 @user_errors
-def fit(machine, model_kind, outlier, loss, margin, epochs, patience, batch_size, learning_rate, target_clips,
-        outlier_clips, seed, data, models_dir, cache_dir):
+def fit(machine, model_kind, seed, data, models_dir, cache_dir, **options):
     """Train one detector for a machine type over all its sections and save it."""
-    from asdkeras.fit import AutoencoderConfig, fit_autoencoder
-
     _ensure_data(data)
-    config = AutoencoderConfig(machine=machine, outlier=outlier, loss=loss, margin=margin, epochs=epochs,
-                               patience=patience, batch_size=batch_size, learning_rate=learning_rate,
-                               target_clips=target_clips, outlier_clips=outlier_clips, seed=seed,
-                               data_dir=data, models_dir=models_dir, cache_dir=cache_dir)
-    _print_fit_summary(fit_autoencoder(config, _progress("features"), _keras_verbosity()))
+    given = {k: v for k, v in options.items() if v is not None}
+    common = dict(machine=machine, seed=seed, data_dir=data, models_dir=models_dir, cache_dir=cache_dir)
+    shared = ("outlier", "epochs", "patience", "batch_size", "learning_rate", "outlier_clips")
+    if model_kind == "ae":
+        from asdkeras.fit import AutoencoderConfig, fit_autoencoder
+
+        picked = {k: given[k] for k in shared + ("loss", "margin", "target_clips") if k in given}
+        summary = fit_autoencoder(AutoencoderConfig(**common, **picked), _progress("features"), _keras_verbosity())
+    else:
+        from asdkeras.augment import AugmentConfig
+        from asdkeras.fit import MobileNetConfig, fit_mobilenet
+
+        augment = {k: given[k] for k in ("pitch_semitones", "background_noise_dir") if k in given}
+        if "stretch_range" in given:
+            try:
+                augment["stretch_min"], augment["stretch_max"] = (float(v) for v in given["stretch_range"].split(","))
+            except ValueError:
+                raise AsdError(f"--stretch-range '{given['stretch_range']}' must be MIN,MAX, e.g. 0.9,1.1") from None
+        picked = {k: given[k] for k in shared + ("width", "image_size", "train_clips", "augmented_clips",
+                                                 "fine_tune_epochs", "fine_tune_blocks", "threshold_alpha") if k in given}
+        weights = None if given["weights"] == "none" else given["weights"]
+        config = MobileNetConfig(**common, **picked, weights=weights, augment=AugmentConfig(**augment))
+        summary = fit_mobilenet(config, _progress("preparing"), _keras_verbosity())
+    _print_fit_summary(summary)
 
 
 @cli.command()
 @click.option("--machine", required=True, type=click.Choice(MACHINE_CHOICES), help="Machine type to test.")
-@click.option("--model", "model_kind", type=click.Choice(["ae"]), default="ae", show_default=True, help="Which saved detector.")
+@click.option("--model", "model_kind", type=click.Choice(["ae", "mobilenet"]), default="ae", show_default=True, help="Which saved detector.")
 @click.option("--data", default="data", show_default=True, help="Dataset root.")
 @click.option("--subset", type=click.Choice(["dev_data", "eval_data"]), default="dev_data", show_default=True)
 @click.option("--models-dir", default="saved_models", show_default=True)

@@ -9,11 +9,11 @@ import numpy as np
 
 from asdkeras.data.layout import ClipRecord, scan_split, sections, select
 from asdkeras.errors import AsdError
-from asdkeras.features import LogMelConfig
+from asdkeras.features import ImageConfig, LogMelConfig
 from asdkeras.metrics import (SectionResult, format_table, metrics_document, section_metrics, write_metrics_json,
                               write_result_csvs)
-from asdkeras.pipeline import Progress, _no_progress, clip_vectors_dataset, logmel_cache
-from asdkeras.scoring import autoencoder_clip_scores, decide
+from asdkeras.pipeline import Progress, _no_progress, clip_vectors_dataset, image_cache, image_dataset, logmel_cache
+from asdkeras.scoring import autoencoder_clip_scores, decide, outlier_probability_from_logits
 from asdkeras.store import MODEL_FILE, read_detector_json
 
 
@@ -37,6 +37,13 @@ def score_clips(folder: str, paths: list[str], cache_dir: str, progress: Progres
         config = LogMelConfig(**detector["features"])
         cache_paths = logmel_cache(cache_dir, config).ensure(paths, progress)
         return autoencoder_clip_scores(model, clip_vectors_dataset(cache_paths, config)), detector
+    if detector["kind"] == "mobilenet":
+        from asdkeras.models.mobilenet import logit_model
+
+        config = ImageConfig(**detector["image"])
+        cache_paths = image_cache(cache_dir, config).ensure(paths, progress)
+        logits = logit_model(model).predict(image_dataset(cache_paths, config, batch_size=32), verbose=0)
+        return outlier_probability_from_logits(logits), detector
     raise AsdError(f"{folder}: unknown detector kind '{detector['kind']}'")
 
 

@@ -10,12 +10,14 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from asdkeras.audio import CLIP_SAMPLES
+from asdkeras.augment import AugmentConfig
 from asdkeras.data.layout import ClipRecord, scan_split, select
 from asdkeras.errors import AsdError
-from asdkeras.features import LogMelConfig
+from asdkeras.features import ImageConfig, LogMelConfig
 from asdkeras.pairing import resolve_outlier
-from asdkeras.pipeline import (Progress, _no_progress, logmel_cache, mixed_training_dataset, split_validation,
-                               vector_statistics, clip_vectors_dataset)
+from asdkeras.pipeline import (Progress, _no_progress, augmented_clips, clip_vectors_dataset, image_cache,
+                               image_dataset, logmel_cache, mixed_training_dataset, split_validation,
+                               vector_statistics)
 from asdkeras.scoring import autoencoder_clip_scores, gamma_threshold
 from asdkeras.store import MODEL_FILE, DETECTOR_FILE, detector_dir, save_atomically, write_json
 
@@ -75,16 +77,30 @@ def training_records(config: AutoencoderConfig) -> tuple[list[ClipRecord], list[
     if not normals:
         raise AsdError(f"{config.data_dir}: no normal training clips for {config.machine}")
     normals = _subsample(normals, config.target_clips, config.seed)
-    outlier_machine = config.resolved_outlier()
-    outliers: list[ClipRecord] = []
-    if outlier_machine:
-        try:
-            outliers = scan_split(config.data_dir, outlier_machine, "train", config.subset)
-        except AsdError as exc:
-            raise AsdError(f"outlier machine '{outlier_machine}' has no training data ({exc}); "
-                           f"add it to the dataset or pass --outlier none") from None
-        outliers = _subsample(outliers, config.outlier_clips or len(normals), config.seed + 1)
+    outliers = outlier_records(config.data_dir, config.subset, config.resolved_outlier(),
+                               config.outlier_clips or len(normals), config.seed + 1)
     return normals, outliers
+
+
+def outlier_records(data_dir: str, subset: str, outlier_machine: str | None, count: int, seed: int) -> list[ClipRecord]:
+    """Up to ``count`` random training clips of the outlier machine type ([] without outlier exposure)."""
+    if not outlier_machine:
+        return []
+    try:
+        outliers = scan_split(data_dir, outlier_machine, "train", subset)
+    except AsdError as exc:
+        raise AsdError(f"outlier machine '{outlier_machine}' has no training data ({exc}); "
+                       f"add it to the dataset or pass --outlier none") from None
+    return _subsample(outliers, count, seed)
+
+
+def _history_dict(*histories) -> dict:
+    merged: dict = {}
+    for phase, history in enumerate(histories, start=1):
+        for key, values in history.history.items():
+            merged.setdefault(key, []).extend(float(v) for v in values)
+        merged.setdefault("phase", []).extend([phase] * len(history.history.get("loss", [])))
+    return merged
 
 
 def fit_autoencoder(config: AutoencoderConfig, progress: Progress = _no_progress, verbose: int = 0) -> dict:
@@ -144,8 +160,142 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = _no_progress
         model.save(os.path.join(folder, MODEL_FILE))
         write_json(os.path.join(folder, DETECTOR_FILE), summary)
         write_json(os.path.join(folder, "config.json"), asdict(config))
-        write_json(os.path.join(folder, "history.json"), {k: [float(v) for v in vs] for k, vs in history.history.items()})
+        write_json(os.path.join(folder, "history.json"), _history_dict(history))
         write_json(os.path.join(folder, "normalisation.json"), {"mean": mean.tolist(), "variance": variance.tolist()})
+
+    save_atomically(config.folder(), write)
+    summary["folder"] = config.folder()
+    return summary
+
+
+@dataclass
+class MobileNetConfig:
+    """Everything a MobileNetV2 fit depends on; saved as ``config.json`` beside the model.
+
+    ``train_clips`` random training clips of the machine (the report: 500), ``augmented_clips``
+    augmented copies of them (None: twice as many, the report's 1000 for 500), and
+    ``outlier_clips`` clips of the outlier type (None: as many as the machine's real and
+    augmented clips together). Phase 1 trains the head for ``epochs``; phase 2 unfreezes the top
+    ``fine_tune_blocks`` blocks for ``fine_tune_epochs`` at ``fine_tune_learning_rate``.
+    ``threshold_alpha`` is the report's alpha in Eq. 2.
+    """
+
+    machine: str
+    outlier: str | None = "auto"
+    weights: str | None = "imagenet"
+    width: float = 1.0
+    image_size: int = 320
+    train_clips: int = 500
+    augmented_clips: int | None = None
+    outlier_clips: int | None = None
+    epochs: int = 5
+    fine_tune_epochs: int = 5
+    fine_tune_blocks: int = 3
+    learning_rate: float = 1e-3
+    fine_tune_learning_rate: float = 1e-4
+    batch_size: int = 32
+    patience: int = 3
+    dropout: float = 0.2
+    threshold_alpha: float = 0.04
+    validation_fraction: float = 0.1
+    seed: int = 0
+    workers: int | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    data_dir: str = "data"
+    models_dir: str = "saved_models"
+    cache_dir: str = "cache"
+    subset: str = "dev_data"
+    output_dir: str | None = None
+
+    def folder(self) -> str:
+        return self.output_dir or detector_dir(self.models_dir, self.machine, "mobilenet")
+
+    def image_config(self) -> ImageConfig:
+        return ImageConfig(image_size=self.image_size)
+
+
+def eq2_threshold(p_machine: np.ndarray, alpha: float) -> float:
+    """The report's Eq. 2: (1 - alpha) x mean p(this machine) over training clips; below it = anomaly."""
+    if not 0 <= alpha <= 1:
+        raise AsdError(f"threshold alpha {alpha} must lie in [0, 1] (the report uses 0.04)")
+    return float((1 - alpha) * np.mean(p_machine))
+
+
+def fit_mobilenet(config: MobileNetConfig, progress: Progress = _no_progress, verbose: int = 0) -> dict:
+    """Fine-tune MobileNetV2 on spectrogram images (machine vs outliers), threshold and save it."""
+    import keras
+
+    from asdkeras.models.mobilenet import build_mobilenet, unfreeze_top_blocks
+
+    started = time.perf_counter()
+    keras.utils.set_random_seed(config.seed)
+    model = build_mobilenet(config.image_size, config.width, config.weights, config.dropout)  # fail fast on weights
+    normals = select(scan_split(config.data_dir, config.machine, "train", config.subset), label="normal")
+    selected = _subsample(normals, config.train_clips, config.seed)
+    val_mask = split_validation([(r.section, r.domain) for r in selected], config.validation_fraction, config.seed)
+    train_real = [r.path for r, m in zip(selected, val_mask) if not m]
+    val_real = [r.path for r, m in zip(selected, val_mask) if m]
+    augmented_count = 2 * len(train_real) if config.augmented_clips is None else config.augmented_clips
+    augmented = augmented_clips(train_real, augmented_count, config.augment, config.cache_dir, config.seed,
+                                progress, config.workers)
+    outlier_machine = resolve_outlier("mobilenet", config.machine, config.outlier)
+    outliers = outlier_records(config.data_dir, config.subset, outlier_machine,
+                               config.outlier_clips or len(train_real) + len(augmented), config.seed + 1)
+    outlier_val = split_validation([(r.section,) for r in outliers], config.validation_fraction, config.seed + 1)
+    train_outlier = [r.path for r, m in zip(outliers, outlier_val) if not m]
+    val_outlier = [r.path for r, m in zip(outliers, outlier_val) if m]
+
+    images = image_cache(config.cache_dir, config.image_config())
+    to_cache = lambda paths: images.ensure(paths, progress) if paths else []  # noqa: E731
+    train_paths = to_cache(train_real) + to_cache(augmented) + to_cache(train_outlier)
+    train_labels = [1.0] * (len(train_real) + len(augmented)) + [0.0] * len(train_outlier)
+    val_paths = to_cache(val_real) + to_cache(val_outlier)
+    val_labels = [1.0] * len(val_real) + [0.0] * len(val_outlier)
+    positives = len(train_real) + len(augmented)
+    class_weight = ({1: (len(train_labels)) / (2 * positives), 0: len(train_labels) / (2 * len(train_outlier))}
+                    if train_outlier else None)
+    train_data = image_dataset(train_paths, config.image_config(), config.batch_size, train_labels, True, config.seed)
+    val_data = image_dataset(val_paths, config.image_config(), config.batch_size, val_labels) if val_paths else None
+    monitor = "val_loss" if val_data else "loss"
+
+    def run_phase(epochs: int, learning_rate: float):
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
+                      metrics=["binary_accuracy"])
+        stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience, restore_best_weights=True)
+        return model.fit(train_data, validation_data=val_data, epochs=epochs, class_weight=class_weight,
+                         callbacks=[stop], verbose=verbose)
+
+    histories = [run_phase(config.epochs, config.learning_rate)]
+    if config.fine_tune_epochs > 0 and config.fine_tune_blocks > 0:
+        unfreeze_top_blocks(model, config.fine_tune_blocks)
+        histories.append(run_phase(config.fine_tune_epochs, config.fine_tune_learning_rate))
+
+    p_train = model.predict(image_dataset(to_cache(train_real), config.image_config(), config.batch_size), verbose=0)
+    p_threshold = eq2_threshold(p_train, config.threshold_alpha)
+    history = _history_dict(*histories)
+    summary = {
+        "kind": "mobilenet",
+        "machine": config.machine,
+        "outlier": outlier_machine,
+        "weights": config.weights if config.weights in (None, "imagenet") else os.path.abspath(config.weights),
+        "width": config.width,
+        "threshold": 1.0 - p_threshold,
+        "p_threshold": p_threshold,
+        "threshold_rule": f"score = 1 - p; anomaly when p < (1 - {config.threshold_alpha}) x mean p over "
+                          f"{len(train_real)} training clips (report Eq. 2)",
+        "clips": {"train_normal": len(train_real), "augmented": len(augmented), "val_normal": len(val_real),
+                  "train_outlier": len(train_outlier), "val_outlier": len(val_outlier)},
+        "epochs_run": len(history.get("loss", [])),
+        "best_val_loss": float(min(history["val_loss"])) if "val_loss" in history else None,
+        "fit_seconds": round(time.perf_counter() - started, 1),
+        "image": asdict(config.image_config()),
+    }
+
+    def write(folder: str) -> None:
+        model.save(os.path.join(folder, MODEL_FILE))
+        write_json(os.path.join(folder, DETECTOR_FILE), summary)
+        write_json(os.path.join(folder, "config.json"), asdict(config))
+        write_json(os.path.join(folder, "history.json"), history)
 
     save_atomically(config.folder(), write)
     summary["folder"] = config.folder()

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from asdkeras.audio import CLIP_SAMPLES, load_clip
 from asdkeras.errors import AsdError
-from asdkeras.features import LogMelConfig, log_mel_spectrogram, stack_frames
+from asdkeras.features import ImageConfig, LogMelConfig, log_mel_spectrogram, spectrogram_image, stack_frames
 
 AUTOTUNE = tf.data.AUTOTUNE
 Progress = Callable[[Iterable, int], Iterable]
@@ -122,6 +122,69 @@ def logmel_cache(root: str, config: LogMelConfig = LogMelConfig()) -> FeatureCac
     """Cache of log-mel frames ``(frames, n_mels)`` float32 (313 x 128 for 10 s: 160 kB a clip)."""
     return FeatureCache(root, "logmel", {"clip_samples": CLIP_SAMPLES, **asdict(config)},
                         lambda waves: log_mel_spectrogram(waves, config))
+
+
+def image_cache(root: str, config: ImageConfig = ImageConfig()) -> FeatureCache:
+    """Cache of spectrogram images as one uint8 channel ``(size, size)`` (100 kB a clip at 320 px).
+
+    The three channels of a spectrogram image are identical and its pixels lie in [0, 255], so a
+    rounded single channel stores it whole, as the report's saved pictures did.
+    """
+    return FeatureCache(root, "image", {"clip_samples": CLIP_SAMPLES, **asdict(config)},
+                        lambda waves: tf.cast(tf.round(spectrogram_image(waves, config)[..., 0]), tf.uint8))
+
+
+def image_dataset(cache_paths: Sequence[str], config: ImageConfig, batch_size: int, labels: Sequence[float] | None = None,
+                  shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
+    """Batches of ``(size, size, 3)`` float32 images in [0, 255], with labels when given."""
+    size = config.image_size
+
+    def load(path):
+        image = load_cached(path, [size, size])
+        return tf.tile(image[..., tf.newaxis], [1, 1, 3])
+
+    if labels is None:
+        dataset = tf.data.Dataset.from_tensor_slices(list(cache_paths)).map(load, num_parallel_calls=AUTOTUNE)
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices((list(cache_paths), np.asarray(labels, np.float32)))
+        if shuffle:
+            dataset = dataset.shuffle(len(cache_paths), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.map(lambda p, y: (load(p), y), num_parallel_calls=AUTOTUNE)
+    return dataset.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def augmented_clips(source_paths: Sequence[str], count: int, config, cache_root: str, seed: int,
+                    progress: Progress = _no_progress, workers: int | None = None) -> list[str]:
+    """``count`` augmented copies of the source clips (cycling through them), cached as WAV files.
+
+    Copy ``i`` is made from ``source_paths[i % len(source_paths)]`` with seed ``seed + i``; the
+    folder is keyed by the sources, the augmentation settings and the seed, so a rerun with the
+    same inputs reuses every file and only missing ones are made.
+    """
+    import multiprocessing
+
+    from asdkeras.augment import write_augmented
+
+    if count <= 0:
+        return []
+    if not source_paths:
+        raise AsdError("no clips to augment")
+    key = json.dumps([[os.path.abspath(p), os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in source_paths]
+                     + [asdict(config), seed], sort_keys=True)
+    folder = os.path.join(cache_root, "augmented", hashlib.sha1(key.encode()).hexdigest()[:16])
+    os.makedirs(folder, exist_ok=True)
+    jobs = [(source_paths[i % len(source_paths)], os.path.join(folder, f"aug_{i:05d}.wav"), seed + i, config)
+            for i in range(count)]
+    todo = [job for job in jobs if not os.path.isfile(job[1])]
+    workers = min(workers or os.cpu_count() or 1, max(len(todo), 1))
+    if todo and workers > 1:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            for _ in progress(pool.imap_unordered(write_augmented, todo, chunksize=2), len(todo)):
+                pass
+    elif todo:
+        for _ in progress(map(write_augmented, todo), len(todo)):
+            pass
+    return [job[1] for job in jobs]
 
 
 def _load_npy(path: bytes) -> np.ndarray:

@@ -6,6 +6,7 @@ import warnings
 
 import keras
 import numpy as np
+import scipy.special
 import scipy.stats
 import tensorflow as tf
 
@@ -48,3 +49,8 @@ def autoencoder_clip_scores(model: keras.Model, clip_vectors: tf.data.Dataset, c
 
     scores = [score_batch(batch).numpy() for batch in clip_vectors.batch(clips_per_batch).prefetch(2)]
     return np.concatenate(scores) if scores else np.zeros(0)
+
+
+def outlier_probability_from_logits(logits: np.ndarray) -> np.ndarray:
+    """1 - sigmoid(z) = sigmoid(-z), computed in float64 without cancellation near p = 1."""
+    return scipy.special.expit(-np.asarray(logits, dtype=np.float64))

@@ -73,3 +73,41 @@ def test_bad_requests_are_one_line_errors(tiny_dataset, workdir, args, message):
     result = _run(*args, *_common(tiny_dataset, workdir))
     assert result.exit_code == 2, result.output
     assert message in result.output and result.output.count("\n") == 1 and "Traceback" not in result.output
+
+
+def test_fit_then_test_mobilenet_imagenet_and_from_scratch(tiny_dataset, workdir):
+    import numpy as np
+
+    from asdkeras.evaluate import load_keras_model
+    from asdkeras.models.mobilenet import base_network
+
+    small = ["--width", "0.35", "--image-size", "96", "--epochs", "1", "--fine-tune-epochs", "1",
+             "--train-clips", "12", "--augmented-clips", "4", "--outlier", "fan"]
+    fitted = _run("fit", "--machine", "valve", "--model", "mobilenet", *small, *_common(tiny_dataset, workdir))
+    assert fitted.exit_code == 0, fitted.output
+    assert "+ 4 augmented" in fitted.output
+    folder = workdir / "models" / "valve" / "mobilenet"
+    detector = json.load(open(folder / "detector.json"))
+    assert detector["weights"] == "imagenet" and detector["outlier"] == "fan" and detector["clips"]["augmented"] == 4
+    assert detector["threshold"] == pytest.approx(1 - detector["p_threshold"])
+    assert 0 < detector["p_threshold"] < 1
+    history = json.load(open(folder / "history.json"))
+    assert history["phase"] == [1, 2]
+
+    results = workdir / "results_mobilenet"
+    tested = _run("test", "--machine", "valve", "--model", "mobilenet", "--result-dir", results,
+                  *_common(tiny_dataset, workdir))
+    assert tested.exit_code == 0, tested.output
+    metrics = json.load(open(results / "metrics_mobilenet_valve.json"))
+    assert set(metrics["sections"]) == {"00", "01", "02"} and 0 < metrics["official_score"] <= 1
+    assert len(open(results / "anomaly_score_valve_section_01_test.csv").read().splitlines()) == 12
+
+    pretrained_conv = base_network(load_keras_model(str(folder))).get_layer("Conv1").get_weights()[0]
+    scratch_models = workdir / "scratch"
+    scratch = _run("fit", "--machine", "valve", "--model", "mobilenet", "--weights", "none", *small,
+                   "--data", tiny_dataset, "--models-dir", scratch_models, "--cache-dir", workdir / "cache")
+    assert scratch.exit_code == 0, scratch.output
+    scratch_folder = scratch_models / "valve" / "mobilenet"
+    assert json.load(open(scratch_folder / "detector.json"))["weights"] is None
+    scratch_conv = base_network(load_keras_model(str(scratch_folder))).get_layer("Conv1").get_weights()[0]
+    assert not np.allclose(scratch_conv, pretrained_conv)

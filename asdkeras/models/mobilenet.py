@@ -1,0 +1,127 @@
+"""ImageNet-pretrained MobileNetV2 with a binary head: "this machine" against outlier clips.
+
+Reference: Sandler et al., "MobileNetV2: Inverted Residuals and Linear Bottlenecks", CVPR 2018;
+Kazakova et al., DCASE 2022 technical report, sections 2.1-2.2 (spectrogram images, outlier
+exposure, fine-tuning).
+
+Input: spectrogram images with pixel values in [0, 255] (``features.spectrogram_image``). The
+model applies ``mobilenet_v2.preprocess_input``'s scaling (x / 127.5 - 1) itself, so the same
+model serves training, testing and TFLite export. Output: p(this machine) in (0, 1).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import keras
+from keras import layers
+
+from asdkeras.errors import AsdError
+
+IMAGENET_WIDTHS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+"""MobileNetV2 width multipliers (alpha) for which Keras publishes ImageNet weights."""
+
+
+KERAS_SIZES = (96, 128, 160, 192, 224)
+"""Image sizes with their own published weight files; any other size loads the 224 file."""
+
+
+def imagenet_weights_file(width: float, image_size: int = 224) -> str:
+    """Keras' file name for the no-top ImageNet weights at this width and size."""
+    rows = image_size if image_size in KERAS_SIZES else 224
+    return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(width)}_{rows}_no_top.h5"
+
+
+def keras_cache_dir() -> str:
+    """Where Keras looks for downloaded weights: ``$KERAS_HOME/models`` (default ``~/.keras/models``)."""
+    return os.path.join(os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras")), "models")
+
+
+def _base(image_size: int, width: float, weights: str | None) -> keras.Model:
+    if weights == "imagenet" and width not in IMAGENET_WIDTHS:
+        raise AsdError(f"no ImageNet weights for MobileNetV2 width {width}; use one of "
+                       f"{', '.join(map(str, IMAGENET_WIDTHS))} or --weights none")
+    if weights == "imagenet":
+        # No-top convolution weights do not depend on the input size, so where only the 224 file
+        # is cached (offline machines) it serves every size, as Keras does for non-standard sizes.
+        exact = os.path.join(keras_cache_dir(), imagenet_weights_file(width, image_size))
+        fallback = os.path.join(keras_cache_dir(), imagenet_weights_file(width))
+        if not os.path.isfile(exact) and os.path.isfile(fallback):
+            weights = fallback
+    elif weights is not None and not os.path.isfile(weights):
+        raise AsdError(f"{weights}: no such weights file; pass --weights imagenet, none or the path of a no-top .h5")
+    try:
+        return keras.applications.MobileNetV2(input_shape=(image_size, image_size, 3), alpha=width,
+                                              include_top=False, weights=weights)
+    except Exception as exc:  # Keras raises a bare Exception when the download fails
+        if weights == "imagenet":
+            raise AsdError(f"cannot download the ImageNet weights for MobileNetV2 width {width} (offline?); place "
+                           f"{imagenet_weights_file(width, image_size)} in {keras_cache_dir()}/ (Keras' cache, set by "
+                           f"KERAS_HOME) or pass --weights PATH") from None
+        raise AsdError(f"{weights}: cannot load these weights into MobileNetV2 width {width} "
+                       f"({str(exc).splitlines()[0][:120]}); they must be a no-top .h5 of the same width") from None
+
+
+def build_mobilenet(image_size: int = 320, width: float = 1.0, weights: str | None = "imagenet",
+                    dropout: float = 0.2, name: str = "mobilenet_v2_detector") -> keras.Model:
+    """MobileNetV2 feature extractor, global average pooling and a sigmoid unit.
+
+    Parameters
+    ----------
+    image_size : int
+        Input height and width in pixels (320 in the report).
+    width : float
+        Width multiplier alpha (1.0 full, 0.35 smallest with ImageNet weights).
+    weights : "imagenet", None or a path
+        ImageNet weights from Keras' cache (downloaded when online), random initialisation, or a
+        no-top ``.h5`` file.
+    dropout : float
+        Dropout rate before the head.
+
+    The base network is called in inference mode, so its batch-norm statistics stay those of
+    ImageNet while its weights are fine-tuned (the usual Keras transfer-learning recipe).
+    """
+    with warnings.catch_warnings():  # 320 px is not a published size: Keras says it loads the 224 weights
+        warnings.filterwarnings("ignore", message=".*input_shape. is undefined or non-square.*")
+        base = _base(image_size, width, weights)
+    base.trainable = False
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x = layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess_input")(inputs)
+    x = base(x, training=False)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    logit = layers.Dense(1, name="logit")(x)
+    p_machine = layers.Activation("sigmoid", name="p_machine")(logit)
+    outputs = layers.Reshape((), name="p")(p_machine)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def logit_model(model: keras.Model) -> keras.Model:
+    """The same network up to the logit z of p(this machine) = sigmoid(z).
+
+    Scoring uses 1 - p = sigmoid(-z) from z: near p = 1 a float32 ``1 - p`` collapses to ties.
+    """
+    return keras.Model(model.input, layers.Reshape(())(model.get_layer("logit").output))
+
+
+def base_network(model: keras.Model) -> keras.Model:
+    return next(layer for layer in model.layers if isinstance(layer, keras.Model))
+
+
+def unfreeze_top_blocks(model: keras.Model, blocks: int) -> int:
+    """Make the last ``blocks`` inverted-residual blocks (and the final 1x1 conv) trainable.
+
+    Batch-normalisation layers stay frozen. Returns the number of trainable base layers.
+    """
+    base = base_network(model)
+    base.trainable = True
+    first = f"block_{17 - blocks}_" if blocks > 0 else None
+    trainable = False
+    count = 0
+    for layer in base.layers:
+        if blocks > 0 and (layer.name.startswith(first) or layer.name.startswith("Conv_1")):
+            trainable = True
+        layer.trainable = trainable and not isinstance(layer, layers.BatchNormalization)
+        count += int(layer.trainable and bool(layer.weights))
+    return count

@@ -1,0 +1,92 @@
+"""Official DCASE score per machine type for several detector variants on one dataset.
+
+    .venv/bin/python benchmarks/detector_comparison.py --data data --variants ae-clear,ae-oe --epochs 20
+
+Variants: ``ae-clear`` (plain AE, normals only), ``ae-oe`` (report's Eq. 1, the report's
+outlier pairing), ``ae-oe-hinge`` (hinge variant), ``mobilenet-imagenet`` and
+``mobilenet-scratch`` (MobileNetV2 with ImageNet weights or from a random initialisation, width
+``--width``). Each is trained with ``fit_autoencoder`` / ``fit_mobilenet`` and tested with
+``evaluate``, exactly as ``cli.py fit`` / ``cli.py test`` do. Writes a JSON of
+all numbers and prints a Markdown table (official score; per-section AUC source/target; fit seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from asdkeras.data.layout import MACHINE_TYPES  # noqa: E402
+from asdkeras.evaluate import evaluate  # noqa: E402
+from asdkeras.fit import AutoencoderConfig, MobileNetConfig, fit_autoencoder, fit_mobilenet  # noqa: E402
+
+VARIANTS = {
+    "ae-clear": dict(loss="mse", outlier="none"),
+    "ae-oe": dict(loss="oe", outlier="auto"),
+    "ae-oe-hinge": dict(loss="oe-hinge", outlier="auto"),
+    "mobilenet-imagenet": dict(weights="imagenet"),
+    "mobilenet-scratch": dict(weights=None),
+}
+
+
+def run_variant(name: str, machine: str, args) -> dict:
+    folder = os.path.join(args.models_dir, machine, name)
+    common = dict(machine=machine, seed=args.seed, data_dir=args.data, cache_dir=args.cache_dir, output_dir=folder)
+    if name.startswith("ae"):
+        summary = fit_autoencoder(AutoencoderConfig(epochs=args.epochs, **common, **VARIANTS[name]))
+    else:
+        summary = fit_mobilenet(MobileNetConfig(width=args.width, image_size=args.image_size, **common, **VARIANTS[name]))
+    evaluation = evaluate(folder, machine, name, args.data, os.path.join(args.result_dir, name), args.cache_dir)
+    return {"official_score": evaluation.official_score, "fit_seconds": summary["fit_seconds"],
+            "epochs_run": summary["epochs_run"], "outlier": summary["outlier"],
+            "sections": {r.section: {"auc_source": r.auc_source, "auc_target": r.auc_target, "pauc": r.pauc}
+                         for r in evaluation.results}}
+
+
+def markdown(results: dict, variants: list[str]) -> str:
+    lines = ["| machine | " + " | ".join(variants) + " |", "|---" * (len(variants) + 1) + "|"]
+    for machine, by_variant in results.items():
+        cells = []
+        for v in variants:
+            r = by_variant[v]
+            aucs = " ".join(f"{s['auc_source']:.2f}/{s['auc_target']:.2f}" for s in r["sections"].values())
+            cells.append(f"**{r['official_score']:.3f}** ({aucs}; {r['fit_seconds']:.0f} s)")
+        lines.append(f"| {machine} | " + " | ".join(cells) + " |")
+    means = [sum(results[m][v]["official_score"] for m in results) / len(results) for v in variants]
+    lines.append("| mean | " + " | ".join(f"**{m:.3f}**" for m in means) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="data")
+    parser.add_argument("--machines", default=",".join(MACHINE_TYPES))
+    parser.add_argument("--variants", default="ae-clear,ae-oe")
+    parser.add_argument("--epochs", type=int, default=20, help="AE maximum epochs (MobileNetV2 keeps its defaults).")
+    parser.add_argument("--width", type=float, default=0.35, help="MobileNetV2 width multiplier.")
+    parser.add_argument("--image-size", type=int, default=320, help="MobileNetV2 image side in pixels.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache-dir", default="cache")
+    parser.add_argument("--models-dir", default="saved_models/benchmark")
+    parser.add_argument("--result-dir", default="results/benchmark")
+    parser.add_argument("--out", default="results/benchmark/detector_comparison.json")
+    args = parser.parse_args()
+    variants = args.variants.split(",")
+    results: dict = {}
+    for machine in args.machines.split(","):
+        results[machine] = {}
+        for variant in variants:
+            results[machine][variant] = run_variant(variant, machine, args)
+            print(f"{machine:9s} {variant:12s} official {results[machine][variant]['official_score']:.3f}", flush=True)
+        os.makedirs(os.path.dirname(args.out), exist_ok=True)
+        with open(args.out, "w") as handle:
+            json.dump(results, handle, indent=2)
+    print(markdown(results, variants))
+
+
+if __name__ == "__main__":  # guard needed: augmentation runs in spawned worker processes
+    main()

@@ -1,0 +1,84 @@
+import os
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from asdkeras.errors import AsdError
+from asdkeras.fit import eq2_threshold
+from asdkeras.models.mobilenet import (base_network, build_mobilenet, imagenet_weights_file, logit_model,
+                                       unfreeze_top_blocks)
+from asdkeras.scoring import outlier_probability_from_logits
+from conftest import KERAS_WEIGHTS
+
+needs_weights = pytest.mark.skipif(not os.path.isdir(KERAS_WEIGHTS), reason="../shared/assets/keras-models not present")
+WEIGHTS_035 = os.path.join(KERAS_WEIGHTS, imagenet_weights_file(0.35))
+
+
+def _conv1_kernel(model):
+    return base_network(model).get_layer("Conv1").get_weights()[0]
+
+
+@needs_weights
+def test_imagenet_weights_are_loaded_from_keras_cache():
+    """weights="imagenet" resolves offline through KERAS_HOME; the first conv equals the file's array."""
+    pretrained = build_mobilenet(96, 0.35, "imagenet")
+    scratch = build_mobilenet(96, 0.35, None)
+    with h5py.File(WEIGHTS_035) as handle:
+        stored = handle["Conv1/Conv1/kernel"][()]
+    np.testing.assert_array_equal(_conv1_kernel(pretrained), stored)
+    assert not np.allclose(_conv1_kernel(scratch), stored)
+    from_path = build_mobilenet(96, 0.35, WEIGHTS_035)
+    np.testing.assert_array_equal(_conv1_kernel(from_path), stored)
+
+
+def test_missing_imagenet_weights_say_which_file_to_place_where(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(AsdError) as err:
+        build_mobilenet(96, 0.35, "imagenet")
+    message = str(err.value)
+    assert imagenet_weights_file(0.35, 96) in message and str(tmp_path / "models") in message
+    assert "--weights PATH" in message and "\n" not in message
+
+
+def test_bad_weights_arguments():
+    with pytest.raises(AsdError, match="no such weights file"):
+        build_mobilenet(96, 0.35, "/nowhere/w.h5")
+    with pytest.raises(AsdError, match="no ImageNet weights for MobileNetV2 width 0.6"):
+        build_mobilenet(96, 0.6, "imagenet")
+
+
+def test_input_scaling_is_mobilenet_v2_preprocess_input():
+    model = build_mobilenet(96, 0.35, None)
+    pixels = np.array([[0.0, 127.5, 255.0]], np.float32)
+    np.testing.assert_allclose(model.get_layer("preprocess_input")(pixels).numpy(),
+                               keras.applications.mobilenet_v2.preprocess_input(pixels.copy()), atol=1e-6)
+    p = model(np.random.default_rng(0).uniform(0, 255, (2, 96, 96, 3)).astype("float32")).numpy()
+    assert p.shape == (2,) and np.all((p > 0) & (p < 1))
+
+
+def test_logit_model_gives_one_minus_p_without_ties():
+    model = build_mobilenet(96, 0.35, None)
+    images = np.random.default_rng(1).uniform(0, 255, (3, 96, 96, 3)).astype("float32")
+    np.testing.assert_allclose(outlier_probability_from_logits(logit_model(model)(images).numpy()),
+                               1 - model(images).numpy(), atol=1e-6)
+    tiny = outlier_probability_from_logits(np.array([30.0, 31.0]))
+    assert 0 < tiny[1] < tiny[0] < 1e-12  # float32 1 - p would be 0 for both
+
+
+def test_unfreeze_top_blocks_leaves_batch_norm_and_lower_blocks_frozen():
+    model = build_mobilenet(96, 0.35, None)
+    assert not any(layer.trainable for layer in base_network(model).layers)
+    unfreeze_top_blocks(model, 3)
+    trainable = {layer.name for layer in base_network(model).layers if layer.trainable and layer.weights}
+    assert trainable and all(name.startswith(("block_14_", "block_15_", "block_16_", "Conv_1")) for name in trainable)
+    assert "Conv_1" in trainable and "block_14_expand" in trainable and "block_13_expand" not in trainable
+    assert not any(isinstance(base_network(model).get_layer(n), keras.layers.BatchNormalization) for n in trainable)
+
+
+def test_eq2_threshold():
+    # (1 - 0.04) x mean(0.9, 1.0) = 0.96 x 0.95 = 0.912
+    assert eq2_threshold(np.array([0.9, 1.0]), 0.04) == pytest.approx(0.912)
+    with pytest.raises(AsdError, match="alpha"):
+        eq2_threshold(np.array([0.5]), 1.5)
