@@ -12,7 +12,7 @@ from asdkeras.errors import AsdError
 from asdkeras.features import ImageConfig, LogMelConfig
 from asdkeras.metrics import (SectionResult, format_table, metrics_document, section_metrics, write_metrics_json,
                               write_result_csvs)
-from asdkeras.pipeline import Progress, _no_progress, clip_vectors_dataset, image_cache, image_dataset, logmel_cache
+from asdkeras.pipeline import Progress, no_progress, clip_vectors_dataset, image_cache, image_dataset, logmel_cache
 from asdkeras.scoring import autoencoder_clip_scores, decide, outlier_probability_from_logits
 from asdkeras.store import MODEL_FILE, read_detector_json
 
@@ -29,7 +29,7 @@ def load_keras_model(folder: str):
     return keras.saving.load_model(path, compile=False)
 
 
-def score_clips(folder: str, paths: list[str], cache_dir: str, progress: Progress = _no_progress) -> tuple[np.ndarray, dict]:
+def score_clips(folder: str, paths: list[str], cache_dir: str, progress: Progress = no_progress) -> tuple[np.ndarray, dict]:
     """Anomaly scores (higher = more anomalous) of audio files under a saved detector, and its summary."""
     detector = read_detector_json(folder)
     model = load_keras_model(folder)
@@ -72,7 +72,7 @@ def _labelled(records: list[ClipRecord]) -> bool:
 
 
 def evaluate(folder: str, machine: str, model_name: str, data_dir: str, result_dir: str, cache_dir: str,
-             subset: str = "dev_data", progress: Progress = _no_progress,
+             subset: str = "dev_data", progress: Progress = no_progress,
              records: list[ClipRecord] | None = None) -> Evaluation:
     """Score every test clip of ``machine``, write the official CSVs per section and, for labelled
     data, ``metrics_<model>_<machine>.json``."""

@@ -1,4 +1,4 @@
-"""Training per machine type: the outlier-exposure autoencoder, saved as a detector folder."""
+"""Training per machine type and model (autoencoder, MobileNetV2), each saved as a detector folder."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from asdkeras.data.layout import ClipRecord, scan_split, select
 from asdkeras.errors import AsdError
 from asdkeras.features import ImageConfig, LogMelConfig
 from asdkeras.pairing import resolve_outlier
-from asdkeras.pipeline import (Progress, _no_progress, augmented_clips, clip_vectors_dataset, image_cache,
+from asdkeras.pipeline import (Progress, no_progress, augmented_clips, clip_vectors_dataset, image_cache,
                                image_dataset, logmel_cache, mixed_training_dataset, split_validation,
                                vector_statistics)
 from asdkeras.scoring import autoencoder_clip_scores, gamma_threshold
@@ -94,6 +94,18 @@ def outlier_records(data_dir: str, subset: str, outlier_machine: str | None, cou
     return _subsample(outliers, count, seed)
 
 
+def _save_detector(folder: str, model, summary: dict, config, history: dict, extra: dict | None = None) -> dict:
+    """Write a detector folder atomically (model, detector.json, config.json, history.json, extras)."""
+    def write(tmp_dir: str) -> None:
+        model.save(os.path.join(tmp_dir, MODEL_FILE))
+        for name, document in {DETECTOR_FILE: summary, "config.json": asdict(config), "history.json": history,
+                               **(extra or {})}.items():
+            write_json(os.path.join(tmp_dir, name), document)
+
+    save_atomically(folder, write)
+    return {**summary, "folder": folder}
+
+
 def _history_dict(*histories) -> dict:
     merged: dict = {}
     for phase, history in enumerate(histories, start=1):
@@ -103,7 +115,7 @@ def _history_dict(*histories) -> dict:
     return merged
 
 
-def fit_autoencoder(config: AutoencoderConfig, progress: Progress = _no_progress, verbose: int = 0) -> dict:
+def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress, verbose: int = 0) -> dict:
     """Train, threshold and save one autoencoder; returns the summary written to ``detector.json``."""
     import keras
 
@@ -156,16 +168,8 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = _no_progress
         "features": asdict(config.features),
     }
 
-    def write(folder: str) -> None:
-        model.save(os.path.join(folder, MODEL_FILE))
-        write_json(os.path.join(folder, DETECTOR_FILE), summary)
-        write_json(os.path.join(folder, "config.json"), asdict(config))
-        write_json(os.path.join(folder, "history.json"), _history_dict(history))
-        write_json(os.path.join(folder, "normalisation.json"), {"mean": mean.tolist(), "variance": variance.tolist()})
-
-    save_atomically(config.folder(), write)
-    summary["folder"] = config.folder()
-    return summary
+    return _save_detector(config.folder(), model, summary, config, _history_dict(history),
+                          {"normalisation.json": {"mean": mean.tolist(), "variance": variance.tolist()}})
 
 
 @dataclass
@@ -221,7 +225,7 @@ def eq2_threshold(p_machine: np.ndarray, alpha: float) -> float:
     return float((1 - alpha) * np.mean(p_machine))
 
 
-def fit_mobilenet(config: MobileNetConfig, progress: Progress = _no_progress, verbose: int = 0) -> dict:
+def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, verbose: int = 0) -> dict:
     """Fine-tune MobileNetV2 on spectrogram images (machine vs outliers), threshold and save it."""
     import keras
 
@@ -291,12 +295,4 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = _no_progress, ve
         "image": asdict(config.image_config()),
     }
 
-    def write(folder: str) -> None:
-        model.save(os.path.join(folder, MODEL_FILE))
-        write_json(os.path.join(folder, DETECTOR_FILE), summary)
-        write_json(os.path.join(folder, "config.json"), asdict(config))
-        write_json(os.path.join(folder, "history.json"), history)
-
-    save_atomically(config.folder(), write)
-    summary["folder"] = config.folder()
-    return summary
+    return _save_detector(config.folder(), model, summary, config, history)

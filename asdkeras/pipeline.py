@@ -12,13 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
+import soundfile as sf
 import tensorflow as tf
 
-from asdkeras.audio import CLIP_SAMPLES, load_clip
+from asdkeras.audio import CLIP_SAMPLES, MIN_SECONDS, SAMPLE_RATE, load_clip
 from asdkeras.errors import AsdError
 from asdkeras.features import ImageConfig, LogMelConfig, log_mel_spectrogram, spectrogram_image, stack_frames
 
@@ -26,7 +28,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 Progress = Callable[[Iterable, int], Iterable]
 
 
-def _no_progress(iterable, total):
+def no_progress(iterable, total):
     return iterable
 
 
@@ -67,7 +69,7 @@ class FeatureCache:
         digest = hashlib.sha1(key.encode()).hexdigest()
         return os.path.join(self.root, self.name, digest[:2], f"{digest}.npy")
 
-    def ensure(self, audio_paths: Sequence[str], progress: Progress = _no_progress) -> list[str]:
+    def ensure(self, audio_paths: Sequence[str], progress: Progress = no_progress) -> list[str]:
         """Compute the features of every clip not yet cached; return the cache paths in input order."""
         for path in audio_paths:
             if not os.path.isfile(path):
@@ -82,21 +84,10 @@ class FeatureCache:
 
     def _fill(self, missing: list[tuple[str, str]], progress: Progress) -> None:
         failures: list[str] = []
-
-        def decode(path: bytes) -> np.ndarray:
-            try:
-                return load_clip(path.decode())
-            except AsdError as exc:
-                failures.append(str(exc))
-                raise
-
         audio = [a for a, _ in missing]
-        dataset = (tf.data.Dataset.from_tensor_slices(audio)
-                   .map(lambda p: tf.ensure_shape(tf.numpy_function(decode, [p], tf.float32, stateful=False),
-                                                  [CLIP_SAMPLES]),
-                        num_parallel_calls=AUTOTUNE, deterministic=True)
+        dataset = (waveform_dataset(audio, failures)
                    .batch(self.batch_size)
-                   .map(self.compute, num_parallel_calls=1)
+                   .map(self.compute, num_parallel_calls=AUTOTUNE, deterministic=True)
                    .prefetch(2))
         written = 0
 
@@ -114,8 +105,66 @@ class FeatureCache:
         except tf.errors.OpError as exc:
             if failures:
                 raise AsdError(failures[0]) from None
-            raise AsdError(f"feature extraction failed near {audio[min(written, len(audio) - 1)]}: "
-                           f"{exc.message.splitlines()[0]}") from None
+            for path in audio[written:]:  # decode the rest one by one, with the same decoder, to name the file
+                try:
+                    _decode_wav_in_graph(tf.constant(path)) if decodes_in_graph(path) else load_clip(path)
+                except tf.errors.OpError as file_exc:
+                    raise AsdError(f"{path}: cannot decode audio ({_op_error_reason(file_exc)}); "
+                                   f"the file is truncated or corrupt, re-copy or re-download it") from None
+            raise AsdError(f"feature extraction failed after {audio[min(written, len(audio) - 1)]}: "
+                           f"{_op_error_reason(exc)}") from None
+
+
+def _op_error_reason(exc: tf.errors.OpError) -> str:
+    """TensorFlow's own words of an error, without the ``{{function_node ...}}`` prefix."""
+    message = re.sub(r"\{\{[^}]*\}\}\s*", "", exc.message).strip().splitlines()[0]
+    return re.sub(r"\s*\[Op:.*$", "", message)
+
+
+def decodes_in_graph(path: str) -> bool:
+    """True for files TensorFlow decodes as they are: 16-bit PCM WAV at the working rate, long enough.
+
+    That is the DCASE format; ``tf.audio.decode_wav`` reads it inside the tf.data graph, in parallel
+    and without Python. Anything else goes through :func:`asdkeras.audio.load_clip`.
+    """
+    try:
+        info = sf.info(path)
+    except (RuntimeError, sf.LibsndfileError):
+        return False
+    return (info.format == "WAV" and info.subtype == "PCM_16" and info.samplerate == SAMPLE_RATE
+            and info.frames >= MIN_SECONDS * SAMPLE_RATE)
+
+
+def _decode_wav_in_graph(path: tf.Tensor) -> tf.Tensor:
+    """Mono float32 clip of ``CLIP_SAMPLES`` from a 16 kHz PCM-16 WAV: channels averaged, end cropped or zero-padded."""
+    audio, _ = tf.audio.decode_wav(tf.io.read_file(path))
+    mono = tf.reduce_mean(audio, axis=1)[:CLIP_SAMPLES]
+    return tf.pad(mono, [[0, CLIP_SAMPLES - tf.shape(mono)[0]]])
+
+
+def waveform_dataset(paths: Sequence[str], failures: list[str] | None = None) -> tf.data.Dataset:
+    """Decoded clips ``(CLIP_SAMPLES,)`` float32, in order, decoded in parallel.
+
+    Files in the DCASE format are decoded by TensorFlow; others by the Python loader (resampling,
+    FLAC/OGG, other sample formats), whose one-line error messages are appended to ``failures``.
+    """
+    failures = [] if failures is None else failures
+
+    def decode_in_python(path: bytes) -> np.ndarray:
+        try:
+            return load_clip(path.decode())
+        except AsdError as exc:
+            failures.append(str(exc))
+            raise
+
+    def decode(path, in_graph):
+        clip = tf.cond(in_graph, lambda: _decode_wav_in_graph(path),
+                       lambda: tf.numpy_function(decode_in_python, [path], tf.float32, stateful=False))
+        return tf.ensure_shape(clip, [CLIP_SAMPLES])
+
+    flags = [decodes_in_graph(p) for p in paths]
+    return (tf.data.Dataset.from_tensor_slices((list(paths), flags))
+            .map(decode, num_parallel_calls=AUTOTUNE, deterministic=True))
 
 
 def logmel_cache(root: str, config: LogMelConfig = LogMelConfig()) -> FeatureCache:
@@ -154,7 +203,7 @@ def image_dataset(cache_paths: Sequence[str], config: ImageConfig, batch_size: i
 
 
 def augmented_clips(source_paths: Sequence[str], count: int, config, cache_root: str, seed: int,
-                    progress: Progress = _no_progress, workers: int | None = None) -> list[str]:
+                    progress: Progress = no_progress, workers: int | None = None) -> list[str]:
     """``count`` augmented copies of the source clips (cycling through them), cached as WAV files.
 
     Copy ``i`` is made from ``source_paths[i % len(source_paths)]`` with seed ``seed + i``; the

@@ -14,7 +14,7 @@ from asdkeras.errors import AsdError
 from asdkeras.evaluate import evaluate
 from asdkeras.fit import AutoencoderConfig, fit_autoencoder
 from asdkeras.metrics import SectionResult, official_score
-from asdkeras.pipeline import Progress, _no_progress
+from asdkeras.pipeline import Progress, no_progress
 
 
 @dataclass
@@ -36,7 +36,7 @@ class SweepRow:
 
 
 def run_oe_sweep(machine: str, data_dir: str, models_dir: str, result_dir: str, cache_dir: str,
-                 epochs: int = 30, seed: int = 0, progress: Progress = _no_progress,
+                 epochs: int = 30, seed: int = 0, progress: Progress = no_progress,
                  announce: Callable[[str], None] = lambda name: None) -> list[SweepRow]:
     """Train and test the clear AE and one OE model per other machine type found in ``data_dir``.
 

@@ -72,3 +72,31 @@ def test_validation_split_spans_every_section_and_domain():
     chosen = [k for k, m in zip(keys, mask) if m]
     assert len(chosen) == 18 and set(chosen) == set(keys)
     assert not split_validation(keys, 0.0, seed=0).any()
+
+
+def test_graph_and_python_decoding_agree_and_keep_order(tmp_path, tiny_dataset):
+    import soundfile as sf
+
+    from asdkeras.pipeline import decodes_in_graph, waveform_dataset
+
+    dcase = sorted(r.path for r in scan_split(tiny_dataset, "gearbox", "train"))[:2]
+    clip = load_clip(dcase[0])
+    other_rate = str(tmp_path / "resample_me.wav")
+    sf.write(other_rate, clip, 16_000, subtype="PCM_24")  # 24-bit: the Python path
+    assert decodes_in_graph(dcase[0]) and not decodes_in_graph(other_rate)
+    decoded = [w.numpy() for w in waveform_dataset([dcase[0], other_rate, dcase[1]])]
+    np.testing.assert_allclose(decoded[0], clip, atol=1e-6)
+    np.testing.assert_allclose(decoded[1], clip, atol=1e-4)
+    np.testing.assert_allclose(decoded[2], load_clip(dcase[1]), atol=1e-6)
+
+
+def test_truncated_dcase_wav_is_named_in_the_error(tmp_path, tiny_dataset):
+    source = sorted(r.path for r in scan_split(tiny_dataset, "gearbox", "train"))[0]
+    truncated = tmp_path / "section_00_source_train_normal_0000_cut.wav"
+    truncated.write_bytes(open(source, "rb").read()[:200_000])  # header promises 320 000 bytes of samples
+    try:
+        logmel_cache(str(tmp_path / "c")).ensure([source, str(truncated)])
+    except AsdError as err:
+        assert str(truncated) in str(err) and "\n" not in str(err)
+    else:  # a decoder may also accept the shorter data chunk and zero-pad it: then it must be a full clip
+        assert np.load(logmel_cache(str(tmp_path / "c")).path_for(str(truncated))).shape == (313, 128)
