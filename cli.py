@@ -7,6 +7,7 @@ Thin by design: parse options, call the package, print. Every user-facing error 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 
@@ -14,9 +15,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up
 
 import click  # noqa: E402
 
+from asdkeras.data.layout import MACHINE_TYPES as MACHINE_CHOICES  # noqa: E402
 from asdkeras.errors import AsdError  # noqa: E402
-
-MACHINE_CHOICES = ("fan", "gearbox", "bearing", "slider", "valve", "ToyCar", "ToyTrain")
 
 
 def user_errors(command):
@@ -27,6 +27,10 @@ def user_errors(command):
             return command(*args, **kwargs)
         except AsdError as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except OSError as exc:  # disk full, permissions, a folder vanishing: say which file, not a traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"error: {where}{exc.strerror or exc}; check the path, free space and permissions", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted; files already written are complete, partial ones were not kept", err=True)
@@ -59,9 +63,20 @@ def _machine_list(value: str | None) -> list[str]:
     return machines
 
 
+class _NoteHandler(logging.Handler):
+    """Print the package's informational messages (file conversions...) as ``note: ...`` on stderr."""
+
+    def emit(self, record):
+        click.echo(f"note: {record.getMessage()}", err=True)
+
+
 @click.group()
 def cli():
     """Anomalous machine-sound detection: autoencoder and MobileNetV2 with outlier exposure."""
+    log = logging.getLogger("asdkeras")
+    if not any(isinstance(h, _NoteHandler) for h in log.handlers):
+        log.addHandler(_NoteHandler())
+    log.setLevel(logging.INFO)
 
 
 @cli.command()
@@ -188,14 +203,19 @@ def fit(machine, model_kind, seed, data, models_dir, cache_dir, **options):
 @click.option("--models-dir", default="saved_models", show_default=True)
 @click.option("--result-dir", default="results", show_default=True, help="Where CSVs and metrics JSON go.")
 @click.option("--cache-dir", default="cache", show_default=True, help="Feature cache folder.")
+@click.option("--ground-truth", "ground_truth_dir", default=None,
+              help="Folder of official ground-truth CSVs (ground_truth_<machine>_section_XX_test.csv, and "
+                   "ground_truth_domain_... when present) that label anonymised eval_data names.")
 @user_errors
-def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir):
+def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, ground_truth_dir):
     """Score the test clips: official DCASE CSVs, and metrics for labelled data."""
+    from asdkeras.data.layout import labelled_test_records
     from asdkeras.evaluate import evaluate
     from asdkeras.store import detector_dir
 
+    records = labelled_test_records(data, machine, subset, ground_truth_dir)
     evaluation = evaluate(detector_dir(models_dir, machine, model_kind), machine, model_kind, data, result_dir,
-                          cache_dir, subset, _progress("features"))
+                          cache_dir, subset, _progress("features"), records)
     click.echo(evaluation.table())
     click.echo(f"wrote {len(evaluation.files)} files under {result_dir}/")
 

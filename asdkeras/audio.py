@@ -159,6 +159,24 @@ def describe(path: str) -> AudioInfo:
         return AudioInfo(rate, data.shape[1], data.shape[0])
 
 
+def conversion_note(paths: list[str], sample_rate: int = SAMPLE_RATE, clip_samples: int = CLIP_SAMPLES) -> str | None:
+    """One line saying how many files are converted on load (resampled, downmixed, cropped or padded).
+
+    None when every file is already mono, at ``sample_rate`` and ``clip_samples`` long.
+    """
+    resampled, downmixed, refitted = {}, 0, 0
+    for path in paths:
+        info = describe(path)
+        if info.sample_rate != sample_rate:
+            resampled[info.sample_rate] = resampled.get(info.sample_rate, 0) + 1
+        downmixed += info.channels > 1
+        refitted += round(info.frames * sample_rate / info.sample_rate) != clip_samples
+    parts = [f"{n} resampled {rate} Hz -> {sample_rate} Hz" for rate, n in sorted(resampled.items())]
+    parts += [f"{downmixed} multichannel averaged to mono"] if downmixed else []
+    parts += [f"{refitted} cropped or zero-padded to {clip_samples / sample_rate:g} s"] if refitted else []
+    return f"{len(paths)} files read: " + "; ".join(parts) if parts else None
+
+
 def write_wav_atomic(path: str, signal: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """Write a mono float signal in [-1, 1] as 16-bit PCM WAV, atomically (temp file + rename)."""
     tmp = f"{path}.part"

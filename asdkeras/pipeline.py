@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from dataclasses import asdict, dataclass
@@ -20,11 +21,12 @@ import numpy as np
 import soundfile as sf
 import tensorflow as tf
 
-from asdkeras.audio import CLIP_SAMPLES, MIN_SECONDS, SAMPLE_RATE, load_clip
+from asdkeras.audio import CLIP_SAMPLES, MIN_SECONDS, SAMPLE_RATE, conversion_note, load_clip
 from asdkeras.errors import AsdError
 from asdkeras.features import ImageConfig, LogMelConfig, log_mel_spectrogram, spectrogram_image, stack_frames
 
 AUTOTUNE = tf.data.AUTOTUNE
+LOG = logging.getLogger("asdkeras")
 Progress = Callable[[Iterable, int], Iterable]
 
 
@@ -77,6 +79,9 @@ class FeatureCache:
         cache_paths = [self.path_for(p) for p in audio_paths]
         missing = sorted({a: c for a, c in zip(audio_paths, cache_paths) if not os.path.isfile(c)}.items())
         if missing:
+            note = conversion_note([a for a, _ in missing])
+            if note:
+                LOG.info(note)
             for _, cache_path in missing:
                 os.makedirs(os.path.dirname(cache_path), exist_ok=True)
             self._fill(missing, progress)

@@ -110,3 +110,15 @@ def test_write_wav_atomic_leaves_no_partial_file(tmp_path):
 def test_resample_identity():
     x = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
     assert resample(x, SAMPLE_RATE) is x
+
+
+def test_conversion_note_says_what_was_converted(tmp_path):
+    from asdkeras.audio import conversion_note
+
+    dcase = str(tmp_path / "ok.wav")
+    sf.write(dcase, np.zeros(CLIP_SAMPLES, np.float32), SAMPLE_RATE, subtype="PCM_16")
+    assert conversion_note([dcase]) is None
+    other = str(tmp_path / "other.wav")
+    sf.write(other, np.zeros((44100 * 12, 2), np.float32), 44100)
+    assert conversion_note([dcase, other]) == ("2 files read: 1 resampled 44100 Hz -> 16000 Hz; "
+                                               "1 multichannel averaged to mono; 1 cropped or zero-padded to 10 s")

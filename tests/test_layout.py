@@ -103,3 +103,24 @@ def test_ground_truth_errors(tmp_path):
     record = ClipRecord(path="/e/section_03_0000.wav", machine="fan", split="test", section="03", index=0)
     with pytest.raises(AsdError, match="expected 0 or 1"):
         apply_ground_truth([record], load_ground_truth(str(odd)))
+
+
+def test_eval_names_get_labels_from_a_ground_truth_folder(tmp_path):
+    from asdkeras.audio import write_wav_atomic
+    from asdkeras.data.layout import labelled_test_records
+    import numpy as np
+
+    test_dir = tmp_path / "eval_data" / "fan" / "test"
+    test_dir.mkdir(parents=True)
+    for i in range(2):
+        write_wav_atomic(str(test_dir / f"section_03_000{i}.wav"), np.zeros(16_000, np.float32))
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    (truth / "ground_truth_fan_section_03_test.csv").write_text("section_03_0000.wav,1\nsection_03_0001.wav,0\n")
+    (truth / "ground_truth_domain_fan_section_03_test.csv").write_text("section_03_0000.wav,1\nsection_03_0001.wav,0\n")
+    unlabelled = labelled_test_records(str(tmp_path), "fan", "eval_data")
+    assert [r.label for r in unlabelled] == [None, None]
+    labelled = labelled_test_records(str(tmp_path), "fan", "eval_data", str(truth))
+    assert [(r.label, r.domain) for r in labelled] == [("anomaly", "target"), ("normal", "source")]
+    with pytest.raises(AsdError, match="no such ground-truth file"):
+        labelled_test_records(str(tmp_path), "fan", "eval_data", str(tmp_path))

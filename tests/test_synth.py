@@ -121,3 +121,24 @@ def test_simple_detector_lands_between_0_60_and_0_92_auc_on_the_default_scale(ma
 def test_every_machine_type_has_three_sections():
     assert set(SECTIONS) == set(MACHINE_TYPES)
     assert all(len(sections) == 3 for _, sections in SECTIONS.values())
+
+
+def test_interrupted_forced_generation_keeps_the_old_machine_folder(tmp_path, monkeypatch):
+    import asdkeras.data.synth as synth
+
+    generate(str(tmp_path), ["fan"], Scale(1, 0, 0), workers=1)
+    before = sorted(os.listdir(tmp_path / "dev_data" / "fan" / "train"))
+    calls = {"n": 0}
+    real_render = synth.render_clip
+
+    def failing_render(spec):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_render(spec)
+
+    monkeypatch.setattr(synth, "render_clip", failing_render)
+    with pytest.raises(KeyboardInterrupt):
+        generate(str(tmp_path), ["fan"], Scale(3, 0, 0), workers=1, force=True)
+    assert sorted(os.listdir(tmp_path / "dev_data" / "fan" / "train")) == before
+    assert sorted(os.listdir(tmp_path)) == ["dev_data"]  # no staging folder left behind

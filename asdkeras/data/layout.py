@@ -191,6 +191,28 @@ def apply_ground_truth(records: list[ClipRecord], labels: dict[str, str],
     return out
 
 
+def labelled_test_records(root: str, machine: str, subset: str = "dev_data",
+                          ground_truth_dir: str | None = None) -> list[ClipRecord]:
+    """Test records of a machine, labelled from the official ground-truth CSVs when a folder is given.
+
+    The folder holds ``ground_truth_<machine>_section_XX_test.csv`` (labels) and, optionally,
+    ``ground_truth_domain_<machine>_section_XX_test.csv`` (domains), as in the DCASE evaluation release.
+    """
+    records = scan_split(root, machine, "test", subset)
+    if not ground_truth_dir:
+        return records
+    if not os.path.isdir(ground_truth_dir):
+        raise AsdError(f"{ground_truth_dir}: no such ground-truth folder")
+    labels, domains = {}, {}
+    for section in sections(records):
+        label_csv = os.path.join(ground_truth_dir, f"ground_truth_{machine}_section_{section}_test.csv")
+        domain_csv = os.path.join(ground_truth_dir, f"ground_truth_domain_{machine}_section_{section}_test.csv")
+        labels.update(load_ground_truth(label_csv))
+        if os.path.isfile(domain_csv):
+            domains.update(load_ground_truth(domain_csv))
+    return apply_ground_truth(records, labels, domains)
+
+
 @dataclass(frozen=True)
 class MachineSummary:
     """Clip counts of one machine type in a dev tree."""

@@ -193,30 +193,39 @@ def generate(out_dir: str, machines: Iterable[str] = MACHINE_TYPES, scale: Scale
              workers: int | None = None) -> list[str]:
     """Render and write a dataset under ``out_dir`` (``out_dir/dev_data/<machine>/{train,test}``).
 
-    Each file is written atomically. A machine folder that already holds files is refused
-    unless ``force``, which replaces it. ``workers`` processes render in parallel (default:
-    the CPU count; 1 renders in this process). Returns the relative paths written.
+    Clips are rendered into a hidden staging folder under ``out_dir`` and each machine folder is
+    moved into place only when complete, so an interrupted run leaves no half-written machine and
+    loses nothing already there. A machine folder that already holds files is refused unless
+    ``force``, which replaces it. ``workers`` processes render in parallel (default: the CPU count;
+    1 renders in this process). Returns the relative paths written.
     """
     machines = list(machines)
     specs = plan(machines, scale, seed)
-    for machine in machines:
-        target = os.path.join(out_dir, "dev_data", machine)
-        if os.path.isdir(target) and any(os.scandir(target)):
-            if not force:
-                raise AsdError(f"{target}: already holds files; pass --force to replace it or choose another --out")
-            shutil.rmtree(target)
-    for machine in machines:
-        for split in ("train", "test"):
-            os.makedirs(os.path.join(out_dir, "dev_data", machine, split), exist_ok=True)
-    jobs = [(out_dir, spec) for spec in specs]
-    workers = workers or os.cpu_count() or 1
-    if workers == 1:
-        for _ in progress(map(_write_clip, jobs), len(jobs)):
-            pass
-    else:
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            for _ in progress(pool.imap_unordered(_write_clip, jobs, chunksize=4), len(jobs)):
+    targets = {m: os.path.join(out_dir, "dev_data", m) for m in machines}
+    for target in targets.values():
+        if os.path.isdir(target) and any(os.scandir(target)) and not force:
+            raise AsdError(f"{target}: already holds files; pass --force to replace it or choose another --out")
+    staging = os.path.join(out_dir, f".synth-staging-{os.getpid()}")
+    try:
+        for machine in machines:
+            for split in ("train", "test"):
+                os.makedirs(os.path.join(staging, "dev_data", machine, split), exist_ok=True)
+        jobs = [(staging, spec) for spec in specs]
+        workers = workers or os.cpu_count() or 1
+        if workers == 1:
+            for _ in progress(map(_write_clip, jobs), len(jobs)):
                 pass
+        else:
+            with multiprocessing.get_context("spawn").Pool(workers) as pool:
+                for _ in progress(pool.imap_unordered(_write_clip, jobs, chunksize=4), len(jobs)):
+                    pass
+        for machine, target in targets.items():
+            if os.path.isdir(target):
+                shutil.rmtree(target)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(os.path.join(staging, "dev_data", machine), target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return [s.relpath for s in specs]
 
 
