@@ -39,16 +39,15 @@ def decide(scores: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def autoencoder_clip_scores(model: keras.Model, clip_vectors: tf.data.Dataset, clips_per_batch: int = 8) -> np.ndarray:
-    """Mean reconstruction error over each clip's vectors, for a dataset of ``(vectors, dim)`` clips."""
+    """Mean reconstruction error over each clip's vectors, for a dataset of ``(vectors, dim)`` clips.
 
-    @tf.function(reduce_retracing=True)
-    def score_batch(batch):
-        flat = tf.reshape(batch, [-1, tf.shape(batch)[-1]])
-        errors = tf.reshape(model(flat, training=False), tf.shape(batch)[:2])
-        return tf.reduce_mean(errors, axis=1)
-
-    scores = [score_batch(batch).numpy() for batch in clip_vectors.batch(clips_per_batch).prefetch(2)]
-    return np.concatenate(scores) if scores else np.zeros(0)
+    Every clip has the same number of vectors (clips are fixed-length), so the flat errors fold back
+    into one row per clip.
+    """
+    vectors_per_clip = int(clip_vectors.element_spec.shape[0] or next(iter(clip_vectors)).shape[0])
+    flat = clip_vectors.batch(clips_per_batch).map(lambda b: tf.reshape(b, [-1, tf.shape(b)[-1]])).prefetch(2)
+    errors = model.predict(flat, verbose=0)
+    return np.asarray(errors, dtype=np.float64).reshape(-1, vectors_per_clip).mean(axis=1)
 
 
 def outlier_probability_from_logits(logits: np.ndarray) -> np.ndarray:

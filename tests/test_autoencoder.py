@@ -46,3 +46,15 @@ def test_save_and_load_keeps_predictions(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path, compile=False)
     np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), rtol=1e-5)
+
+
+def test_clip_score_is_the_mean_vector_error_of_each_clip():
+    import tensorflow as tf
+
+    from asdkeras.scoring import autoencoder_clip_scores
+
+    model = build_autoencoder(640)
+    clips = np.random.default_rng(2).standard_normal((3, 309, 640)).astype("float32")
+    scores = autoencoder_clip_scores(model, tf.data.Dataset.from_tensor_slices(clips), clips_per_batch=2)
+    expected = [model(clip).numpy().mean() for clip in clips]
+    np.testing.assert_allclose(scores, expected, rtol=1e-4)
