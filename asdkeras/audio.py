@@ -17,7 +17,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from asdkeras.errors import AsdError
+from asdkeras.errors import AsdError, tensorflow_reason
 
 SAMPLE_RATE = 16_000
 """Working sample rate in Hz (DCASE 2022 Task 2)."""
@@ -81,7 +81,7 @@ def _read_with_tensorflow_io(path: str) -> tuple[np.ndarray, int]:
             data = tf.cast(data, tf.float32) / float(2 ** (data.dtype.size * 8 - 1))
         return data.numpy().astype(np.float32), rate
     except Exception as exc:  # tensorflow-io raises several unrelated types
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = tensorflow_reason(str(exc)) if str(exc) else type(exc).__name__
         raise AsdError(f"{path}: cannot decode audio ({reason}); re-copy or re-download it") from None
 
 

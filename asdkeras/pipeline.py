@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, Sequence
 
@@ -22,7 +21,7 @@ import soundfile as sf
 import tensorflow as tf
 
 from asdkeras.audio import CLIP_SAMPLES, MIN_SECONDS, SAMPLE_RATE, conversion_note, load_clip
-from asdkeras.errors import AsdError
+from asdkeras.errors import AsdError, tensorflow_reason
 from asdkeras.features import ImageConfig, LogMelConfig, log_mel_spectrogram, spectrogram_image, stack_frames
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -114,16 +113,10 @@ class FeatureCache:
                 try:
                     _decode_wav_in_graph(tf.constant(path)) if decodes_in_graph(path) else load_clip(path)
                 except tf.errors.OpError as file_exc:
-                    raise AsdError(f"{path}: cannot decode audio ({_op_error_reason(file_exc)}); "
+                    raise AsdError(f"{path}: cannot decode audio ({tensorflow_reason(file_exc.message)}); "
                                    f"the file is truncated or corrupt, re-copy or re-download it") from None
             raise AsdError(f"feature extraction failed after {audio[min(written, len(audio) - 1)]}: "
-                           f"{_op_error_reason(exc)}") from None
-
-
-def _op_error_reason(exc: tf.errors.OpError) -> str:
-    """TensorFlow's own words of an error, without the ``{{function_node ...}}`` prefix."""
-    message = re.sub(r"\{\{[^}]*\}\}\s*", "", exc.message).strip().splitlines()[0]
-    return re.sub(r"\s*\[Op:.*$", "", message)
+                           f"{tensorflow_reason(exc.message)}") from None
 
 
 def decodes_in_graph(path: str) -> bool:
