@@ -10,8 +10,8 @@ import numpy as np
 from asdkeras.data.layout import ClipRecord, scan_split, sections, select
 from asdkeras.errors import AsdError
 from asdkeras.features import ImageConfig, LogMelConfig
-from asdkeras.metrics import (SectionResult, format_table, metrics_document, section_metrics, write_metrics_json,
-                              write_result_csvs)
+from asdkeras.metrics import (SectionResult, format_table, metrics_document, official_score, section_metrics,
+                              write_metrics_json, write_result_csvs)
 from asdkeras.pipeline import Progress, no_progress, clip_vectors_dataset, image_cache, image_dataset, logmel_cache
 from asdkeras.scoring import autoencoder_clip_scores, decide, outlier_probability_from_logits
 from asdkeras.store import MODEL_FILE, read_detector_json
@@ -59,7 +59,6 @@ class Evaluation:
 
     @property
     def official_score(self) -> float | None:
-        from asdkeras.metrics import official_score
         return official_score(self.results) if self.results else None
 
     def table(self) -> str:

@@ -16,7 +16,7 @@ from asdkeras.errors import AsdError
 from asdkeras.features import ImageConfig, LogMelConfig
 from asdkeras.pairing import resolve_outlier
 from asdkeras.pipeline import (Progress, no_progress, augmented_clips, clip_vectors_dataset, image_cache,
-                               image_dataset, logmel_cache, mixed_training_dataset, split_validation,
+                               image_dataset, logmel_cache, mixed_training_dataset, partition, split_validation,
                                vector_statistics)
 from asdkeras.scoring import autoencoder_clip_scores, gamma_threshold
 from asdkeras.store import MODEL_FILE, DETECTOR_FILE, detector_dir, save_atomically, write_json
@@ -130,9 +130,8 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
 
     normal_val = split_validation([(r.section, r.domain) for r in normals], config.validation_fraction, config.seed)
     outlier_val = split_validation([(r.section,) for r in outliers], config.validation_fraction, config.seed + 1)
-    pick = lambda paths, mask, flag: [p for p, m in zip(paths, mask) if m == flag]  # noqa: E731
-    train_normal, val_normal = pick(normal_paths, normal_val, False), pick(normal_paths, normal_val, True)
-    train_outlier, val_outlier = pick(outlier_paths, outlier_val, False), pick(outlier_paths, outlier_val, True)
+    train_normal, val_normal = partition(normal_paths, normal_val)
+    train_outlier, val_outlier = partition(outlier_paths, outlier_val)
 
     mean, variance = vector_statistics(train_normal, config.features)
     model = build_autoencoder(config.features.vector_size, mean, variance)
@@ -167,7 +166,6 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
         "fit_seconds": round(time.perf_counter() - started, 1),
         "features": asdict(config.features),
     }
-
     return _save_detector(config.folder(), model, summary, config, _history_dict(history),
                           {"normalisation.json": {"mean": mean.tolist(), "variance": variance.tolist()}})
 
@@ -179,8 +177,10 @@ class MobileNetConfig:
     ``train_clips`` random training clips of the machine (the report: 500), ``augmented_clips``
     augmented copies of them (None: twice as many, the report's 1000 for 500), and
     ``outlier_clips`` clips of the outlier type (None: as many as the machine's real and
-    augmented clips together). Phase 1 trains the head for ``epochs``; phase 2 unfreezes the top
-    ``fine_tune_blocks`` blocks for ``fine_tune_epochs`` at ``fine_tune_learning_rate``.
+    augmented clips together). With pretrained weights, phase 1 trains the head for ``epochs`` and
+    phase 2 unfreezes the top ``fine_tune_blocks`` blocks for ``fine_tune_epochs`` at
+    ``fine_tune_learning_rate``; from scratch (``weights=None``) the whole network trains for
+    ``epochs + fine_tune_epochs`` at ``learning_rate``.
     ``threshold_alpha`` is the report's alpha in Eq. 2.
     """
 
@@ -237,8 +237,7 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
     normals = select(scan_split(config.data_dir, config.machine, "train", config.subset), label="normal")
     selected = _subsample(normals, config.train_clips, config.seed)
     val_mask = split_validation([(r.section, r.domain) for r in selected], config.validation_fraction, config.seed)
-    train_real = [r.path for r, m in zip(selected, val_mask) if not m]
-    val_real = [r.path for r, m in zip(selected, val_mask) if m]
+    train_real, val_real = partition([r.path for r in selected], val_mask)
     augmented_count = 2 * len(train_real) if config.augmented_clips is None else config.augmented_clips
     augmented = augmented_clips(train_real, augmented_count, config.augment, config.cache_dir, config.seed,
                                 progress, config.workers)
@@ -246,12 +245,12 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
     outliers = outlier_records(config.data_dir, config.subset, outlier_machine,
                                config.outlier_clips or len(train_real) + len(augmented), config.seed + 1)
     outlier_val = split_validation([(r.section,) for r in outliers], config.validation_fraction, config.seed + 1)
-    train_outlier = [r.path for r, m in zip(outliers, outlier_val) if not m]
-    val_outlier = [r.path for r, m in zip(outliers, outlier_val) if m]
+    train_outlier, val_outlier = partition([r.path for r in outliers], outlier_val)
 
     images = image_cache(config.cache_dir, config.image_config())
     to_cache = lambda paths: images.ensure(paths, progress) if paths else []  # noqa: E731
-    train_paths = to_cache(train_real) + to_cache(augmented) + to_cache(train_outlier)
+    train_real_images = to_cache(train_real)
+    train_paths = train_real_images + to_cache(augmented) + to_cache(train_outlier)
     train_labels = [1.0] * (len(train_real) + len(augmented)) + [0.0] * len(train_outlier)
     val_paths = to_cache(val_real) + to_cache(val_outlier)
     val_labels = [1.0] * len(val_real) + [0.0] * len(val_outlier)
@@ -269,12 +268,15 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
         return model.fit(train_data, validation_data=val_data, epochs=epochs, class_weight=class_weight,
                          callbacks=[stop], verbose=verbose)
 
-    histories = [run_phase(config.epochs, config.learning_rate)]
-    if config.fine_tune_epochs > 0 and config.fine_tune_blocks > 0:
+    if config.weights is None:  # random initialisation: the whole network trains in one phase
+        histories = [run_phase(config.epochs + config.fine_tune_epochs, config.learning_rate)]
+    else:
+        histories = [run_phase(config.epochs, config.learning_rate)]
+    if config.weights is not None and config.fine_tune_epochs > 0 and config.fine_tune_blocks > 0:
         unfreeze_top_blocks(model, config.fine_tune_blocks)
         histories.append(run_phase(config.fine_tune_epochs, config.fine_tune_learning_rate))
 
-    p_train = model.predict(image_dataset(to_cache(train_real), config.image_config(), config.batch_size), verbose=0)
+    p_train = model.predict(image_dataset(train_real_images, config.image_config(), config.batch_size), verbose=0)
     p_threshold = eq2_threshold(p_train, config.threshold_alpha)
     history = _history_dict(*histories)
     summary = {
@@ -294,5 +296,4 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
         "fit_seconds": round(time.perf_counter() - started, 1),
         "image": asdict(config.image_config()),
     }
-
     return _save_detector(config.folder(), model, summary, config, history)

@@ -325,3 +325,8 @@ def split_validation(keys: Sequence[tuple], fraction: float, seed: int) -> np.nd
             take = 1
         mask[rng.choice(members, size=min(take, len(members) - 1), replace=False)] = True
     return mask
+
+
+def partition(items: Sequence, validation_mask: np.ndarray) -> tuple[list, list]:
+    """Split items into (training, validation) by a mask from :func:`split_validation`."""
+    return ([x for x, m in zip(items, validation_mask) if not m], [x for x, m in zip(items, validation_mask) if m])

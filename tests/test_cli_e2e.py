@@ -109,5 +109,6 @@ def test_fit_then_test_mobilenet_imagenet_and_from_scratch(tiny_dataset, workdir
     assert scratch.exit_code == 0, scratch.output
     scratch_folder = scratch_models / "valve" / "mobilenet"
     assert json.load(open(scratch_folder / "detector.json"))["weights"] is None
+    assert json.load(open(scratch_folder / "history.json"))["phase"] == [1, 1]  # one phase, whole network
     scratch_conv = base_network(load_keras_model(str(scratch_folder))).get_layer("Conv1").get_weights()[0]
     assert not np.allclose(scratch_conv, pretrained_conv)

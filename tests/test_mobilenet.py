@@ -67,8 +67,9 @@ def test_logit_model_gives_one_minus_p_without_ties():
     assert 0 < tiny[1] < tiny[0] < 1e-12  # float32 1 - p would be 0 for both
 
 
+@needs_weights
 def test_unfreeze_top_blocks_leaves_batch_norm_and_lower_blocks_frozen():
-    model = build_mobilenet(96, 0.35, None)
+    model = build_mobilenet(96, 0.35, "imagenet")
     assert not any(layer.trainable for layer in base_network(model).layers)
     unfreeze_top_blocks(model, 3)
     trainable = {layer.name for layer in base_network(model).layers if layer.trainable and layer.weights}
@@ -82,3 +83,24 @@ def test_eq2_threshold():
     assert eq2_threshold(np.array([0.9, 1.0]), 0.04) == pytest.approx(0.912)
     with pytest.raises(AsdError, match="alpha"):
         eq2_threshold(np.array([0.5]), 1.5)
+
+
+def test_from_scratch_the_whole_network_trains_with_batch_norm_in_training_mode():
+    model = build_mobilenet(96, 0.35, None)
+    base = base_network(model)
+    assert base.trainable and all(layer.trainable for layer in base.layers)
+    images = np.random.default_rng(3).uniform(0, 255, (4, 96, 96, 3)).astype("float32")
+    bn = base.get_layer("bn_Conv1")
+    before = bn.moving_mean.numpy().copy()
+    model(images, training=True)
+    assert not np.allclose(bn.moving_mean.numpy(), before)  # statistics update: not frozen inference mode
+
+
+@needs_weights
+def test_pretrained_base_starts_frozen_in_inference_mode():
+    model = build_mobilenet(96, 0.35, "imagenet")
+    base = base_network(model)
+    bn = base.get_layer("bn_Conv1")
+    before = bn.moving_mean.numpy().copy()
+    model(np.random.default_rng(4).uniform(0, 255, (4, 96, 96, 3)).astype("float32"), training=True)
+    assert not base.trainable and np.array_equal(bn.moving_mean.numpy(), before)

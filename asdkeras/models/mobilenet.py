@@ -79,16 +79,19 @@ def build_mobilenet(image_size: int = 320, width: float = 1.0, weights: str | No
     dropout : float
         Dropout rate before the head.
 
-    The base network is called in inference mode, so its batch-norm statistics stay those of
-    ImageNet while its weights are fine-tuned (the usual Keras transfer-learning recipe).
+    With pretrained weights the base starts frozen and is called in inference mode, so its
+    batch-norm statistics stay those of ImageNet while its top blocks are fine-tuned (the usual
+    Keras transfer-learning recipe). From a random initialisation (``weights=None``) nothing is
+    worth keeping: the whole network trains, batch normalisation included.
     """
     with warnings.catch_warnings():  # 320 px is not a published size: Keras says it loads the 224 weights
         warnings.filterwarnings("ignore", message=".*input_shape. is undefined or non-square.*")
         base = _base(image_size, width, weights)
-    base.trainable = False
+    pretrained = weights is not None
+    base.trainable = not pretrained
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess_input")(inputs)
-    x = base(x, training=False)
+    x = base(x, training=False) if pretrained else base(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
     logit = layers.Dense(1, name="logit")(x)
