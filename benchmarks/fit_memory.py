@@ -17,6 +17,9 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from report_json import emit  # noqa: E402
 
 
 def main() -> None:
@@ -47,10 +50,7 @@ def main() -> None:
         "float64_feature_set_mib": round(total_clips * 309 * 640 * 8 / 2 ** 20),
         "last_lines": completed.stdout.strip().splitlines()[-1:],
     }
-    print(json.dumps(result, indent=2))
-    if args.out:
-        with open(args.out, "w") as handle:
-            json.dump(result, handle, indent=2)
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ produce the same 309 x 640 vectors per clip; nothing is written to disk in eithe
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -27,6 +26,7 @@ import tensorflow as tf  # noqa: E402
 from asdkeras.data.layout import scan_split  # noqa: E402
 from asdkeras.features import LogMelConfig, log_mel_vectors  # noqa: E402
 from asdkeras.pipeline import waveform_dataset  # noqa: E402
+from report_json import emit  # noqa: E402
 
 
 def librosa_vectors(path: str, config: LogMelConfig) -> np.ndarray:
@@ -83,10 +83,7 @@ def main() -> None:
         "tfdata_clips_per_s": round(len(paths) / tfdata_seconds, 1),
         "speedup": round(librosa_seconds / tfdata_seconds, 2),
     }
-    print(json.dumps(result, indent=2))
-    if args.out:
-        with open(args.out, "w") as handle:
-            json.dump(result, handle, indent=2)
+    emit(result, args.out)
 
 
 if __name__ == "__main__":
