@@ -180,7 +180,8 @@ class MobileNetConfig:
     augmented clips together). With pretrained weights, phase 1 trains the head for ``epochs`` and
     phase 2 unfreezes the top ``fine_tune_blocks`` blocks for ``fine_tune_epochs`` at
     ``fine_tune_learning_rate``; from scratch (``weights=None``) the whole network trains for
-    ``epochs + fine_tune_epochs`` at ``learning_rate``.
+    ``epochs + fine_tune_epochs`` at ``learning_rate`` and its batch-norm statistics are then
+    recomputed for the final weights.
     ``threshold_alpha`` is the report's alpha in Eq. 2.
     """
 
@@ -229,7 +230,7 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
     """Fine-tune MobileNetV2 on spectrogram images (machine vs outliers), threshold and save it."""
     import keras
 
-    from asdkeras.models.mobilenet import build_mobilenet, unfreeze_top_blocks
+    from asdkeras.models.mobilenet import build_mobilenet, recalibrate_batch_norm, unfreeze_top_blocks
 
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
@@ -270,6 +271,7 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
 
     if config.weights is None:  # random initialisation: the whole network trains in one phase
         histories = [run_phase(config.epochs + config.fine_tune_epochs, config.learning_rate)]
+        recalibrate_batch_norm(model, train_data)
     else:
         histories = [run_phase(config.epochs, config.learning_rate)]
     if config.weights is not None and config.fine_tune_epochs > 0 and config.fine_tune_blocks > 0:

@@ -96,6 +96,28 @@ def test_from_scratch_the_whole_network_trains_with_batch_norm_in_training_mode(
     assert not np.allclose(bn.moving_mean.numpy(), before)  # statistics update: not frozen inference mode
 
 
+def test_batch_norm_recalibration_lets_inference_match_training_after_a_short_fit():
+    """After a short fit from scratch, recalibrated statistics let inference separate what training did."""
+    import tensorflow as tf
+
+    from asdkeras.models.mobilenet import recalibrate_batch_norm
+
+    rng = np.random.default_rng(5)
+    bright = rng.uniform(150, 255, (32, 64, 64, 3)).astype("float32")
+    dark = rng.uniform(0, 100, (32, 64, 64, 3)).astype("float32")
+    images, labels = np.concatenate([bright, dark]), np.array([1.0] * 32 + [0.0] * 32, "float32")
+    model = build_mobilenet(64, 0.35, None)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
+    model.fit(images, labels, batch_size=16, epochs=8, verbose=0)
+    batches = tf.data.Dataset.from_tensor_slices(images).shuffle(64, seed=0).batch(16)
+    momenta = [layer.momentum for layer in base_network(model).layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert recalibrate_batch_norm(model, batches) == 4
+    p = model.predict(images, verbose=0)
+    assert p[:32].mean() > p[32:].mean() + 0.5
+    assert momenta == [layer.momentum for layer in base_network(model).layers
+                       if isinstance(layer, keras.layers.BatchNormalization)]  # restored
+
+
 @needs_weights
 def test_pretrained_base_starts_frozen_in_inference_mode():
     model = build_mobilenet(96, 0.35, "imagenet")

@@ -82,7 +82,8 @@ def build_mobilenet(image_size: int = 320, width: float = 1.0, weights: str | No
     With pretrained weights the base starts frozen and is called in inference mode, so its
     batch-norm statistics stay those of ImageNet while its top blocks are fine-tuned (the usual
     Keras transfer-learning recipe). From a random initialisation (``weights=None``) nothing is
-    worth keeping: the whole network trains, batch normalisation included.
+    worth keeping: the whole network trains, batch normalisation included; call
+    :func:`recalibrate_batch_norm` after such a fit.
     """
     with warnings.catch_warnings():  # 320 px is not a published size: Keras says it loads the 224 weights
         warnings.filterwarnings("ignore", message=".*input_shape. is undefined or non-square.*")
@@ -128,3 +129,29 @@ def unfreeze_top_blocks(model: keras.Model, blocks: int) -> int:
         layer.trainable = trainable and not isinstance(layer, layers.BatchNormalization)
         count += int(layer.trainable and bool(layer.weights))
     return count
+
+
+def recalibrate_batch_norm(model: keras.Model, images, max_batches: int = 50) -> int:
+    """Recompute every batch-norm layer's moving statistics for the final weights ("precise BN").
+
+    During a short fit from scratch the moving averages trail weights that change quickly, and
+    across MobileNetV2's ~50 stacked batch-norm layers the mismatch compounds until inference
+    gives one output for every input. This runs up to ``max_batches`` batches of ``images`` (a
+    dataset of image batches, or of ``(images, labels)``) in training mode, weights untouched,
+    and sets each layer's statistics to the cumulative average over them (Wu & Johnson,
+    "Rethinking 'Batch' in BatchNorm", 2021). Returns the number of batches used.
+    """
+    norms = [layer for layer in base_network(model).layers if isinstance(layer, layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in norms]
+    used = 0
+    try:
+        for batch in images.take(max_batches):
+            batch = batch[0] if isinstance(batch, tuple) else batch
+            for layer in norms:
+                layer.momentum = used / (used + 1)  # the first batch replaces, later ones average in
+            model(batch, training=True)
+            used += 1
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
+    return used
