@@ -22,6 +22,7 @@ TINY = Scale(source_train=6, target_train=2, test_per_domain_label=3)
 """Per section: 6 + 2 training clips, 3 clips per domain and label in test (60 clips a machine)."""
 
 needs_real_audio = pytest.mark.skipif(not os.path.isdir(REAL_AUDIO), reason="../shared/realaudio not present")
+needs_weights = pytest.mark.skipif(not os.path.isdir(KERAS_WEIGHTS), reason="../shared/assets/keras-models not present")
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 import cli
+from conftest import needs_weights
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +76,7 @@ def test_bad_requests_are_one_line_errors(tiny_dataset, workdir, args, message):
     assert message in result.output and result.output.count("\n") == 1 and "Traceback" not in result.output
 
 
+@needs_weights
 def test_fit_then_test_mobilenet_imagenet_and_from_scratch(tiny_dataset, workdir):
     import numpy as np
 
