@@ -219,6 +219,16 @@ class MobileNetConfig:
         return ImageConfig(image_size=self.image_size)
 
 
+def early_stopping_monitor(weights: str | None, has_validation: bool) -> str:
+    """The loss MobileNetV2 early stopping watches.
+
+    From scratch, validation runs with batch-norm statistics that are only recomputed after the
+    fit (:func:`recalibrate_batch_norm`), so its loss means nothing until then: the training
+    loss is watched instead.
+    """
+    return "val_loss" if has_validation and weights is not None else "loss"
+
+
 def eq2_threshold(p_machine: np.ndarray, alpha: float) -> float:
     """The report's Eq. 2: (1 - alpha) x mean p(this machine) over training clips; below it = anomaly."""
     if not 0 <= alpha <= 1:
@@ -260,7 +270,7 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
                     if train_outlier else None)
     train_data = image_dataset(train_paths, config.image_config(), config.batch_size, train_labels, True, config.seed)
     val_data = image_dataset(val_paths, config.image_config(), config.batch_size, val_labels) if val_paths else None
-    monitor = "val_loss" if val_data else "loss"
+    monitor = early_stopping_monitor(config.weights, has_validation=val_data is not None)
 
     def run_phase(epochs: int, learning_rate: float):
         model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from asdkeras.errors import AsdError
-from asdkeras.fit import eq2_threshold
+from asdkeras.fit import early_stopping_monitor, eq2_threshold
 from asdkeras.models.mobilenet import (base_network, build_mobilenet, imagenet_weights_file, logit_model,
                                        unfreeze_top_blocks)
 from asdkeras.scoring import outlier_probability_from_logits
@@ -130,3 +130,9 @@ def test_pretrained_base_starts_frozen_in_inference_mode():
     before = bn.moving_mean.numpy().copy()
     model(np.random.default_rng(4).uniform(0, 255, (4, 96, 96, 3)).astype("float32"), training=True)
     assert not base.trainable and np.array_equal(bn.moving_mean.numpy(), before)
+
+
+def test_early_stopping_ignores_validation_loss_when_training_from_scratch():
+    assert early_stopping_monitor("imagenet", has_validation=True) == "val_loss"
+    assert early_stopping_monitor(None, has_validation=True) == "loss"
+    assert early_stopping_monitor("imagenet", has_validation=False) == "loss"
