@@ -126,7 +126,7 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
     normals, outliers = training_records(config)
     cache = logmel_cache(config.cache_dir, config.features)
     normal_paths = cache.ensure([r.path for r in normals], progress)
-    outlier_paths = cache.ensure([r.path for r in outliers], progress) if outliers else []
+    outlier_paths = cache.ensure([r.path for r in outliers], progress)
 
     normal_val = split_validation([(r.section, r.domain) for r in normals], config.validation_fraction, config.seed)
     outlier_val = split_validation([(r.section,) for r in outliers], config.validation_fraction, config.seed + 1)
@@ -259,7 +259,7 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
     train_outlier, val_outlier = partition([r.path for r in outliers], outlier_val)
 
     images = image_cache(config.cache_dir, config.image_config())
-    to_cache = lambda paths: images.ensure(paths, progress) if paths else []  # noqa: E731
+    to_cache = lambda paths: images.ensure(paths, progress)  # noqa: E731
     train_real_images = to_cache(train_real)
     train_paths = train_real_images + to_cache(augmented) + to_cache(train_outlier)
     train_labels = [1.0] * (len(train_real) + len(augmented)) + [0.0] * len(train_outlier)

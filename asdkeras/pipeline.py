@@ -33,6 +33,12 @@ def no_progress(iterable, total):
     return iterable
 
 
+def file_fingerprint(path: str) -> list:
+    """What identifies a file's content for the caches: absolute path, size, modification time (ns)."""
+    stat = os.stat(path)
+    return [os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
+
+
 def _atomic_save_npy(path: str, array: np.ndarray) -> None:
     tmp = f"{path}.{os.getpid()}.part"
     with open(tmp, "wb") as handle:
@@ -65,8 +71,7 @@ class FeatureCache:
     batch_size: int = 16
 
     def path_for(self, audio_path: str) -> str:
-        stat = os.stat(audio_path)
-        key = json.dumps([os.path.abspath(audio_path), stat.st_size, stat.st_mtime_ns, self.describe], sort_keys=True)
+        key = json.dumps([file_fingerprint(audio_path), self.describe], sort_keys=True)
         digest = hashlib.sha1(key.encode()).hexdigest()
         return os.path.join(self.root, self.name, digest[:2], f"{digest}.npy")
 
@@ -216,8 +221,7 @@ def augmented_clips(source_paths: Sequence[str], count: int, config, cache_root:
         return []
     if not source_paths:
         raise AsdError("no clips to augment")
-    key = json.dumps([[os.path.abspath(p), os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in source_paths]
-                     + [asdict(config), seed], sort_keys=True)
+    key = json.dumps([file_fingerprint(p) for p in source_paths] + [asdict(config), seed], sort_keys=True)
     folder = os.path.join(cache_root, "augmented", hashlib.sha1(key.encode()).hexdigest()[:16])
     os.makedirs(folder, exist_ok=True)
     jobs = [(source_paths[i % len(source_paths)], os.path.join(folder, f"aug_{i:05d}.wav"), seed + i, config)
