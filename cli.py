@@ -17,6 +17,7 @@ import click  # noqa: E402
 
 from asdkeras.data.layout import MACHINE_TYPES as MACHINE_CHOICES  # noqa: E402
 from asdkeras.errors import AsdError  # noqa: E402
+from asdkeras.kinds import MODEL_KINDS  # noqa: E402
 
 
 def user_errors(command):
@@ -125,39 +126,53 @@ def _ensure_data(data: str) -> None:
     generate(data, MACHINE_CHOICES, SCALES["small"], progress=_progress("synthesising"))
 
 
-def _print_fit_summary(summary: dict) -> None:
-    clips = summary["clips"]
-    outlier = summary.get("outlier") or "none"
+def _print_fit_summary(detector, folder: str) -> None:
+    info, clips = detector.info, detector.info["clips"]
     augmented = f" + {clips['augmented']} augmented" if "augmented" in clips else ""
-    click.echo(f"saved {summary['kind']} for {summary['machine']} to {summary['folder']} "
-               f"({clips['train_normal']}{augmented} + {clips['val_normal']} normal clips, outlier {outlier}: "
-               f"{clips['train_outlier']} + {clips['val_outlier']}; {summary['epochs_run']} epochs, "
-               f"{summary['fit_seconds']:.0f} s); threshold {summary['threshold']:.4g}")
+    rule = detector.thresholds[detector.threshold_rule]
+    click.echo(f"saved {detector.kind} for {detector.machine} to {folder} "
+               f"({clips['train_normal']}{augmented} + {clips['val_normal']} normal clips, outlier "
+               f"{info.get('outlier') or 'none'}: {clips['train_outlier']} + {clips['val_outlier']}; "
+               f"{info['epochs_run']} epochs, {info['fit_seconds']:.0f} s)")
+    click.echo(f"threshold {detector.threshold:.4g}: {rule['description']}")
+
+
+def _pair(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise AsdError(f"'{text}' must be MIN,MAX, e.g. 0.9,1.1") from None
+    return low, high
 
 
 @cli.command()
 @click.option("--machine", required=True, type=click.Choice(MACHINE_CHOICES), help="Machine type to train.")
-@click.option("--model", "model_kind", type=click.Choice(["ae", "mobilenet"]), default="ae", show_default=True,
+@click.option("--model", "model_kind", type=click.Choice(MODEL_KINDS), default="ae", show_default=True,
               help="ae: dense autoencoder on log-mel vectors; mobilenet: MobileNetV2 on spectrogram images.")
-@click.option("--outlier", default="auto", show_default=True,
-              help="Outlier machine type for outlier exposure: a type, auto (the report's pairing) or none.")
+@click.option("--outlier", help="Outlier machine type for outlier exposure: a type, auto (the report's pairing) or none [auto].")
 @click.option("--epochs", type=click.IntRange(1), help="Maximum epochs [ae 30; mobilenet 5, head only].")
 @click.option("--patience", type=click.IntRange(1), help="Epochs without validation improvement before stopping [ae 5, mobilenet 3].")
 @click.option("--batch-size", type=click.IntRange(1), help="Batch size [ae 512 vectors, mobilenet 32 images].")
 @click.option("--learning-rate", type=float, help="Adam learning rate [1e-3].")
 @click.option("--outlier-clips", type=click.IntRange(1), help="Outlier clips [default: as many as the machine's].")
+@click.option("--threshold-quantile", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Share of held-out normal clips kept as normal by the threshold [0.9: ~10 % false alarms].")
 @click.option("--seed", default=0, show_default=True, help="Random seed.")
-@click.option("--loss", type=click.Choice(["mse", "oe", "oe-hinge"]), default="oe", show_default=True,
-              help="ae: mse = clear AE on normals; oe = the report's |y - e(x)|; oe-hinge = max(0, m - e(x)) on outliers.")
-@click.option("--margin", default=1.0, show_default=True, help="ae: hinge margin m for --loss oe-hinge.")
+@click.option("--loss", type=click.Choice(["mse", "oe", "oe-hinge"]),
+              help="ae: mse = clear AE on normals; oe = the report's |y - e(x)| [default]; oe-hinge = max(0, m - e(x)) on outliers.")
+@click.option("--margin", type=float, help="ae: hinge margin m for --loss oe-hinge [1.0].")
 @click.option("--target-clips", type=click.IntRange(1), help="ae: cap on the machine's training clips [3000].")
-@click.option("--weights", default="imagenet", show_default=True, help="mobilenet: imagenet, none, or a no-top .h5 path.")
-@click.option("--width", type=float, default=1.0, show_default=True, help="mobilenet: width multiplier alpha (1.0, 0.35, ...).")
-@click.option("--image-size", type=click.IntRange(32), default=320, show_default=True, help="mobilenet: image side in pixels.")
+@click.option("--weights", help="mobilenet: imagenet [default], none, or a no-top .h5 path.")
+@click.option("--width", type=float, help="mobilenet: width multiplier alpha [1.0; 0.35 is the smallest with ImageNet weights].")
+@click.option("--image-size", type=click.IntRange(32), help="mobilenet: image side in pixels [320].")
 @click.option("--train-clips", type=click.IntRange(1), help="mobilenet: random training clips of the machine [500].")
 @click.option("--augmented-clips", type=click.IntRange(0), help="mobilenet: augmented copies [twice --train-clips].")
 @click.option("--fine-tune-epochs", type=click.IntRange(0), help="mobilenet: epochs with the top blocks unfrozen [5].")
 @click.option("--fine-tune-blocks", type=click.IntRange(0, 16), help="mobilenet: top blocks to unfreeze [3].")
+@click.option("--threshold-rule", type=click.Choice(["quantile", "eq2"]),
+              help="mobilenet: quantile of held-out normals [default] or the report's Eq. 2 (both are saved).")
 @click.option("--threshold-alpha", type=float, help="mobilenet: the report's alpha in Eq. 2 [0.04].")
 @click.option("--pitch-semitones", type=float, help="mobilenet: PitchShift range +- semitones [2].")
 @click.option("--stretch-range", help="mobilenet: TimeStretch rate range MIN,MAX [0.9,1.1].")
@@ -166,41 +181,24 @@ def _print_fit_summary(summary: dict) -> None:
 @click.option("--models-dir", default="saved_models", show_default=True, help="Where detectors are saved.")
 @click.option("--cache-dir", default="cache", show_default=True, help="Feature, image and augmentation cache folder.")
 @user_errors
-def fit(machine, model_kind, seed, data, models_dir, cache_dir, **options):
+def fit(machine, model_kind, seed, data, models_dir, cache_dir, stretch_range, **options):
     """Train one detector for a machine type over all its sections and save it."""
+    from asdkeras.fit import fit_detector, make_config
+
     _ensure_data(data)
-    given = {k: v for k, v in options.items() if v is not None}
-    common = dict(machine=machine, seed=seed, data_dir=data, models_dir=models_dir, cache_dir=cache_dir)
-    shared = ("outlier", "epochs", "patience", "batch_size", "learning_rate", "outlier_clips")
-    if model_kind == "ae":
-        from asdkeras.fit import AutoencoderConfig, fit_autoencoder
-
-        picked = {k: given[k] for k in shared + ("loss", "margin", "target_clips") if k in given}
-        summary = fit_autoencoder(AutoencoderConfig(**common, **picked), _progress("features"), _keras_verbosity())
-    else:
-        from asdkeras.augment import AugmentConfig
-        from asdkeras.fit import MobileNetConfig, fit_mobilenet
-
-        augment = {k: given[k] for k in ("pitch_semitones", "background_noise_dir") if k in given}
-        if "stretch_range" in given:
-            try:
-                augment["stretch_min"], augment["stretch_max"] = (float(v) for v in given["stretch_range"].split(","))
-            except ValueError:
-                raise AsdError(f"--stretch-range '{given['stretch_range']}' must be MIN,MAX, e.g. 0.9,1.1") from None
-        picked = {k: given[k] for k in shared + ("width", "image_size", "train_clips", "augmented_clips",
-                                                 "fine_tune_epochs", "fine_tune_blocks", "threshold_alpha") if k in given}
-        weights = None if given["weights"] == "none" else given["weights"]
-        config = MobileNetConfig(**common, **picked, weights=weights, augment=AugmentConfig(**augment))
-        summary = fit_mobilenet(config, _progress("preparing"), _keras_verbosity())
-    _print_fit_summary(summary)
+    config = make_config(model_kind, machine=machine, seed=seed, data_dir=data, models_dir=models_dir,
+                         cache_dir=cache_dir, stretch_range=_pair(stretch_range), **options)
+    detector = fit_detector(model_kind, config, _progress("preparing"), _keras_verbosity())
+    _print_fit_summary(detector, config.folder())
 
 
 @cli.command()
 @click.option("--machine", required=True, type=click.Choice(MACHINE_CHOICES), help="Machine type to test.")
-@click.option("--model", "model_kind", type=click.Choice(["ae", "mobilenet"]), default="ae", show_default=True, help="Which saved detector.")
+@click.option("--model", "model_kind", type=click.Choice(MODEL_KINDS), default="ae", show_default=True, help="Which saved detector.")
 @click.option("--data", default="data", show_default=True, help="Dataset root.")
-@click.option("--subset", type=click.Choice(["dev_data", "eval_data"]), default="dev_data", show_default=True)
-@click.option("--models-dir", default="saved_models", show_default=True)
+@click.option("--subset", type=click.Choice(["dev_data", "eval_data"]), default="dev_data", show_default=True,
+              help="Which part of the DCASE tree to test.")
+@click.option("--models-dir", default="saved_models", show_default=True, help="Where the detectors are saved.")
 @click.option("--result-dir", default="results", show_default=True, help="Where CSVs and metrics JSON go.")
 @click.option("--cache-dir", default="cache", show_default=True, help="Feature cache folder.")
 @click.option("--ground-truth", "ground_truth_dir", default=None,
@@ -210,8 +208,8 @@ def fit(machine, model_kind, seed, data, models_dir, cache_dir, **options):
 def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, ground_truth_dir):
     """Score the test clips: official DCASE CSVs, and metrics for labelled data."""
     from asdkeras.data.layout import labelled_test_records
+    from asdkeras.detector import detector_dir
     from asdkeras.evaluate import evaluate
-    from asdkeras.store import detector_dir
 
     records = labelled_test_records(data, machine, subset, ground_truth_dir)
     evaluation = evaluate(detector_dir(models_dir, machine, model_kind), machine, model_kind, data, result_dir,
@@ -249,22 +247,22 @@ def oe_sweep(machine, epochs, seed, data, models_dir, result_dir, cache_dir):
 @user_errors
 def demo(data, machines, epochs, models_dir, result_dir, cache_dir):
     """The main job on the embedded default data: generate it if needed, then fit and test every machine type."""
-    from asdkeras.evaluate import evaluate
+    from asdkeras.evaluate import evaluate, format_decision_summary
     from asdkeras.fit import AutoencoderConfig, fit_autoencoder
 
     _ensure_data(data)
     _print_summary(data)
-    scores = {}
+    rows = []
     for machine in _machine_list(machines):
         click.echo(f"\n== {machine}: autoencoder with outlier exposure")
         config = AutoencoderConfig(machine=machine, epochs=epochs, data_dir=data, models_dir=models_dir,
                                    cache_dir=cache_dir)
-        summary = fit_autoencoder(config, _progress("features"), verbose=0)
-        _print_fit_summary(summary)
-        evaluation = evaluate(summary["folder"], machine, "ae", data, result_dir, cache_dir, progress=_progress("features"))
+        detector = fit_autoencoder(config, _progress("features"), verbose=0)
+        _print_fit_summary(detector, config.folder())
+        evaluation = evaluate(config.folder(), machine, "ae", data, result_dir, cache_dir, progress=_progress("features"))
         click.echo(evaluation.table())
-        scores[machine] = evaluation.official_score
-    click.echo("\nofficial score per machine type (ae): " + ", ".join(f"{m} {v:.3f}" for m, v in scores.items()))
+        rows.append(evaluation)
+    click.echo("\n" + format_decision_summary(rows))
     click.echo(f"results (DCASE CSVs, metrics JSON) under {result_dir}/, detectors under {models_dir}/")
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from asdkeras.atomic import atomic_path
 from asdkeras.errors import AsdError, tensorflow_reason
 
 SAMPLE_RATE = 16_000
@@ -166,7 +167,10 @@ def conversion_note(paths: list[str], sample_rate: int = SAMPLE_RATE, clip_sampl
     """
     resampled, downmixed, refitted = {}, 0, 0
     for path in paths:
-        info = describe(path)
+        try:
+            info = describe(path)
+        except AsdError:  # unreadable files are reported where they are decoded
+            continue
         if info.sample_rate != sample_rate:
             resampled[info.sample_rate] = resampled.get(info.sample_rate, 0) + 1
         downmixed += info.channels > 1
@@ -179,6 +183,5 @@ def conversion_note(paths: list[str], sample_rate: int = SAMPLE_RATE, clip_sampl
 
 def write_wav_atomic(path: str, signal: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """Write a mono float signal in [-1, 1] as 16-bit PCM WAV, atomically (temp file + rename)."""
-    tmp = f"{path}.part"
-    sf.write(tmp, np.clip(signal, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        sf.write(tmp, np.clip(signal, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")

@@ -2,49 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from asdkeras.data.layout import ClipRecord, scan_split, sections, select
-from asdkeras.errors import AsdError
-from asdkeras.features import ImageConfig, LogMelConfig
+from asdkeras.detector import Detector
 from asdkeras.metrics import (SectionResult, format_table, metrics_document, official_score, section_metrics,
                               write_metrics_json, write_result_csvs)
-from asdkeras.pipeline import Progress, no_progress, clip_vectors_dataset, image_cache, image_dataset, logmel_cache
-from asdkeras.scoring import autoencoder_clip_scores, decide, outlier_probability_from_logits
-from asdkeras.store import MODEL_FILE, read_detector_json
-
-
-def load_keras_model(folder: str):
-    """Load ``model.keras`` of a detector folder (custom layers registered by importing their modules)."""
-    import keras
-
-    import asdkeras.models.autoencoder  # noqa: F401  (registers ReconstructionError)
-
-    path = os.path.join(folder, MODEL_FILE)
-    if not os.path.isfile(path):
-        raise AsdError(f"{folder}: no {MODEL_FILE}; train the detector again with 'python cli.py fit'")
-    return keras.saving.load_model(path, compile=False)
-
-
-def score_clips(folder: str, paths: list[str], cache_dir: str, progress: Progress = no_progress) -> tuple[np.ndarray, dict]:
-    """Anomaly scores (higher = more anomalous) of audio files under a saved detector, and its summary."""
-    detector = read_detector_json(folder)
-    model = load_keras_model(folder)
-    if detector["kind"] == "ae":
-        config = LogMelConfig(**detector["features"])
-        cache_paths = logmel_cache(cache_dir, config).ensure(paths, progress)
-        return autoencoder_clip_scores(model, clip_vectors_dataset(cache_paths, config)), detector
-    if detector["kind"] == "mobilenet":
-        from asdkeras.models.mobilenet import logit_model
-
-        config = ImageConfig(**detector["image"])
-        cache_paths = image_cache(cache_dir, config).ensure(paths, progress)
-        logits = logit_model(model).predict(image_dataset(cache_paths, config, batch_size=32), verbose=0)
-        return outlier_probability_from_logits(logits), detector
-    raise AsdError(f"{folder}: unknown detector kind '{detector['kind']}'")
+from asdkeras.pipeline import Progress, no_progress
 
 
 @dataclass
@@ -76,8 +42,16 @@ def evaluate(folder: str, machine: str, model_name: str, data_dir: str, result_d
     """Score every test clip of ``machine``, write the official CSVs per section and, for labelled
     data, ``metrics_<model>_<machine>.json``."""
     records = records if records is not None else scan_split(data_dir, machine, "test", subset)
-    scores, detector = score_clips(folder, [r.path for r in records], cache_dir, progress)
-    decisions = decide(scores, detector["threshold"])
+    detector = Detector.load(folder)
+    scores = detector.score_files([r.path for r in records], cache_dir, progress)
+    return write_evaluation(machine, model_name, records, scores, detector.decide(scores), detector.threshold,
+                            result_dir)
+
+
+def write_evaluation(machine: str, model_name: str, records: list[ClipRecord], scores, decisions,
+                     threshold: float, result_dir: str) -> Evaluation:
+    """Official CSVs per section and, for labelled records, metrics: the same for a Keras or a TFLite detector."""
+    scores, decisions = np.asarray(scores), np.asarray(decisions)
     files, results = [], []
     by_path = {r.path: i for i, r in enumerate(records)}
     for section in sections(records):
@@ -89,5 +63,23 @@ def evaluate(folder: str, machine: str, model_name: str, data_dir: str, result_d
             results.append(section_metrics(section, [r.is_anomaly for r in members], scores[idx],
                                            [r.domain for r in members], decisions[idx]))
     if results:
-        files.append(write_metrics_json(result_dir, metrics_document(machine, model_name, results, detector["threshold"])))
-    return Evaluation(machine, model_name, results, files, detector["threshold"])
+        files.append(write_metrics_json(result_dir, metrics_document(machine, model_name, results, threshold)))
+    return Evaluation(machine, model_name, results, files, threshold)
+
+
+def format_decision_summary(evaluations: list[Evaluation]) -> str:
+    """One line per machine: official score, and recall and false-alarm share per domain (means over sections).
+
+    An app shows the decision, not the score: this is what its user would see, per machine type.
+    """
+    lines = [f"{'machine':10s} {'model':10s} {'official':>8s} {'recall src':>10s} {'recall tgt':>10s} "
+             f"{'false alarm src':>15s} {'false alarm tgt':>15s}"]
+    for evaluation in evaluations:
+        if not evaluation.results:
+            lines.append(f"{evaluation.machine:10s} {evaluation.model:10s} (no labels)")
+            continue
+        mean = lambda name: np.mean([getattr(r, name) for r in evaluation.results])  # noqa: E731
+        lines.append(f"{evaluation.machine:10s} {evaluation.model:10s} {evaluation.official_score:8.3f} "
+                     f"{mean('recall_source'):10.3f} {mean('recall_target'):10.3f} "
+                     f"{mean('false_alarm_source'):15.3f} {mean('false_alarm_target'):15.3f}")
+    return "\n".join(lines)

@@ -1,7 +1,7 @@
 """Feature front-ends in TensorFlow ops: log-mel frame vectors and spectrogram images.
 
 Both functions take a float32 waveform of shape ``(samples,)`` or ``(batch, samples)`` in
-[-1, 1] at 16 kHz and run unchanged in ``tf.data``, in eager code, and inside a model exported
+[-1, 1] at ``audio.SAMPLE_RATE`` (16 kHz) and run unchanged in ``tf.data``, in eager code, and inside a model exported
 to TFLite (``tf.signal.stft``, the mel matrix and the image resize are TFLite builtins).
 librosa is the reference these are tested against, not the hot path.
 """
@@ -38,15 +38,18 @@ class LogMelConfig:
     n_mels: int = 128
     n_frames: int = 5
     amin: float = 1e-10
-    sample_rate: int = SAMPLE_RATE
 
     @property
     def vector_size(self) -> int:
         return self.n_mels * self.n_frames
 
+    def frames_per_clip(self, clip_samples: int) -> int:
+        """Centred frames of a clip of ``clip_samples`` samples (313 for 160000 with the defaults)."""
+        return 1 + clip_samples // self.hop_length
+
     def vectors_per_clip(self, clip_samples: int) -> int:
         """Vectors from a clip of ``clip_samples`` samples (309 for 160000 with the defaults)."""
-        return 1 + clip_samples // self.hop_length - self.n_frames + 1
+        return self.frames_per_clip(clip_samples) - self.n_frames + 1
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,7 @@ def mel_matrix(config: LogMelConfig = LogMelConfig()) -> tf.Tensor:
     """The ``(n_fft // 2 + 1, n_mels)`` HTK mel filterbank, 0 Hz to Nyquist, unnormalised."""
     return tf.signal.linear_to_mel_weight_matrix(
         num_mel_bins=config.n_mels, num_spectrogram_bins=config.n_fft // 2 + 1,
-        sample_rate=config.sample_rate, lower_edge_hertz=0.0, upper_edge_hertz=config.sample_rate / 2)
+        sample_rate=SAMPLE_RATE, lower_edge_hertz=0.0, upper_edge_hertz=SAMPLE_RATE / 2)
 
 
 def log_mel_spectrogram(waveform: tf.Tensor, config: LogMelConfig = LogMelConfig()) -> tf.Tensor:

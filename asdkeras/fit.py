@@ -1,25 +1,35 @@
-"""Training per machine type and model (autoencoder, MobileNetV2), each saved as a detector folder."""
+"""Training per machine type and model (autoencoder, MobileNetV2), each saved as a detector folder.
+
+Each trainer takes its configuration dataclass and returns the saved :class:`~asdkeras.detector.Detector`;
+:data:`TRAINERS` maps a model kind to both, so callers need no branch per kind.
+"""
 
 from __future__ import annotations
 
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Callable
 
 import numpy as np
+import scipy.special
 
 from asdkeras.audio import CLIP_SAMPLES
 from asdkeras.augment import AugmentConfig
 from asdkeras.data.layout import ClipRecord, scan_split, select
+from asdkeras.detector import Detector, detector_dir
 from asdkeras.errors import AsdError
 from asdkeras.features import ImageConfig, LogMelConfig
+from asdkeras.frontend import ImageFrontend, LogMelFrontend
 from asdkeras.pairing import resolve_outlier
-from asdkeras.pipeline import (Progress, no_progress, augmented_clips, clip_vectors_dataset, image_cache,
-                               image_dataset, logmel_cache, mixed_training_dataset, partition, split_validation,
-                               vector_statistics)
-from asdkeras.scoring import autoencoder_clip_scores, gamma_threshold
-from asdkeras.store import MODEL_FILE, DETECTOR_FILE, detector_dir, save_atomically, write_json
+from asdkeras.pipeline import (Progress, no_progress, augmented_clips, image_dataset, mixed_training_dataset,
+                               partition, split_validation, vector_statistics)
+from asdkeras.scoring import eq2_threshold, quantile_threshold, score_statistics
+
+MIN_HELD_OUT = 10
+"""Fewer held-out normal clips than this: the threshold is fitted on all training normals instead
+(scores of clips the network trained on run low, so it then flags more normals than intended)."""
 
 
 @dataclass
@@ -94,18 +104,6 @@ def outlier_records(data_dir: str, subset: str, outlier_machine: str | None, cou
     return _subsample(outliers, count, seed)
 
 
-def _save_detector(folder: str, model, summary: dict, config, history: dict, extra: dict | None = None) -> dict:
-    """Write a detector folder atomically (model, detector.json, config.json, history.json, extras)."""
-    def write(tmp_dir: str) -> None:
-        model.save(os.path.join(tmp_dir, MODEL_FILE))
-        for name, document in {DETECTOR_FILE: summary, "config.json": asdict(config), "history.json": history,
-                               **(extra or {})}.items():
-            write_json(os.path.join(tmp_dir, name), document)
-
-    save_atomically(folder, write)
-    return {**summary, "folder": folder}
-
-
 def _history_dict(*histories) -> dict:
     merged: dict = {}
     for phase, history in enumerate(histories, start=1):
@@ -115,16 +113,17 @@ def _history_dict(*histories) -> dict:
     return merged
 
 
-def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress, verbose: int = 0) -> dict:
-    """Train, threshold and save one autoencoder; returns the summary written to ``detector.json``."""
+def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress, verbose: int = 0) -> Detector:
+    """Train, threshold and save one autoencoder; returns the saved detector."""
     import keras
 
-    from asdkeras.models.autoencoder import autoencoder_loss, build_autoencoder
+    from asdkeras.models.autoencoder import autoencoder_loss, autoencoder_scoring_model, build_autoencoder
 
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     normals, outliers = training_records(config)
-    cache = logmel_cache(config.cache_dir, config.features)
+    frontend = LogMelFrontend(config.features)
+    cache = frontend.cache(config.cache_dir)
     normal_paths = cache.ensure([r.path for r in normals], progress)
     outlier_paths = cache.ensure([r.path for r in outliers], progress)
 
@@ -134,9 +133,9 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
     train_outlier, val_outlier = partition(outlier_paths, outlier_val)
 
     mean, variance = vector_statistics(train_normal, config.features)
-    model = build_autoencoder(config.features.vector_size, mean, variance)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                  loss=autoencoder_loss(config.loss, config.margin))
+    network = build_autoencoder(config.features.vector_size, mean, variance)
+    network.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                    loss=autoencoder_loss(config.loss, config.margin))
     train_data = mixed_training_dataset(train_normal, train_outlier, config.features, config.batch_size, config.seed)
     val_data = (mixed_training_dataset(val_normal, val_outlier, config.features, config.batch_size, config.seed,
                                        shuffle=False) if val_normal else None)
@@ -146,28 +145,63 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
     vectors_per_clip = config.features.vectors_per_clip(CLIP_SAMPLES)
     steps = math.ceil((len(train_normal) + len(train_outlier)) * vectors_per_clip / config.batch_size)
     val_steps = math.ceil((len(val_normal) + len(val_outlier)) * vectors_per_clip / config.batch_size)
-    history = model.fit(train_data.repeat(), steps_per_epoch=steps, epochs=config.epochs, callbacks=callbacks,
-                        validation_data=val_data.repeat() if val_data else None,
-                        validation_steps=val_steps if val_data else None, verbose=verbose)
+    history = network.fit(train_data.repeat(), steps_per_epoch=steps, epochs=config.epochs, callbacks=callbacks,
+                          validation_data=val_data.repeat() if val_data else None,
+                          validation_steps=val_steps if val_data else None, verbose=verbose)
 
-    train_scores = autoencoder_clip_scores(model, clip_vectors_dataset(train_normal, config.features))
-    threshold = gamma_threshold(train_scores, config.threshold_quantile)
-    summary = {
-        "kind": "ae",
-        "machine": config.machine,
-        "loss": config.loss,
-        "outlier": config.resolved_outlier(),
-        "threshold": threshold,
-        "threshold_rule": f"gamma fit to {len(train_scores)} training-normal clip scores, quantile {config.threshold_quantile}",
-        "clips": {"train_normal": len(train_normal), "val_normal": len(val_normal),
-                  "train_outlier": len(train_outlier), "val_outlier": len(val_outlier)},
-        "epochs_run": len(history.history["loss"]),
-        "best_val_loss": float(min(history.history["val_loss"])) if val_data else None,
-        "fit_seconds": round(time.perf_counter() - started, 1),
-        "features": asdict(config.features),
-    }
-    return _save_detector(config.folder(), model, summary, config, _history_dict(history),
-                          {"normalisation.json": {"mean": mean.tolist(), "variance": variance.tolist()}})
+    scoring = autoencoder_scoring_model(network, *frontend.input_shape, config.features.n_frames)
+    train_domains, val_domains = partition([r.domain for r in normals], normal_val)
+    thresholds, normal_scores = held_out_threshold(scoring, frontend, val_normal, train_normal,
+                                                   config.threshold_quantile, val_domains, train_domains)
+    detector = Detector(
+        kind="ae", machine=config.machine, frontend=frontend, model=scoring,
+        score_units="mean over the clip's 309 log-mel vectors of their squared reconstruction error "
+                    "(normalised units)",
+        thresholds=thresholds, threshold_rule="quantile", normal_scores=normal_scores,
+        info={"loss": config.loss, "outlier": config.resolved_outlier(),
+              "clips": {"train_normal": len(train_normal), "val_normal": len(val_normal),
+                        "train_outlier": len(train_outlier), "val_outlier": len(val_outlier)},
+              "epochs_run": len(history.history["loss"]),
+              "best_val_loss": float(min(history.history["val_loss"])) if val_data else None,
+              "fit_seconds": round(time.perf_counter() - started, 1)})
+    detector.save(config.folder(), {"config.json": asdict(config), "history.json": _history_dict(history)})
+    return detector
+
+
+def held_out_threshold(scoring_model, frontend, held_out: list[str], trained_on: list[str],
+                       quantile: float, held_out_domains: list[str], trained_on_domains: list[str]) -> tuple[dict, dict]:
+    """The quantile threshold and the normal-score statistics, from held-out normal clips.
+
+    Parameters
+    ----------
+    scoring_model : keras.Model
+        Features -> clip score.
+    frontend : LogMelFrontend or ImageFrontend
+        The model's front-end; ``held_out`` and ``trained_on`` are its cache paths.
+    held_out, trained_on : list of str
+        Cached features of normal clips the network did not train on, and of those it did.
+        With fewer than :data:`MIN_HELD_OUT` held out, both are used, and the record says so.
+    quantile : float
+        Intended share of normal clips kept as normal.
+    held_out_domains, trained_on_domains : list of str
+        Domain of each clip; domains weigh equally in the threshold.
+
+    Returns
+    -------
+    thresholds : dict
+        ``{"quantile": record}`` (see :func:`asdkeras.scoring.quantile_threshold`).
+    normal_scores : dict
+        :func:`asdkeras.scoring.score_statistics` of the same scores.
+    """
+    if len(held_out) >= MIN_HELD_OUT:
+        paths, domains, what = held_out, held_out_domains, "held-out training-normal clip scores"
+    else:
+        paths, domains = held_out + trained_on, held_out_domains + trained_on_domains
+        what = (f"training-normal clip scores ({len(held_out)} held out, too few: the clips the network "
+                f"trained on are included, so more normals than intended may be flagged)")
+    scores = np.asarray(scoring_model.predict(frontend.dataset(paths), verbose=0), np.float64).reshape(-1)
+    return ({"quantile": quantile_threshold(scores, quantile, what, domains)},
+            {**score_statistics(scores), "clips": what})
 
 
 @dataclass
@@ -179,10 +213,13 @@ class MobileNetConfig:
     ``outlier_clips`` clips of the outlier type (None: as many as the machine's real and
     augmented clips together). With pretrained weights, phase 1 trains the head for ``epochs`` and
     phase 2 unfreezes the top ``fine_tune_blocks`` blocks for ``fine_tune_epochs`` at
-    ``fine_tune_learning_rate``; from scratch (``weights=None``) the whole network trains for
-    ``epochs + fine_tune_epochs`` at ``learning_rate`` and its batch-norm statistics are then
-    recomputed for the final weights.
-    ``threshold_alpha`` is the report's alpha in Eq. 2.
+    ``fine_tune_learning_rate``; from scratch (``weights`` None or "none") the whole network
+    trains for ``epochs + fine_tune_epochs`` at ``learning_rate`` and its batch-norm statistics
+    are then recomputed for the final weights.
+    ``threshold_rule`` decides: "quantile" (``threshold_quantile`` of held-out normals' scores,
+    as for every detector) or "eq2" (the report's Eq. 2 with ``threshold_alpha``); both are saved.
+    Augmentation: PitchShift within +-``pitch_semitones``, TimeStretch rates in ``stretch_range``,
+    optional AddBackgroundNoise from ``background_noise_dir``.
     """
 
     machine: str
@@ -201,22 +238,37 @@ class MobileNetConfig:
     batch_size: int = 32
     patience: int = 3
     dropout: float = 0.2
+    threshold_rule: str = "quantile"
+    threshold_quantile: float = 0.9
     threshold_alpha: float = 0.04
     validation_fraction: float = 0.1
     seed: int = 0
     workers: int | None = None
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    pitch_semitones: float = 2.0
+    stretch_range: tuple = (0.9, 1.1)
+    background_noise_dir: str | None = None
     data_dir: str = "data"
     models_dir: str = "saved_models"
     cache_dir: str = "cache"
     subset: str = "dev_data"
     output_dir: str | None = None
 
+    def __post_init__(self):
+        if self.weights == "none":
+            self.weights = None
+        if self.threshold_rule not in ("quantile", "eq2"):
+            raise AsdError(f"threshold rule '{self.threshold_rule}' is not one of quantile, eq2")
+        self.augment_config()  # validate the ranges now, not after the images are made
+
     def folder(self) -> str:
         return self.output_dir or detector_dir(self.models_dir, self.machine, "mobilenet")
 
     def image_config(self) -> ImageConfig:
         return ImageConfig(image_size=self.image_size)
+
+    def augment_config(self) -> AugmentConfig:
+        return AugmentConfig(pitch_semitones=self.pitch_semitones, stretch_min=self.stretch_range[0],
+                             stretch_max=self.stretch_range[1], background_noise_dir=self.background_noise_dir)
 
 
 def early_stopping_monitor(weights: str | None, has_validation: bool) -> str:
@@ -229,18 +281,12 @@ def early_stopping_monitor(weights: str | None, has_validation: bool) -> str:
     return "val_loss" if has_validation and weights is not None else "loss"
 
 
-def eq2_threshold(p_machine: np.ndarray, alpha: float) -> float:
-    """The report's Eq. 2: (1 - alpha) x mean p(this machine) over training clips; below it = anomaly."""
-    if not 0 <= alpha <= 1:
-        raise AsdError(f"threshold alpha {alpha} must lie in [0, 1] (the report uses 0.04)")
-    return float((1 - alpha) * np.mean(p_machine))
-
-
-def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, verbose: int = 0) -> dict:
+def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, verbose: int = 0) -> Detector:
     """Fine-tune MobileNetV2 on spectrogram images (machine vs outliers), threshold and save it."""
     import keras
 
-    from asdkeras.models.mobilenet import build_mobilenet, recalibrate_batch_norm, unfreeze_top_blocks
+    from asdkeras.models.mobilenet import (build_mobilenet, mobilenet_scoring_model, recalibrate_batch_norm,
+                                           unfreeze_top_blocks)
 
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
@@ -250,7 +296,7 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
     val_mask = split_validation([(r.section, r.domain) for r in selected], config.validation_fraction, config.seed)
     train_real, val_real = partition([r.path for r in selected], val_mask)
     augmented_count = 2 * len(train_real) if config.augmented_clips is None else config.augmented_clips
-    augmented = augmented_clips(train_real, augmented_count, config.augment, config.cache_dir, config.seed,
+    augmented = augmented_clips(train_real, augmented_count, config.augment_config(), config.cache_dir, config.seed,
                                 progress, config.workers)
     outlier_machine = resolve_outlier("mobilenet", config.machine, config.outlier)
     outliers = outlier_records(config.data_dir, config.subset, outlier_machine,
@@ -258,12 +304,14 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
     outlier_val = split_validation([(r.section,) for r in outliers], config.validation_fraction, config.seed + 1)
     train_outlier, val_outlier = partition([r.path for r in outliers], outlier_val)
 
-    images = image_cache(config.cache_dir, config.image_config())
+    frontend = ImageFrontend(config.image_config())
+    images = frontend.cache(config.cache_dir)
     to_cache = lambda paths: images.ensure(paths, progress)  # noqa: E731
     train_real_images = to_cache(train_real)
+    val_real_images = to_cache(val_real)
     train_paths = train_real_images + to_cache(augmented) + to_cache(train_outlier)
     train_labels = [1.0] * (len(train_real) + len(augmented)) + [0.0] * len(train_outlier)
-    val_paths = to_cache(val_real) + to_cache(val_outlier)
+    val_paths = val_real_images + to_cache(val_outlier)
     val_labels = [1.0] * len(val_real) + [0.0] * len(val_outlier)
     positives = len(train_real) + len(augmented)
     class_weight = ({1: (len(train_labels)) / (2 * positives), 0: len(train_labels) / (2 * len(train_outlier))}
@@ -288,24 +336,58 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
         unfreeze_top_blocks(model, config.fine_tune_blocks)
         histories.append(run_phase(config.fine_tune_epochs, config.fine_tune_learning_rate))
 
-    p_train = model.predict(image_dataset(train_real_images, config.image_config(), config.batch_size), verbose=0)
-    p_threshold = eq2_threshold(p_train, config.threshold_alpha)
+    scoring = mobilenet_scoring_model(model)
+    train_domains, val_domains = partition([r.domain for r in selected], val_mask)
+    thresholds, normal_scores = held_out_threshold(scoring, frontend, val_real_images, train_real_images,
+                                                   config.threshold_quantile, val_domains, train_domains)
+    train_logits = -np.asarray(scoring.predict(frontend.dataset(train_real_images), verbose=0), np.float64)
+    thresholds["eq2"] = eq2_threshold(scipy.special.expit(train_logits), config.threshold_alpha)
     history = _history_dict(*histories)
-    summary = {
-        "kind": "mobilenet",
-        "machine": config.machine,
-        "outlier": outlier_machine,
-        "weights": config.weights if config.weights in (None, "imagenet") else os.path.abspath(config.weights),
-        "width": config.width,
-        "threshold": 1.0 - p_threshold,
-        "p_threshold": p_threshold,
-        "threshold_rule": f"score = 1 - p; anomaly when p < (1 - {config.threshold_alpha}) x mean p over "
-                          f"{len(train_real)} training clips (report Eq. 2)",
-        "clips": {"train_normal": len(train_real), "augmented": len(augmented), "val_normal": len(val_real),
-                  "train_outlier": len(train_outlier), "val_outlier": len(val_outlier)},
-        "epochs_run": len(history.get("loss", [])),
-        "best_val_loss": float(min(history["val_loss"])) if "val_loss" in history else None,
-        "fit_seconds": round(time.perf_counter() - started, 1),
-        "image": asdict(config.image_config()),
-    }
-    return _save_detector(config.folder(), model, summary, config, history)
+    detector = Detector(
+        kind="mobilenet", machine=config.machine, frontend=frontend, model=scoring,
+        score_units="-z, the negative logit of p(this machine) = sigmoid(z)",
+        thresholds=thresholds, threshold_rule=config.threshold_rule, normal_scores=normal_scores,
+        info={"outlier": outlier_machine,
+              "weights": config.weights if config.weights in (None, "imagenet") else os.path.abspath(config.weights),
+              "width": config.width,
+              "clips": {"train_normal": len(train_real), "augmented": len(augmented), "val_normal": len(val_real),
+                        "train_outlier": len(train_outlier), "val_outlier": len(val_outlier)},
+              "epochs_run": len(history.get("loss", [])),
+              "best_val_loss": float(min(history["val_loss"])) if "val_loss" in history else None,
+              "fit_seconds": round(time.perf_counter() - started, 1)})
+    detector.save(config.folder(), {"config.json": asdict(config), "history.json": history})
+    return detector
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """A model kind's configuration class and training function."""
+
+    config: type
+    fit: Callable
+
+
+TRAINERS = {"ae": Trainer(AutoencoderConfig, fit_autoencoder), "mobilenet": Trainer(MobileNetConfig, fit_mobilenet)}
+"""Model kind -> its trainer. A new kind plugs in here."""
+
+
+def make_config(kind: str, **options):
+    """The configuration of ``kind`` from keyword options; None means "the default".
+
+    An option that the kind does not take is a one-line error naming it (as ``--option``).
+    """
+    if kind not in TRAINERS:
+        raise AsdError(f"unknown model kind '{kind}'; use one of {', '.join(TRAINERS)}")
+    config_class = TRAINERS[kind].config
+    accepted = {f.name for f in fields(config_class)}
+    foreign = sorted(name for name, value in options.items() if value is not None and name not in accepted)
+    if foreign:
+        takers = [k for k, t in TRAINERS.items() if foreign[0] in {f.name for f in fields(t.config)}]
+        raise AsdError(f"--{foreign[0].replace('_', '-')} does not apply to --model {kind}"
+                       + (f" (it is an option of --model {', '.join(takers)})" if takers else ""))
+    return config_class(**{name: value for name, value in options.items() if value is not None})
+
+
+def fit_detector(kind: str, config, progress: Progress = no_progress, verbose: int = 0) -> Detector:
+    """Train and save the detector of ``kind`` described by ``config``."""
+    return TRAINERS[kind].fit(config, progress, verbose)

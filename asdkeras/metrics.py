@@ -8,13 +8,13 @@ Per machine and section:
 
 The official score is the harmonic mean of the flat list of every AUC(source), AUC(target)
 and pAUC, each floored at machine epsilon. Precision, recall and F1 of the decisions are
-computed per domain over that domain's clips.
+computed per domain over that domain's clips, and so is the false-alarm share (normal clips
+decided anomalous).
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import os
 import sys
 from dataclasses import dataclass
@@ -23,6 +23,7 @@ import numpy as np
 import scipy.stats
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
+from asdkeras.atomic import write_json, write_text
 from asdkeras.errors import AsdError
 
 MAX_FPR = 0.1
@@ -42,6 +43,8 @@ class SectionResult:
     precision_target: float | None = None
     recall_target: float | None = None
     f1_target: float | None = None
+    false_alarm_source: float | None = None
+    false_alarm_target: float | None = None
 
 
 def _check_both_classes(y: np.ndarray, what: str) -> None:
@@ -73,7 +76,10 @@ def section_metrics(section: str, labels, scores, domains, decisions=None, max_f
         for domain in ("source", "target"):
             keep = d == domain
             p, r, f, _ = precision_recall_fscore_support(y[keep], dec[keep], average="binary", zero_division=0)
-            extra.update({f"precision_{domain}": float(p), f"recall_{domain}": float(r), f"f1_{domain}": float(f)})
+            normals = keep & (y == 0)
+            false_alarm = float(dec[normals].mean()) if normals.any() else None
+            extra.update({f"precision_{domain}": float(p), f"recall_{domain}": float(r), f"f1_{domain}": float(f),
+                          f"false_alarm_{domain}": false_alarm})
     return SectionResult(section, aucs["source"], aucs["target"], pauc, **extra)
 
 
@@ -83,22 +89,14 @@ def official_score(results: list[SectionResult]) -> float:
     return float(scipy.stats.hmean(np.maximum(values, sys.float_info.epsilon)))
 
 
-def _atomic_write(path: str, text: str) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.part"
-    with open(tmp, "w", newline="") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def write_result_csvs(result_dir: str, machine: str, section: str, filenames, scores, decisions) -> tuple[str, str]:
     """Write ``anomaly_score_*`` and ``decision_result_*`` CSVs (no header, rows sorted by file name)."""
     order = np.argsort(np.asarray(filenames))
     rows = [(filenames[i], float(scores[i]), int(decisions[i])) for i in order]
     score_path = os.path.join(result_dir, f"anomaly_score_{machine}_section_{section}_test.csv")
     decision_path = os.path.join(result_dir, f"decision_result_{machine}_section_{section}_test.csv")
-    _atomic_write(score_path, "".join(f"{name},{score}\n" for name, score, _ in rows))
-    _atomic_write(decision_path, "".join(f"{name},{decision}\n" for name, _, decision in rows))
+    write_text(score_path, "".join(f"{name},{score}\n" for name, score, _ in rows))
+    write_text(decision_path, "".join(f"{name},{decision}\n" for name, _, decision in rows))
     return score_path, decision_path
 
 
@@ -121,9 +119,7 @@ def metrics_document(machine: str, model: str, results: list[SectionResult], thr
 
 
 def write_metrics_json(result_dir: str, document: dict) -> str:
-    path = os.path.join(result_dir, f"metrics_{document['model']}_{document['machine']}.json")
-    _atomic_write(path, json.dumps(document, indent=2) + "\n")
-    return path
+    return write_json(os.path.join(result_dir, f"metrics_{document['model']}_{document['machine']}.json"), document)
 
 
 def format_table(machine: str, model: str, results: list[SectionResult]) -> str:
@@ -131,16 +127,20 @@ def format_table(machine: str, model: str, results: list[SectionResult]) -> str:
     has_decisions = results[0].f1_source is not None
     header = f"{machine} / {model}\n{'section':8s} {'AUC src':>8s} {'AUC tgt':>8s} {'pAUC':>8s}"
     if has_decisions:
-        header += f" {'P src':>6s} {'R src':>6s} {'F1 src':>6s} {'P tgt':>6s} {'R tgt':>6s} {'F1 tgt':>6s}"
+        header += "".join(f" {name:>6s}" for name in ("P src", "R src", "F1 src", "FA src",
+                                                       "P tgt", "R tgt", "F1 tgt", "FA tgt"))
     lines = [header]
     for r in results:
         line = f"{r.section:8s} {r.auc_source:8.4f} {r.auc_target:8.4f} {r.pauc:8.4f}"
         if has_decisions:
-            line += "".join(f" {v:6.3f}" for v in (r.precision_source, r.recall_source, r.f1_source,
-                                                   r.precision_target, r.recall_target, r.f1_target))
+            line += "".join(f" {v:6.3f}" if v is not None else f" {'-':>6s}" for v in (r.precision_source, r.recall_source, r.f1_source,
+                                                   r.false_alarm_source, r.precision_target, r.recall_target,
+                                                   r.f1_target, r.false_alarm_target))
         lines.append(line)
     columns = np.array([[r.auc_source, r.auc_target, r.pauc] for r in results])
     lines.append(f"{'a-mean':8s} " + " ".join(f"{v:8.4f}" for v in columns.mean(axis=0)))
     lines.append(f"{'h-mean':8s} " + " ".join(f"{v:8.4f}" for v in scipy.stats.hmean(np.maximum(columns, sys.float_info.epsilon), axis=0)))
     lines.append(f"official score (h-mean of all AUCs and pAUCs): {official_score(results):.4f}")
+    if has_decisions:
+        lines.append("P/R/F1: precision, recall, F1 of the decisions; FA: share of normal clips flagged (false alarms)")
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""The report's outlier pairs and its per-machine model picks (DCASE 2022 technical report, Tables 2-3)."""
+"""The report's outlier pairs (DCASE 2022 technical report, Tables 2-3)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,6 @@ REPORT_OUTLIERS = {
                   "gearbox": "fan", "slider": "valve", "valve": "slider"},
 }
 """Model kind -> target machine -> the machine type whose clips serve as outliers."""
-
-REPORT_PICK = {"ToyCar": "ae", "ToyTrain": "ae", "bearing": "ae", "fan": "ae",
-               "gearbox": "mobilenet", "slider": "mobilenet", "valve": "mobilenet"}
-"""The report's third system: the better model per machine type, as it found on the real dev set."""
 
 
 def resolve_outlier(kind: str, machine: str, outlier: str | None) -> str | None:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, Sequence
 
@@ -20,6 +21,7 @@ import numpy as np
 import soundfile as sf
 import tensorflow as tf
 
+from asdkeras.atomic import atomic_path
 from asdkeras.audio import CLIP_SAMPLES, MIN_SECONDS, SAMPLE_RATE, conversion_note, load_clip
 from asdkeras.errors import AsdError, tensorflow_reason
 from asdkeras.features import ImageConfig, LogMelConfig, log_mel_spectrogram, spectrogram_image, stack_frames
@@ -40,10 +42,8 @@ def file_fingerprint(path: str) -> list:
 
 
 def _atomic_save_npy(path: str, array: np.ndarray) -> None:
-    tmp = f"{path}.{os.getpid()}.part"
-    with open(tmp, "wb") as handle:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.save(handle, array)
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -238,8 +238,24 @@ def augmented_clips(source_paths: Sequence[str], count: int, config, cache_root:
     return [job[1] for job in jobs]
 
 
+_NPY_HEADER_LOCK = threading.Lock()
+
+
 def _load_npy(path: bytes) -> np.ndarray:
-    return np.load(path.decode()).astype(np.float32, copy=False)
+    """One cached array. Called from tf.data's parallel threads.
+
+    ``np.load`` parses the ``.npy`` header with ``ast.literal_eval``, and CPython 3.11 raises
+    "SystemError: AST constructor recursion depth mismatch" when several threads parse at
+    once; the header is read under a lock, the data outside it.
+    """
+    with open(path.decode(), "rb") as handle:
+        with _NPY_HEADER_LOCK:
+            version = np.lib.format.read_magic(handle)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(handle)
+        data = np.fromfile(handle, dtype=dtype, count=int(np.prod(shape)))
+    return data.reshape(shape, order="F" if fortran else "C").astype(np.float32, copy=False)
 
 
 def load_cached(path: tf.Tensor, shape: Sequence[int | None]) -> tf.Tensor:

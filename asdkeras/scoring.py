@@ -1,55 +1,148 @@
-"""Clip scores, thresholds and decisions (higher score = more anomalous)."""
+"""Decision thresholds, score statistics and decisions (higher score = more anomalous).
+
+A threshold is fitted to clip scores of **held-out** training normals (clips the network did
+not train on), so that it flags about the intended share of new normal clips. Every rule
+returns the value together with a record of how it was set, which the detector saves.
+"""
 
 from __future__ import annotations
 
 import warnings
 
-import keras
 import numpy as np
 import scipy.special
 import scipy.stats
-import tensorflow as tf
 
 from asdkeras.errors import AsdError
 
+AGREEMENT_P_VALUE = 0.05
+"""The gamma quantile is kept only while the share of fitted scores above it is consistent
+(two-sided binomial test at this level) with the intended share; otherwise the empirical
+quantile is used."""
 
-def gamma_threshold(scores: np.ndarray, quantile: float = 0.9) -> float:
-    """The ``quantile`` of a gamma distribution fitted to training-normal scores (DCASE baseline).
 
-    Falls back to the empirical quantile where the fit does not give a finite value.
-    """
-    scores = np.asarray(scores, dtype=np.float64)
+def _check_scores(scores, quantile: float) -> np.ndarray:
+    scores = np.asarray(scores, dtype=np.float64).ravel()
     if scores.size < 2:
-        raise AsdError("at least two training scores are needed to fit a threshold")
+        raise AsdError("at least two normal clip scores are needed to fit a threshold")
+    if not np.all(np.isfinite(scores)):
+        raise AsdError("normal clip scores hold NaN or infinite values; the model diverged, fit it again")
     if not 0 < quantile < 1:
         raise AsdError(f"threshold quantile {quantile} must lie strictly between 0 and 1")
+    return scores
+
+
+def fit_gamma(scores) -> tuple[float, float] | None:
+    """Shape and scale of a gamma distribution with its location fixed at 0, or None.
+
+    The location is fixed because a free one lands on the smallest score and gives absurd
+    quantiles: on one machine a free fit returned shape 0.26 and a 0.9 quantile of 1.42 where
+    the scores' own 90th percentile was 0.434. Scores that are not all positive (log-likelihoods,
+    logits) have no gamma fit.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.min() <= 0 or np.ptp(scores) == 0:
+        return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            shape, loc, scale = scipy.stats.gamma.fit(scores)
-            value = float(scipy.stats.gamma.ppf(quantile, shape, loc=loc, scale=scale))
+            shape, _, scale = scipy.stats.gamma.fit(scores, floc=0)
         except (ValueError, RuntimeError, FloatingPointError):
-            value = float("nan")
-    return value if np.isfinite(value) else float(np.quantile(scores, quantile))
+            return None
+    return (float(shape), float(scale)) if np.isfinite(shape) and np.isfinite(scale) and shape > 0 else None
 
 
-def decide(scores: np.ndarray, threshold: float) -> np.ndarray:
+def balance_groups(scores, groups) -> np.ndarray:
+    """Scores with every group (domain) repeated cyclically to the size of the largest, so each weighs equally."""
+    scores, groups = np.asarray(scores, dtype=np.float64), np.asarray(groups)
+    members = [scores[groups == g] for g in np.unique(groups)]
+    size = max(len(m) for m in members)
+    return np.concatenate([np.resize(m, size) for m in members])
+
+
+def quantile_threshold(scores, quantile: float = 0.9, what: str = "held-out normal clip scores",
+                       groups=None) -> dict:
+    """The ``quantile`` of the normal score distribution: a gamma fit where it describes the scores.
+
+    Parameters
+    ----------
+    scores : array of float
+        Clip scores of normal clips the model did not train on.
+    quantile : float
+        Intended share of normal clips kept as normal (0.9: about 10 % of normals flagged).
+    what : str
+        Description of the scores, for the record.
+    groups : array of str, optional
+        Domain of each score. Groups are weighted equally: DCASE training has 99 source clips
+        for each target clip, and a detector under domain shift scores target normals higher,
+        so an unweighted quantile lands on the few target clips and flags no source normal.
+
+    Returns
+    -------
+    dict
+        ``value`` (the threshold), ``rule`` ("gamma" or "empirical"), ``quantile``, ``fitted_on``
+        (count), ``empirical`` (the scores' own quantile), ``flagged_share`` (share of these
+        scores above the threshold), ``description`` (one sentence) and, for the gamma rule,
+        ``gamma`` = {shape, scale}.
+    """
+    scores = _check_scores(scores, quantile)
+    count = scores.size
+    groups = None if groups is None or len(set(groups)) < 2 else np.asarray(groups)
+    if groups is not None:
+        what += f", {' and '.join(sorted(set(groups)))} weighted equally"
+    fitted = scores if groups is None else balance_groups(scores, groups)
+    empirical = float(np.quantile(fitted, quantile))
+    record = {"quantile": quantile, "fitted_on": int(count), "empirical": empirical}
+
+    def finish(value: float, **extra) -> dict:
+        shares = {} if groups is None else {"flagged_share_by_group": {
+            str(g): float(np.mean(scores[groups == g] > value)) for g in np.unique(groups)}}
+        return {**record, "value": value, "flagged_share": float(np.mean(fitted > value)), **shares, **extra}
+
+    gamma = fit_gamma(fitted)
+    reason = "scores are not all positive" if gamma is None else None
+    if gamma is not None:
+        value = float(scipy.stats.gamma.ppf(quantile, gamma[0], scale=gamma[1]))
+        above = int(round(np.mean(fitted > value) * count))  # the weighted share, over the real count
+        agreement = scipy.stats.binomtest(above, count, 1 - quantile).pvalue
+        if np.isfinite(value) and agreement >= AGREEMENT_P_VALUE:
+            return finish(value, rule="gamma", gamma={"shape": gamma[0], "scale": gamma[1]},
+                          description=f"{quantile:g} quantile of a gamma distribution (location 0) fitted to "
+                                      f"{count} {what}")
+        reason = (f"the gamma fit's quantile {value:.4g} leaves {above} of {count} scores above it, "
+                  f"inconsistent with {1 - quantile:.0%} (binomial p = {agreement:.3f})")
+    return finish(empirical, rule="empirical", fallback_reason=reason,
+                  description=f"empirical {quantile:g} quantile of {count} {what} ({reason})")
+
+
+def eq2_threshold(p_machine, alpha: float = 0.04) -> dict:
+    """The report's Eq. 2 on p(this machine), expressed on the score -logit(p).
+
+    A clip is an anomaly when p < (1 - alpha) x mean p over the training clips, i.e. when its
+    score -logit(p) exceeds -logit((1 - alpha) x mean p).
+    """
+    if not 0 <= alpha <= 1:
+        raise AsdError(f"threshold alpha {alpha} must lie in [0, 1] (the report uses 0.04)")
+    p_machine = np.asarray(p_machine, dtype=np.float64)
+    p_threshold = float((1 - alpha) * np.mean(p_machine))
+    return {"value": float(-scipy.special.logit(p_threshold)), "rule": "eq2", "alpha": alpha,
+            "p_threshold": p_threshold, "fitted_on": int(p_machine.size),
+            "description": f"report Eq. 2: anomaly when p(machine) < (1 - {alpha:g}) x mean p over "
+                           f"{p_machine.size} training clips = {p_threshold:.4g}"}
+
+
+def score_statistics(scores) -> dict:
+    """Count, mean, standard deviation, extremes and (positive scores) gamma fit of normal clip scores.
+
+    Saved with each detector so that scores of different detectors can be put on one scale.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    gamma = fit_gamma(scores) if scores.size >= 2 else None
+    return {"count": int(scores.size), "mean": float(scores.mean()), "std": float(scores.std(ddof=1)) if scores.size > 1 else 0.0,
+            "min": float(scores.min()), "max": float(scores.max()),
+            "gamma": {"shape": gamma[0], "scale": gamma[1]} if gamma else None}
+
+
+def decide(scores, threshold: float) -> np.ndarray:
     """1 (anomaly) where the score exceeds the threshold, else 0."""
     return (np.asarray(scores) > threshold).astype(int)
-
-
-def autoencoder_clip_scores(model: keras.Model, clip_vectors: tf.data.Dataset, clips_per_batch: int = 8) -> np.ndarray:
-    """Mean reconstruction error over each clip's vectors, for a dataset of ``(vectors, dim)`` clips.
-
-    Every clip has the same number of vectors (clips are fixed-length), so the flat errors fold back
-    into one row per clip.
-    """
-    vectors_per_clip = int(clip_vectors.element_spec.shape[0] or next(iter(clip_vectors)).shape[0])
-    flat = clip_vectors.batch(clips_per_batch).map(lambda b: tf.reshape(b, [-1, tf.shape(b)[-1]])).prefetch(2)
-    errors = model.predict(flat, verbose=0)
-    return np.asarray(errors, dtype=np.float64).reshape(-1, vectors_per_clip).mean(axis=1)
-
-
-def outlier_probability_from_logits(logits: np.ndarray) -> np.ndarray:
-    """1 - sigmoid(z) = sigmoid(-z), computed in float64 without cancellation near p = 1."""
-    return scipy.special.expit(-np.asarray(logits, dtype=np.float64))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from asdkeras.atomic import write_json
 from asdkeras.data.layout import list_machines
 from asdkeras.errors import AsdError
 from asdkeras.evaluate import evaluate
@@ -58,11 +58,7 @@ def run_oe_sweep(machine: str, data_dir: str, models_dir: str, result_dir: str, 
         evaluation = evaluate(folder, machine, f"ae-{slug}", data_dir,
                               os.path.join(result_dir, "oe-sweep", machine, slug), cache_dir, progress=progress)
         rows.append(SweepRow.from_results(name, outlier, evaluation.results))
-    os.makedirs(result_dir, exist_ok=True)
-    path = os.path.join(result_dir, f"oe_sweep_{machine}.json")
-    with open(f"{path}.part", "w") as handle:
-        json.dump([row.__dict__ for row in rows], handle, indent=2)
-    os.replace(f"{path}.part", path)
+    write_json(os.path.join(result_dir, f"oe_sweep_{machine}.json"), [row.__dict__ for row in rows])
     return rows
 
 

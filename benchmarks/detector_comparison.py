@@ -22,29 +22,34 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from asdkeras.data.layout import MACHINE_TYPES  # noqa: E402
 from asdkeras.evaluate import evaluate  # noqa: E402
-from asdkeras.fit import AutoencoderConfig, MobileNetConfig, fit_autoencoder, fit_mobilenet  # noqa: E402
+from asdkeras.fit import fit_detector, make_config  # noqa: E402
 
 VARIANTS = {
-    "ae-clear": dict(loss="mse", outlier="none"),
-    "ae-oe": dict(loss="oe", outlier="auto"),
-    "ae-oe-hinge": dict(loss="oe-hinge", outlier="auto"),
-    "mobilenet-imagenet": dict(weights="imagenet"),
-    "mobilenet-scratch": dict(weights=None),
+    "ae-clear": ("ae", dict(loss="mse", outlier="none")),
+    "ae-oe": ("ae", dict(loss="oe", outlier="auto")),
+    "ae-oe-hinge": ("ae", dict(loss="oe-hinge", outlier="auto")),
+    "mobilenet-imagenet": ("mobilenet", dict(weights="imagenet")),
+    "mobilenet-scratch": ("mobilenet", dict(weights="none")),
 }
+"""Variant name -> (model kind, its options)."""
+
+SECTION_FIGURES = ("auc_source", "auc_target", "pauc", "precision_source", "recall_source", "f1_source",
+                   "false_alarm_source", "precision_target", "recall_target", "f1_target", "false_alarm_target")
 
 
 def run_variant(name: str, machine: str, args) -> dict:
     folder = os.path.join(args.models_dir, machine, name)
-    common = dict(machine=machine, seed=args.seed, data_dir=args.data, cache_dir=args.cache_dir, output_dir=folder)
-    if name.startswith("ae"):
-        summary = fit_autoencoder(AutoencoderConfig(epochs=args.epochs, **common, **VARIANTS[name]))
-    else:
-        summary = fit_mobilenet(MobileNetConfig(width=args.width, image_size=args.image_size, **common, **VARIANTS[name]))
+    kind, options = VARIANTS[name]
+    sizes = dict(epochs=args.epochs) if kind == "ae" else dict(width=args.width, image_size=args.image_size)
+    config = make_config(kind, machine=machine, seed=args.seed, data_dir=args.data, cache_dir=args.cache_dir,
+                         output_dir=folder, **sizes, **options)
+    detector = fit_detector(kind, config)
     evaluation = evaluate(folder, machine, name, args.data, os.path.join(args.result_dir, name), args.cache_dir)
-    return {"official_score": evaluation.official_score, "fit_seconds": summary["fit_seconds"],
-            "epochs_run": summary["epochs_run"], "outlier": summary["outlier"],
-            "sections": {r.section: {"auc_source": r.auc_source, "auc_target": r.auc_target, "pauc": r.pauc}
-                         for r in evaluation.results}}
+    return {"official_score": evaluation.official_score, "fit_seconds": detector.info["fit_seconds"],
+            "epochs_run": detector.info["epochs_run"], "outlier": detector.info["outlier"],
+            "thresholds": {rule: {k: v for k, v in record.items() if k in ("value", "rule", "flagged_share")}
+                           for rule, record in detector.thresholds.items()},
+            "sections": {r.section: {k: getattr(r, k) for k in SECTION_FIGURES} for r in evaluation.results}}
 
 
 def markdown(results: dict, variants: list[str]) -> str:

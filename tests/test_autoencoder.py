@@ -48,13 +48,15 @@ def test_save_and_load_keeps_predictions(tmp_path):
     np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), rtol=1e-5)
 
 
-def test_clip_score_is_the_mean_vector_error_of_each_clip():
+def test_scoring_model_gives_each_clip_the_mean_error_of_its_stacked_vectors():
     import tensorflow as tf
 
-    from asdkeras.scoring import autoencoder_clip_scores
+    from asdkeras.features import LogMelConfig, stack_frames
+    from asdkeras.models.autoencoder import autoencoder_scoring_model
 
-    model = build_autoencoder(640)
-    clips = np.random.default_rng(2).standard_normal((3, 309, 640)).astype("float32")
-    scores = autoencoder_clip_scores(model, tf.data.Dataset.from_tensor_slices(clips), clips_per_batch=2)
-    expected = [model(clip).numpy().mean() for clip in clips]
-    np.testing.assert_allclose(scores, expected, rtol=1e-4)
+    network = build_autoencoder(640)
+    scoring = autoencoder_scoring_model(network, 313, 128, 5)
+    frames = np.random.default_rng(2).standard_normal((3, 313, 128)).astype("float32")
+    expected = [network(stack_frames(tf.constant(clip), LogMelConfig())).numpy().mean() for clip in frames]
+    assert scoring.output_shape == (None,)
+    np.testing.assert_allclose(scoring.predict(frames, batch_size=2, verbose=0), expected, rtol=1e-4)

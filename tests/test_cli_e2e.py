@@ -30,11 +30,11 @@ def test_fit_then_test_autoencoder_with_outlier_exposure(tiny_dataset, workdir):
     assert fitted.exit_code == 0, fitted.output
     assert "outlier fan" in fitted.output  # the report's pairing for gearbox
     folder = workdir / "models" / "gearbox" / "ae"
-    assert sorted(os.listdir(folder)) == ["config.json", "detector.json", "history.json", "model.keras",
-                                          "normalisation.json"]
+    assert sorted(os.listdir(folder)) == ["config.json", "detector.json", "history.json", "model.keras"]
     detector = json.load(open(folder / "detector.json"))
     assert detector["loss"] == "oe" and detector["outlier"] == "fan" and detector["threshold"] > 0
-    assert len(json.load(open(folder / "normalisation.json"))["mean"]) == 640
+    assert detector["threshold_rule"] == "quantile" and detector["normal_scores"]["count"] > 0
+    assert "threshold" in fitted.output and detector["thresholds"]["quantile"]["description"] in fitted.output
 
     results = workdir / "results"
     tested = _run("test", "--machine", "gearbox", "--result-dir", results, *_common(tiny_dataset, workdir))
@@ -69,6 +69,7 @@ def test_oe_sweep_prints_the_report_table(tiny_dataset, workdir):
     (["fit", "--machine", "fan", "--outlier", "fan"], "is the machine being trained"),
     (["test", "--machine", "valve"], "no trained detector there"),
     (["fit", "--machine", "bearing"], "no such machine folder"),
+    (["fit", "--machine", "fan", "--width", "0.35"], "--width does not apply to --model ae (it is an option of --model mobilenet)"),
 ])
 def test_bad_requests_are_one_line_errors(tiny_dataset, workdir, args, message):
     result = _run(*args, *_common(tiny_dataset, workdir))
@@ -80,7 +81,7 @@ def test_bad_requests_are_one_line_errors(tiny_dataset, workdir, args, message):
 def test_fit_then_test_mobilenet_imagenet_and_from_scratch(tiny_dataset, workdir):
     import numpy as np
 
-    from asdkeras.evaluate import load_keras_model
+    from asdkeras.detector import load_scoring_model
     from asdkeras.models.mobilenet import base_network
 
     small = ["--width", "0.35", "--image-size", "96", "--epochs", "1", "--fine-tune-epochs", "1",
@@ -91,8 +92,8 @@ def test_fit_then_test_mobilenet_imagenet_and_from_scratch(tiny_dataset, workdir
     folder = workdir / "models" / "valve" / "mobilenet"
     detector = json.load(open(folder / "detector.json"))
     assert detector["weights"] == "imagenet" and detector["outlier"] == "fan" and detector["clips"]["augmented"] == 4
-    assert detector["threshold"] == pytest.approx(1 - detector["p_threshold"])
-    assert 0 < detector["p_threshold"] < 1
+    assert detector["threshold_rule"] == "quantile" and set(detector["thresholds"]) == {"quantile", "eq2"}
+    assert 0 < detector["thresholds"]["eq2"]["p_threshold"] < 1
     history = json.load(open(folder / "history.json"))
     assert history["phase"] == [1, 2]
 
@@ -104,7 +105,7 @@ def test_fit_then_test_mobilenet_imagenet_and_from_scratch(tiny_dataset, workdir
     assert set(metrics["sections"]) == {"00", "01", "02"} and 0 < metrics["official_score"] <= 1
     assert len(open(results / "anomaly_score_valve_section_01_test.csv").read().splitlines()) == 12
 
-    pretrained_conv = base_network(load_keras_model(str(folder))).get_layer("Conv1").get_weights()[0]
+    pretrained_conv = base_network(load_scoring_model(str(folder))).get_layer("Conv1").get_weights()[0]
     scratch_models = workdir / "scratch"
     scratch = _run("fit", "--machine", "valve", "--model", "mobilenet", "--weights", "none", *small,
                    "--data", tiny_dataset, "--models-dir", scratch_models, "--cache-dir", workdir / "cache")
@@ -112,5 +113,5 @@ def test_fit_then_test_mobilenet_imagenet_and_from_scratch(tiny_dataset, workdir
     scratch_folder = scratch_models / "valve" / "mobilenet"
     assert json.load(open(scratch_folder / "detector.json"))["weights"] is None
     assert json.load(open(scratch_folder / "history.json"))["phase"] == [1, 1]  # one phase, whole network
-    scratch_conv = base_network(load_keras_model(str(scratch_folder))).get_layer("Conv1").get_weights()[0]
+    scratch_conv = base_network(load_scoring_model(str(scratch_folder))).get_layer("Conv1").get_weights()[0]
     assert not np.allclose(scratch_conv, pretrained_conv)

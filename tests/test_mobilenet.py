@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 from asdkeras.errors import AsdError
-from asdkeras.fit import early_stopping_monitor, eq2_threshold
-from asdkeras.models.mobilenet import (base_network, build_mobilenet, imagenet_weights_file, logit_model,
+from asdkeras.fit import early_stopping_monitor
+from asdkeras.models.mobilenet import (base_network, build_mobilenet, imagenet_weights_file, mobilenet_scoring_model,
                                        unfreeze_top_blocks)
-from asdkeras.scoring import outlier_probability_from_logits
 from conftest import KERAS_WEIGHTS, needs_weights
 WEIGHTS_035 = os.path.join(KERAS_WEIGHTS, imagenet_weights_file(0.35))
 
@@ -62,13 +61,18 @@ def test_input_scaling_is_mobilenet_v2_preprocess_input():
     assert p.shape == (2,) and np.all((p > 0) & (p < 1))
 
 
-def test_logit_model_gives_one_minus_p_without_ties():
+def test_scoring_model_gives_the_negative_logit_sharing_the_weights():
+    import scipy.special
+
     model = build_mobilenet(96, 0.35, None)
+    scoring = mobilenet_scoring_model(model)
     images = np.random.default_rng(1).uniform(0, 255, (3, 96, 96, 3)).astype("float32")
-    np.testing.assert_allclose(outlier_probability_from_logits(logit_model(model)(images).numpy()),
-                               1 - model(images).numpy(), atol=1e-6)
-    tiny = outlier_probability_from_logits(np.array([30.0, 31.0]))
-    assert 0 < tiny[1] < tiny[0] < 1e-12  # float32 1 - p would be 0 for both
+    scores = scoring(images).numpy()
+    assert scores.shape == (3,)
+    np.testing.assert_allclose(scipy.special.expit(scores), 1 - model(images).numpy(), atol=1e-6)
+    kernel = model.get_layer("logit").kernel
+    kernel.assign(kernel * 2.0)  # same layer object: the scoring model follows the trained one
+    np.testing.assert_allclose(scipy.special.expit(-scoring(images).numpy()), model(images).numpy(), atol=1e-6)
 
 
 @needs_weights
@@ -80,13 +84,6 @@ def test_unfreeze_top_blocks_leaves_batch_norm_and_lower_blocks_frozen():
     assert trainable and all(name.startswith(("block_14_", "block_15_", "block_16_", "Conv_1")) for name in trainable)
     assert "Conv_1" in trainable and "block_14_expand" in trainable and "block_13_expand" not in trainable
     assert not any(isinstance(base_network(model).get_layer(n), keras.layers.BatchNormalization) for n in trainable)
-
-
-def test_eq2_threshold():
-    # (1 - 0.04) x mean(0.9, 1.0) = 0.96 x 0.95 = 0.912
-    assert eq2_threshold(np.array([0.9, 1.0]), 0.04) == pytest.approx(0.912)
-    with pytest.raises(AsdError, match="alpha"):
-        eq2_threshold(np.array([0.5]), 1.5)
 
 
 def test_from_scratch_the_whole_network_trains_with_batch_norm_in_training_mode():

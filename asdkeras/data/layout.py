@@ -140,6 +140,22 @@ def scan_split(root: str, machine: str, split: str, subset: str = "dev_data") ->
     return [parse_filename(os.path.join(folder, n), machine, split) for n in names]
 
 
+def audio_files(paths: list[str]) -> list[str]:
+    """The audio files named, and those found (recursively, sorted) in the folders named."""
+    found = []
+    for path in paths:
+        if os.path.isdir(path):
+            found += sorted(os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names
+                            if os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS and not name.startswith("."))
+        elif os.path.exists(path):
+            found.append(path)
+        else:
+            raise AsdError(f"{path}: no such file or folder")
+    if not found:
+        raise AsdError(f"no audio file (.wav, .flac, .ogg) in {', '.join(paths)}")
+    return found
+
+
 def sections(records: list[ClipRecord]) -> list[str]:
     """The distinct section ids ("00", "01", ...) of some records, sorted."""
     return sorted({r.section for r in records})

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.signal import butter, fftconvolve, sosfilt
 
-SR = 16_000
+from asdkeras.audio import SAMPLE_RATE as SR  # the package's one sample rate, short for the formulas
 
 
 @dataclass(frozen=True)

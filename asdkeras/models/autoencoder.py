@@ -63,6 +63,38 @@ def build_autoencoder(input_dim: int = 640, mean: np.ndarray | None = None, vari
     return keras.Model(inputs, error, name=name)
 
 
+def autoencoder_scoring_model(network: keras.Model, frames_per_clip: int = 313, n_mels: int = 128,
+                              n_frames: int = 5, name: str = "autoencoder_score") -> keras.Model:
+    """Log-mel frames of clips -> clip score: the mean reconstruction error over each clip's vectors.
+
+    Parameters
+    ----------
+    network : keras.Model
+        A model from :func:`build_autoencoder` (vector -> its error).
+    frames_per_clip, n_mels : int
+        Input shape per clip: centred log-mel frames and mel bands (313 x 128 for 10 s).
+    n_frames : int
+        Frames stacked per vector (5: 640-dimensional vectors, 309 per clip).
+
+    Returns
+    -------
+    keras.Model
+        Input ``(clips, frames_per_clip, n_mels)`` log-mel dB, output ``(clips,)`` scores.
+        It holds an uncompiled copy of ``network`` (same weights): a compiled one would carry
+        its training loss into the saved file, where loading it needs the loss function.
+    """
+    from asdkeras.models.layers import ClipMean, MergeClips, StackFrames
+
+    copy = keras.models.clone_model(network)
+    copy.set_weights(network.get_weights())
+    network = copy
+    frames = keras.Input((frames_per_clip, n_mels), name="logmel")
+    vectors = StackFrames(n_frames, name="stack_frames")(frames)
+    errors = network(MergeClips(name="merge_clips")(vectors))
+    score = ClipMean(frames_per_clip - n_frames + 1, name="clip_score")(errors)
+    return keras.Model(frames, score, name=name)
+
+
 def autoencoder_loss(kind: str = "oe", margin: float = 1.0):
     """Training loss on ``(y, e)``: see :data:`LOSSES`. ``margin`` is the hinge's m (normalised units)."""
     if kind == "mse":

@@ -101,12 +101,15 @@ def build_mobilenet(image_size: int = 320, width: float = 1.0, weights: str | No
     return keras.Model(inputs, outputs, name=name)
 
 
-def logit_model(model: keras.Model) -> keras.Model:
-    """The same network up to the logit z of p(this machine) = sigmoid(z).
+def mobilenet_scoring_model(model: keras.Model, name: str = "mobilenet_score") -> keras.Model:
+    """Images -> clip score -z, the negative logit of p(this machine) = sigmoid(z).
 
-    Scoring uses 1 - p = sigmoid(-z) from z: near p = 1 a float32 ``1 - p`` collapses to ties.
+    The logit rather than 1 - p: near p = 1 a float32 ``1 - p`` collapses to ties, and an int8
+    sigmoid output keeps only 256 levels, while the logit keeps the ranking in every variant.
+    Shares its layers (and weights) with ``model``.
     """
-    return keras.Model(model.input, layers.Reshape(())(model.get_layer("logit").output))
+    logit = layers.Reshape((), name="logit_flat")(model.get_layer("logit").output)
+    return keras.Model(model.input, layers.Rescaling(-1.0, name="clip_score")(logit), name=name)
 
 
 def base_network(model: keras.Model) -> keras.Model:

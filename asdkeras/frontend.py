@@ -1,0 +1,98 @@
+"""A detector's feature front-end: its settings, the TF op on waveforms, and its cached features.
+
+A front-end is what a detector's network reads: log-mel frames (autoencoder, pooled GMM) or
+spectrogram images (MobileNetV2). The same object computes features from raw waveforms (for
+the waveform-in TFLite model), names its on-disk cache, and streams cached features of clips in
+batches, so a detector scores files without knowing which kind of features it has.
+New front-ends plug in by adding a class to :data:`FRONTENDS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import ClassVar, Sequence
+
+import tensorflow as tf
+
+from asdkeras.audio import CLIP_SAMPLES, SAMPLE_RATE
+from asdkeras.errors import AsdError
+from asdkeras.features import ImageConfig, LogMelConfig, log_mel_spectrogram, spectrogram_image
+from asdkeras.pipeline import AUTOTUNE, FeatureCache, image_cache, image_dataset, load_cached, logmel_cache
+
+
+@dataclass(frozen=True)
+class LogMelFrontend:
+    """Log-mel frames in dB, ``(frames, n_mels)`` per clip (313 x 128 for 10 s at 16 kHz)."""
+
+    config: LogMelConfig = field(default_factory=LogMelConfig)
+    clip_samples: int = CLIP_SAMPLES
+    name: ClassVar[str] = "logmel"
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.config.frames_per_clip(self.clip_samples), self.config.n_mels
+
+    def from_waveforms(self, waveforms: tf.Tensor) -> tf.Tensor:
+        """``(batch, clip_samples)`` float32 at ``SAMPLE_RATE`` Hz -> ``(batch, frames, n_mels)``."""
+        return log_mel_spectrogram(waveforms, self.config)
+
+    def cache(self, root: str) -> FeatureCache:
+        return logmel_cache(root, self.config)
+
+    def dataset(self, cache_paths: Sequence[str], batch_size: int = 8) -> tf.data.Dataset:
+        """Batches of cached features, clips in the given order."""
+        shape = list(self.input_shape)
+        return (tf.data.Dataset.from_tensor_slices(list(cache_paths))
+                .map(lambda p: load_cached(p, shape), num_parallel_calls=AUTOTUNE, deterministic=True)
+                .batch(batch_size).prefetch(AUTOTUNE))
+
+    def settings(self) -> dict:
+        return {"type": self.name, "sample_rate": SAMPLE_RATE, "clip_samples": self.clip_samples, **asdict(self.config)}
+
+
+@dataclass(frozen=True)
+class ImageFrontend:
+    """STFT spectrogram images ``(size, size, 3)`` with pixel values in [0, 255]."""
+
+    config: ImageConfig = field(default_factory=ImageConfig)
+    clip_samples: int = CLIP_SAMPLES
+    name: ClassVar[str] = "image"
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.config.image_size, self.config.image_size, 3
+
+    def from_waveforms(self, waveforms: tf.Tensor) -> tf.Tensor:
+        """``(batch, clip_samples)`` float32 at ``SAMPLE_RATE`` Hz -> ``(batch, size, size, 3)``."""
+        return spectrogram_image(waveforms, self.config)
+
+    def cache(self, root: str) -> FeatureCache:
+        return image_cache(root, self.config)
+
+    def dataset(self, cache_paths: Sequence[str], batch_size: int = 32) -> tf.data.Dataset:
+        return image_dataset(cache_paths, self.config, batch_size)
+
+    def settings(self) -> dict:
+        return {"type": self.name, "sample_rate": SAMPLE_RATE, "clip_samples": self.clip_samples, **asdict(self.config)}
+
+
+FRONTENDS = {frontend.name: frontend for frontend in (LogMelFrontend, ImageFrontend)}
+CONFIGS = {LogMelFrontend.name: LogMelConfig, ImageFrontend.name: ImageConfig}
+
+
+def frontend_from_settings(settings: dict):
+    """Rebuild a front-end from :meth:`settings` as saved in ``detector.json``."""
+    settings = dict(settings)
+    kind = settings.pop("type", None)
+    if kind not in FRONTENDS:
+        raise AsdError(f"unknown feature front-end '{kind}' in detector.json; known: {', '.join(FRONTENDS)}")
+    rate = settings.pop("sample_rate", SAMPLE_RATE)
+    if rate != SAMPLE_RATE:
+        raise AsdError(f"the detector was trained at {rate} Hz but this asdkeras works at {SAMPLE_RATE} Hz; "
+                       f"re-fit it with 'python cli.py fit'")
+    clip_samples = settings.pop("clip_samples", CLIP_SAMPLES)
+    try:
+        return FRONTENDS[kind](CONFIGS[kind](**settings), clip_samples)
+    except TypeError as exc:
+        raise AsdError(f"front-end settings in detector.json do not match this asdkeras ({exc}); "
+                       f"re-fit the detector with 'python cli.py fit'") from None

@@ -1,0 +1,63 @@
+"""Decision thresholds on the synthetic data: every machine type, both models.
+
+An app shows "normal" or "anomaly", so the threshold must flag about the intended share of normal
+clips (10 % for the 0.9 quantile) and some anomalies. Thresholds are fitted on held-out training
+normals and checked here on the **test** normals of the source domain, which no part of the fit
+saw. Tolerance: with 24 such clips, a share drawn at 10 % lies in [0, 25 %] with probability
+0.99 (binomial); the threshold itself is estimated from ~30 held-out clips, so the check accepts
+[0, 35 %] and needs at least one anomaly flagged per type (the failure this guards against: a
+gamma fit whose quantile lay above every test score, flagging nothing).
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+from asdkeras.data.layout import MACHINE_TYPES, scan_split, select
+from asdkeras.data.synth import Scale, generate
+from asdkeras.detector import Detector
+from asdkeras.fit import fit_detector, make_config
+from conftest import needs_weights
+
+SCALE = Scale(source_train=30, target_train=4, test_per_domain_label=8)
+LOW, HIGH = 0.02, 0.30
+"""Accepted share of unseen normals flagged (both domains, equal weight), intended 0.10."""
+FAST = {"ae": dict(epochs=4, validation_fraction=0.25),
+        "mobilenet": dict(width=0.35, image_size=96, epochs=2, fine_tune_epochs=1, augmented_clips=16,
+                          validation_fraction=0.25, workers=1)}
+
+
+@pytest.fixture(scope="module")
+def all_types(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("thresholds"))
+    generate(root, list(MACHINE_TYPES), SCALE, seed=11, workers=2)
+    return root, str(tmp_path_factory.mktemp("threshold_work"))
+
+
+def _flagged_shares(root, work, kind, machine):
+    config = make_config(kind, machine=machine, data_dir=root, cache_dir=os.path.join(work, "cache"),
+                         models_dir=os.path.join(work, "models"), **FAST[kind])
+    fit_detector(kind, config)
+    detector = Detector.load(config.folder())
+    test = scan_split(root, machine, "test")
+    groups = {"source": select(test, label="normal", domain="source"),
+              "target": select(test, label="normal", domain="target"), "anomaly": select(test, label="anomaly")}
+    return detector, {name: detector.decide(detector.score_files([r.path for r in records],
+                                                                 os.path.join(work, "cache"))).mean()
+                      for name, records in groups.items()}
+
+
+@pytest.mark.parametrize("kind", ["ae", pytest.param("mobilenet", marks=needs_weights)])
+@pytest.mark.parametrize("machine", MACHINE_TYPES)
+def test_threshold_flags_about_the_intended_share_of_unseen_normals(all_types, kind, machine):
+    root, work = all_types
+    detector, share = _flagged_shares(root, work, kind, machine)
+    record = detector.thresholds["quantile"]
+    normal_share = (share["source"] + share["target"]) / 2
+    print(f"{machine:9s} {kind:9s} rule {record['rule']:9s} held-out {record['fitted_on']:3d} normals flagged "
+          f"{normal_share:.3f} (source {share['source']:.3f}, target {share['target']:.3f}) "
+          f"anomalies flagged {share['anomaly']:.3f}")
+    assert record["fitted_on"] >= 10 and "held-out" in record["description"]
+    assert LOW <= normal_share <= HIGH
+    assert share["anomaly"] > 0
