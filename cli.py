@@ -17,7 +17,7 @@ import click  # noqa: E402
 
 from asdkeras.data.layout import MACHINE_TYPES as MACHINE_CHOICES  # noqa: E402
 from asdkeras.errors import AsdError  # noqa: E402
-from asdkeras.kinds import MODEL_KINDS  # noqa: E402
+from asdkeras.kinds import MODEL_KINDS, QUANTISATIONS  # noqa: E402
 
 
 def user_errors(command):
@@ -216,6 +216,105 @@ def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, g
                           cache_dir, subset, _progress("features"), records)
     click.echo(evaluation.table())
     click.echo(f"wrote {len(evaluation.files)} files under {result_dir}/")
+
+
+@cli.command("export-tflite")
+@click.option("--machine", "machines", multiple=True, type=click.Choice(MACHINE_CHOICES),
+              help="Machine type to export (repeatable) [default: every machine with a saved detector].")
+@click.option("--all", "all_machines", is_flag=True, help="Every machine with a saved detector (the default).")
+@click.option("--model", "model_kind", type=click.Choice(MODEL_KINDS + ("all",)), default="all", show_default=True,
+              help="Which detector kind to export.")
+@click.option("--quant", default=",".join(QUANTISATIONS), show_default=True,
+              help="Comma-separated variants: float32, float16, dynamic (int8 weights), int8 (full-integer network).")
+@click.option("--int8-io", is_flag=True, help="int8 input and output (scale, zero point in the sidecar) for the int8 feature models.")
+@click.option("--models-dir", default="saved_models", show_default=True, help="Where the detectors are saved.")
+@click.option("--out", default="tflite", show_default=True, help="Folder for the .tflite files and their .json sidecars.")
+@click.option("--data", default=None, help="Dataset root for int8 calibration clips [the one the detector was fitted on].")
+@click.option("--cache-dir", default="cache", show_default=True, help="Feature cache folder.")
+@click.option("--result-dir", default="results", show_default=True,
+              help="Where 'test' wrote metrics; the official score found there goes into the sidecars.")
+@user_errors
+def export_tflite(machines, all_machines, model_kind, quant, int8_io, models_dir, out, data, cache_dir, result_dir):
+    """Export saved detectors to TFLite: feature-in and waveform-in models, every variant, with sidecars.
+
+    Example: python cli.py export-tflite --machine gearbox --model ae --quant float32,int8
+    """
+    import json
+
+    from asdkeras.detector import Detector
+    from asdkeras.export import (export_detector, official_score_of, representative_inputs, saved_detectors)
+
+    quantisations = [q.strip() for q in quant.split(",") if q.strip()]
+    unknown = [q for q in quantisations if q not in QUANTISATIONS]
+    if unknown or not quantisations:
+        raise AsdError(f"--quant {quant}: use any of {', '.join(QUANTISATIONS)}, comma-separated")
+    kinds = MODEL_KINDS if model_kind == "all" else (model_kind,)
+    count = 0
+    for folder in saved_detectors(models_dir, None if all_machines else machines, kinds):
+        detector = Detector.load(folder)
+        with open(os.path.join(folder, "config.json")) as handle:
+            config = json.load(handle)
+        features, waveforms = (representative_inputs(detector, data or config["data_dir"], config.get("subset", "dev_data"),
+                                                     cache_dir) if "int8" in quantisations else (None, None))
+        files = export_detector(detector, out, quantisations, features, waveforms, int8_io,
+                                official_score_of(result_dir, detector.kind, detector.machine),
+                                announce=lambda name: click.echo(f"exporting {name}", err=True))
+        for exported in files:
+            click.echo(f"{exported.path} ({os.path.getsize(exported.path) / 1024:.0f} kB) + {os.path.basename(exported.sidecar)}")
+        count += len(files)
+    click.echo(f"wrote {count} TFLite models with sidecars under {out}/")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--tflite", "tflite_path", required=True, help="An exported .tflite file (its .json sidecar beside it).")
+@click.option("--csv", "csv_path", help="Write file,score,decision rows here (atomically).")
+@click.option("--threads", type=click.IntRange(1), help="Interpreter threads [TFLite's default].")
+@click.option("--result-dir", help="Also write the official DCASE CSVs (and metrics for labelled names) of DCASE-named clips here.")
+@user_errors
+def score(paths, tflite_path, csv_path, threads, result_dir):
+    """Score audio files or folders with a TFLite model alone (no Keras): score and decision per clip.
+
+    Example: python cli.py score data/dev_data/fan/test --tflite tflite/fan_ae_int8_waveform.tflite --csv fan.csv
+    """
+    from asdkeras.atomic import write_text
+    from asdkeras.audio import conversion_note
+    from asdkeras.data.layout import audio_files
+    from asdkeras.lite import LiteDetector, score_paths
+
+    detector = LiteDetector(tflite_path, threads)
+    files = audio_files(list(paths))
+    note = conversion_note(files, detector.sample_rate, detector.clip_samples)
+    if note:
+        click.echo(f"note: {note}", err=True)
+    failures = []
+
+    def failed(path, message):
+        failures.append(path)
+        click.echo(f"error: {message}", err=True)
+
+    scored = score_paths(detector, files, failed, _progress("scoring"))
+    for clip in scored:
+        click.echo(f"{clip.path},{clip.score:.6g},{'anomaly' if clip.decision else 'normal'}")
+    if csv_path:
+        write_text(csv_path, "file,score,decision\n" + "".join(f"{c.path},{c.score!r},{c.decision}\n" for c in scored))
+    if result_dir:
+        from asdkeras.data.layout import parse_filename
+        from asdkeras.evaluate import write_evaluation
+
+        sidecar = detector.sidecar
+        records = [parse_filename(c.path, sidecar["machine"], "test") for c in scored]
+        evaluation = write_evaluation(sidecar["machine"], f"{sidecar['kind']}-tflite-{sidecar['quantisation']}",
+                                      records, [c.score for c in scored], [c.decision for c in scored],
+                                      detector.threshold, result_dir)
+        click.echo(evaluation.table())
+        if failures:
+            click.echo(f"note: {len(failures)} clip(s) skipped, so the official CSVs lack their rows", err=True)
+    flagged = sum(c.decision for c in scored)
+    click.echo(f"scored {len(scored)} clips with {tflite_path}: {flagged} anomalies (threshold {detector.threshold:.4g})"
+               + (f"; {len(failures)} file(s) could not be read" if failures else ""), err=True)
+    if failures:
+        sys.exit(1)
 
 
 @cli.command("oe-sweep")

@@ -32,9 +32,13 @@ class LogMelFrontend:
     def input_shape(self) -> tuple[int, ...]:
         return self.config.frames_per_clip(self.clip_samples), self.config.n_mels
 
-    def from_waveforms(self, waveforms: tf.Tensor) -> tf.Tensor:
-        """``(batch, clip_samples)`` float32 at ``SAMPLE_RATE`` Hz -> ``(batch, frames, n_mels)``."""
-        return log_mel_spectrogram(waveforms, self.config)
+    def from_waveforms(self, waveforms: tf.Tensor, pin: bool = False) -> tf.Tensor:
+        """``(batch, clip_samples)`` float32 at ``SAMPLE_RATE`` Hz -> ``(batch, frames, n_mels)``.
+
+        ``pin``: keep the front-end's constants exact through TFLite quantisation (see
+        :func:`asdkeras.features.pinned_constant`).
+        """
+        return log_mel_spectrogram(waveforms, self.config, pin)
 
     def cache(self, root: str) -> FeatureCache:
         return logmel_cache(root, self.config)
@@ -62,9 +66,9 @@ class ImageFrontend:
     def input_shape(self) -> tuple[int, ...]:
         return self.config.image_size, self.config.image_size, 3
 
-    def from_waveforms(self, waveforms: tf.Tensor) -> tf.Tensor:
-        """``(batch, clip_samples)`` float32 at ``SAMPLE_RATE`` Hz -> ``(batch, size, size, 3)``."""
-        return spectrogram_image(waveforms, self.config)
+    def from_waveforms(self, waveforms: tf.Tensor, pin: bool = False) -> tf.Tensor:
+        """``(batch, clip_samples)`` float32 at ``SAMPLE_RATE`` Hz -> ``(batch, size, size, 3)``; ``pin`` as above."""
+        return spectrogram_image(waveforms, self.config, pin)
 
     def cache(self, root: str) -> FeatureCache:
         return image_cache(root, self.config)

@@ -1,6 +1,7 @@
 """End to end through the command line on generated data: fit, test, oe-sweep and their errors."""
 
 import csv
+import glob
 import json
 import os
 
@@ -50,6 +51,54 @@ def test_fit_then_test_autoencoder_with_outlier_exposure(tiny_dataset, workdir):
     assert set(metrics["sections"]) == {"00", "01", "02"}
     assert {"auc_source", "auc_target", "pauc"} <= set(metrics["sections"]["00"])
     assert 0 < metrics["official_score"] <= 1
+
+
+def test_export_tflite_then_score_with_the_tflite_model_alone(tiny_dataset, workdir, tmp_path, monkeypatch):
+    """After fit and test of the gearbox AE above: export, then score a folder holding two bad files
+    with the int8 waveform model, with every way of building or loading a Keras model disabled."""
+    import shutil
+
+    import keras
+    from keras.src.models import functional
+
+    out = workdir / "tflite"
+    exported = _run("export-tflite", "--machine", "gearbox", "--model", "ae", "--quant", "float32,int8",
+                    "--models-dir", workdir / "models", "--out", out, "--cache-dir", workdir / "cache",
+                    "--result-dir", workdir / "results")
+    assert exported.exit_code == 0, exported.output
+    assert sorted(os.listdir(out)) == sorted(f"gearbox_ae_{q}{w}.{e}" for q in ("float32", "int8")
+                                             for w in ("", "_waveform") for e in ("tflite", "json"))
+    sidecar = json.load(open(out / "gearbox_ae_int8_waveform.json"))
+    assert sidecar["official_score"] == json.load(open(workdir / "results" / "metrics_ae_gearbox.json"))["official_score"]
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a Keras model was built or loaded")
+
+    for owner, name in ((keras.Model, "__init__"), (functional.Functional, "__init__"),
+                        (keras.saving, "load_model"), (keras.models, "load_model")):
+        monkeypatch.setattr(owner, name, forbidden)
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    good = sorted(glob.glob(os.path.join(tiny_dataset, "dev_data", "gearbox", "test", "section_00_*.wav")))
+    for path in good:
+        shutil.copy(path, folder)
+    (folder / "zz_corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk")
+    (folder / "aa_empty.wav").write_bytes(b"")
+    model = out / "gearbox_ae_int8_waveform.tflite"
+    scored = _run("score", folder, "--tflite", model, "--csv", tmp_path / "scores.csv", "--threads", "1")
+    assert scored.exit_code == 1, scored.output
+    assert "zz_corrupt.wav" in scored.output and "aa_empty.wav" in scored.output and "Traceback" not in scored.output
+    assert f"scored {len(good)} clips" in scored.output and "2 file(s) could not be read" in scored.output
+    rows = list(csv.reader(open(tmp_path / "scores.csv")))
+    assert rows[0] == ["file", "score", "decision"] and len(rows) == len(good) + 1
+    assert {r[2] for r in rows[1:]} <= {"0", "1"} and all(float(r[1]) > 0 for r in rows[1:])
+
+    test_dir = os.path.join(tiny_dataset, "dev_data", "gearbox", "test")
+    evaluated = _run("score", test_dir, "--tflite", model, "--result-dir", tmp_path / "lite_results")
+    assert evaluated.exit_code == 0, evaluated.output
+    metrics = json.load(open(tmp_path / "lite_results" / "metrics_ae-tflite-int8_gearbox.json"))
+    assert set(metrics["sections"]) == {"00", "01", "02"} and 0 < metrics["official_score"] <= 1
+    assert len(open(tmp_path / "lite_results" / "anomaly_score_gearbox_section_02_test.csv").read().splitlines()) == 12
 
 
 def test_oe_sweep_prints_the_report_table(tiny_dataset, workdir):

@@ -47,7 +47,10 @@ def test_vectors_stack_consecutive_frames_in_baseline_order(clip):
 def test_batched_equals_single(clip):
     batch = np.stack([clip, clip[::-1].copy()])
     np.testing.assert_allclose(log_mel_vectors(batch).numpy()[1], log_mel_vectors(batch[1]).numpy(), atol=1e-4)
-    np.testing.assert_allclose(spectrogram_image(batch).numpy()[0], spectrogram_image(clip).numpy(), atol=1e-3)
+    batched, single = spectrogram_image(batch).numpy()[0], spectrogram_image(clip).numpy()
+    # whole pixel values: a value within float error of x.5 may round either way in the two paths
+    assert np.abs(batched - single).max() <= 1 and np.mean(batched != single) < 1e-3
+    np.testing.assert_array_equal(single, np.round(single))
 
 
 def test_spectrogram_image_range_shape_and_orientation():

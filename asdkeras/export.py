@@ -1,0 +1,319 @@
+"""TFLite export of a detector: every quantisation variant, feature-in and waveform-in, with sidecars.
+
+For each variant two files (and a JSON sidecar beside each):
+
+* ``<machine>_<kind>_<quant>.tflite``: features of one clip (the detector's front-end output) -> clip score;
+* ``<machine>_<kind>_<quant>_waveform.tflite``: ``clip_samples`` float32 samples at ``sample_rate`` Hz ->
+  clip score, the feature front-end inside the graph, so an app needs no audio library.
+
+Both have one SignatureDef, ``score``. Conversion goes through ``keras.export.ExportArchive`` and
+``TFLiteConverter.from_saved_model`` (``from_keras_model`` fails on Keras 3 models with batch norm).
+
+Quantisation:
+
+* ``float32``: as trained;
+* ``float16``: weights stored as float16, computed in float32;
+* ``dynamic``: weights int8, activations float (hybrid kernels);
+* ``int8``: the network in full integer arithmetic, calibrated on a representative set of real
+  training clips. The front-end (STFT, mel product, log) and the score tail (reconstruction
+  error, clip mean, logit) stay float: their value ranges span many decades (mel power from
+  1e-10 up), which 8 bits cannot hold, and RFFT2D, COMPLEX_ABS and LOG have float kernels only.
+  With ``int8_io`` the feature model takes int8 features and returns an int8 score (scale and
+  zero point in the sidecar); waveform models keep float I/O, since 8-bit audio would ruin the
+  front-end.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import numpy as np
+
+import asdkeras
+from asdkeras.atomic import write_bytes, write_json
+from asdkeras.detector import SCORE_DIRECTION, Detector
+from asdkeras.errors import AsdError
+from asdkeras.kinds import QUANTISATIONS
+
+SIGNATURE = "score"
+FRONTEND_SCOPE = "frontend"
+FLOAT_TAIL = ("/error", "/clip_score", "/logit", "/merge_clips")
+"""Tensor-name parts of the score tail kept float in int8 models (with the front-end scope)."""
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    """One exported model and its sidecar."""
+
+    path: str
+    sidecar: str
+    quantisation: str
+    waveform: bool
+
+
+def model_name(machine: str, kind: str, quantisation: str, waveform: bool) -> str:
+    """``<machine>_<kind>_<quant>[_waveform].tflite``."""
+    return f"{machine}_{kind}_{quantisation}{'_waveform' if waveform else ''}.tflite"
+
+
+def _saved_model(detector: Detector, waveform: bool, folder: str) -> str:
+    """Write the scoring graph (front-end inside when ``waveform``) as a SavedModel with one endpoint."""
+    import keras
+    import tensorflow as tf
+
+    frontend = detector.frontend
+    archive = keras.export.ExportArchive()
+    archive.track(detector.model)
+    if waveform:
+        signature = tf.TensorSpec((1, frontend.clip_samples), tf.float32, name="waveform")
+
+        def score(waveform):
+            with tf.name_scope(FRONTEND_SCOPE):
+                features = frontend.from_waveforms(waveform, pin=True)
+            return {"score": detector.model(features, training=False)}
+    else:
+        signature = tf.TensorSpec((1, *frontend.input_shape), tf.float32, name="features")
+
+        def score(features):
+            return {"score": detector.model(features, training=False)}
+    archive.add_endpoint(SIGNATURE, score, input_signature=[signature])
+    path = os.path.join(folder, "waveform" if waveform else "features")
+    archive.write_out(path, verbose=False)
+    return path
+
+
+def frontend_model(frontend, quantisation: str = "float32") -> bytes:
+    """The front-end alone as TFLite (waveform -> features), built as inside the waveform models.
+
+    For parity tests against :mod:`asdkeras.features` and for profiling the front-end's share of
+    the latency. ``int8`` is not offered: the front-end is never integer.
+    """
+    import tensorflow as tf
+
+    if quantisation == "int8":
+        raise AsdError("the front-end stays float in every variant; choose float32, float16 or dynamic")
+
+    class Frontend(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec((1, frontend.clip_samples), tf.float32, name="waveform")])
+        def score(self, waveform):
+            return {"features": frontend.from_waveforms(waveform, pin=True)}
+
+    module = Frontend()
+    with tempfile.TemporaryDirectory(prefix="asdkeras-frontend-") as tmp:
+        tf.saved_model.save(module, tmp, signatures={SIGNATURE: module.score})
+        return convert(tmp, quantisation)
+
+
+def _float_tensor_names(model_content: bytes) -> list[str]:
+    """Names of the front-end and score-tail tensors of a float TFLite model (kept float in int8)."""
+    import tensorflow as tf
+
+    interpreter = tf.lite.Interpreter(model_content=model_content)
+    names = [detail["name"] for detail in interpreter.get_tensor_details()]
+    return [n for n in names if f"{FRONTEND_SCOPE}/" in n or any(part in n for part in FLOAT_TAIL)]
+
+
+def convert(saved_model: str, quantisation: str, representative: Callable[[], Iterable[dict]] | None = None,
+            int8_io: bool = False) -> bytes:
+    """Convert a SavedModel endpoint to TFLite bytes in one quantisation variant."""
+    import tensorflow as tf
+
+    if quantisation not in QUANTISATIONS:
+        raise AsdError(f"unknown quantisation '{quantisation}'; use any of {', '.join(QUANTISATIONS)}")
+
+    def converter():
+        c = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=[SIGNATURE])
+        if quantisation != "float32":
+            c.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantisation == "float16":
+            c.target_spec.supported_types = [tf.float16]
+        return c
+
+    if quantisation != "int8":
+        return converter().convert()
+    if representative is None:
+        raise AsdError("int8 quantisation needs a representative dataset of training features")
+    c = converter()
+    c.representative_dataset = representative
+    if int8_io:
+        c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        c.inference_input_type = tf.int8
+        c.inference_output_type = tf.int8
+        return c.convert()
+    keep_float = _float_tensor_names(converter_float(saved_model))
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=c, debug_dataset=representative,
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep_float))
+    return debugger.get_nondebug_quantized_model()
+
+
+def converter_float(saved_model: str) -> bytes:
+    """The float32 TFLite model of a SavedModel endpoint."""
+    return convert(saved_model, "float32")
+
+
+def io_details(model_content: bytes) -> dict:
+    """Input and output name, shape, dtype and (quantised I/O) scale and zero point of the ``score`` signature."""
+    import tensorflow as tf
+
+    interpreter = tf.lite.Interpreter(model_content=model_content)
+    runner = interpreter.get_signature_runner(SIGNATURE)
+
+    def describe(details: dict) -> dict:
+        out = {}
+        for name, d in details.items():
+            scale, zero = d["quantization"]
+            out[name] = {"shape": [int(v) for v in d["shape"]], "dtype": np.dtype(d["dtype"]).name}
+            if scale:
+                out[name].update(scale=float(scale), zero_point=int(zero))
+        return out
+
+    return {"inputs": describe(runner.get_input_details()), "outputs": describe(runner.get_output_details())}
+
+
+def sidecar(detector: Detector, quantisation: str, waveform: bool, model_content: bytes, int8_io: bool,
+            official_score: float | None) -> dict:
+    """The JSON document written beside a ``.tflite`` file: everything an app needs to use it."""
+    frontend = detector.frontend.settings()
+    precision = {"float32": "float32", "float16": "float16 weights, float32 compute",
+                 "dynamic": "int8 weights, float32 activations (hybrid)",
+                 "int8": "int8 network" + ("" if int8_io and not waveform else "; front-end and score tail float32")}
+    return {
+        "format": 1,
+        "signature": SIGNATURE,
+        "machine": detector.machine,
+        "kind": detector.kind,
+        "quantisation": quantisation,
+        "precision": precision[quantisation],
+        "input": "waveform" if waveform else "features",
+        **io_details(model_content),
+        "sample_rate": frontend["sample_rate"],
+        "clip_samples": frontend["clip_samples"],
+        "frontend": frontend,
+        "frontend_in_model": waveform,
+        "waveform_range": [-1.0, 1.0] if waveform else None,
+        "threshold": detector.threshold,
+        "threshold_rule": detector.threshold_rule,
+        "threshold_description": detector.thresholds[detector.threshold_rule]["description"],
+        "score_units": detector.score_units,
+        "score_direction": SCORE_DIRECTION,
+        "decision": "anomaly when score > threshold",
+        "normal_scores": detector.normal_scores,
+        "official_score": official_score,
+        "asdkeras_version": asdkeras.__version__,
+    }
+
+
+def export_detector(detector: Detector, out_dir: str, quantisations: Iterable[str] = QUANTISATIONS,
+                    features: Callable[[], Iterable[np.ndarray]] | None = None,
+                    waveforms: Callable[[], Iterable[np.ndarray]] | None = None,
+                    int8_io: bool = False, official_score: float | None = None,
+                    announce: Callable[[str], None] = lambda name: None) -> list[ExportedFile]:
+    """Export ``detector`` in each quantisation, feature-in and waveform-in, each with its sidecar.
+
+    Parameters
+    ----------
+    detector : Detector
+    out_dir : str
+        Folder for the ``.tflite`` files and their ``.json`` sidecars (written atomically).
+    quantisations : iterable of str
+        Any of :data:`QUANTISATIONS`.
+    features, waveforms : callable, optional
+        Return iterables of representative inputs for int8 calibration: features of one clip
+        ``frontend.input_shape``, or waveforms ``(clip_samples,)`` float32. Needed for ``int8``.
+    int8_io : bool
+        int8 input and output for the int8 feature model.
+    official_score : float, optional
+        The Keras detector's official score on its test split, recorded in the sidecars.
+    """
+    written = []
+    with tempfile.TemporaryDirectory(prefix="asdkeras-export-") as tmp:
+        for waveform, source in ((False, features), (True, waveforms)):
+            saved = _saved_model(detector, waveform, tmp)
+            key = "waveform" if waveform else "features"
+
+            def representative(source=source, key=key):
+                for item in source():
+                    yield {key: np.asarray(item, np.float32)[np.newaxis]}
+
+            for quantisation in quantisations:
+                name = model_name(detector.machine, detector.kind, quantisation, waveform)
+                announce(name)
+                if quantisation == "int8" and source is None:
+                    raise AsdError(f"{name}: int8 needs representative {key}; pass the training data")
+                content = convert(saved, quantisation, representative if source else None,
+                                  int8_io and not waveform)
+                path = os.path.join(out_dir, name)
+                write_bytes(path, content)
+                side = write_json(os.path.splitext(path)[0] + ".json",
+                                  sidecar(detector, quantisation, waveform, content, int8_io, official_score))
+                written.append(ExportedFile(path, side, quantisation, waveform))
+    return written
+
+
+def representative_inputs(detector: Detector, data_dir: str, subset: str, cache_dir: str,
+                          count: int = 200, seed: int = 0):
+    """Calibration inputs from real training clips: ``(features, waveforms)``.
+
+    The clips the network was trained on: the machine's normals and, with outlier exposure, as
+    many clips of its outlier type (3 of 4 and 1 of 4 when there are outliers), so the calibrated
+    ranges also cover sounds unlike the machine's, where anomalies lie. Each is a callable
+    returning an iterable: ``count`` clips as features (from the feature cache), half as many as
+    waveforms (decoded; calibrating a waveform model also runs its float front-end).
+    """
+    from asdkeras.data.layout import scan_split, select
+    from asdkeras.pipeline import waveform_dataset
+
+    rng = np.random.default_rng(seed)
+
+    def sample(machine: str, size: int) -> list[str]:
+        clips = select(scan_split(data_dir, machine, "train", subset), label="normal")
+        return [clips[i].path for i in np.sort(rng.choice(len(clips), min(size, len(clips)), replace=False))]
+
+    outlier = detector.info.get("outlier")
+    chosen = sample(detector.machine, count * 3 // 4 if outlier else count)
+    if outlier:
+        chosen += sample(outlier, count - len(chosen))
+    chosen = [chosen[i] for i in rng.permutation(len(chosen))]  # mixed, so the waveform half has both
+    cache_paths = detector.frontend.cache(cache_dir).ensure(chosen)
+
+    def features():
+        for batch in detector.frontend.dataset(cache_paths):
+            yield from batch.numpy()
+
+    def waveforms():
+        for clip in waveform_dataset(chosen[:max(1, len(chosen) // 2)]):
+            yield clip.numpy()
+
+    return features, waveforms
+
+
+def saved_detectors(models_dir: str, machines: Iterable[str] | None, kinds: Iterable[str]) -> list[str]:
+    """Folders ``<models_dir>/<machine>/<kind>`` holding a detector, for the given machines (None: all)."""
+    from asdkeras.detector import DETECTOR_FILE
+
+    if not os.path.isdir(models_dir):
+        raise AsdError(f"{models_dir}: no such folder; train detectors first with 'python cli.py fit'")
+    machines = sorted(machines) if machines else sorted(d for d in os.listdir(models_dir)
+                                                        if os.path.isdir(os.path.join(models_dir, d)))
+    found = [os.path.join(models_dir, m, k) for m in machines for k in kinds
+             if os.path.isfile(os.path.join(models_dir, m, k, DETECTOR_FILE))]
+    if not found:
+        raise AsdError(f"{models_dir}: no saved detector of model {'/'.join(kinds)} for "
+                       f"{', '.join(machines) or 'any machine'}; train one with 'python cli.py fit'")
+    return found
+
+
+def official_score_of(result_dir: str, kind: str, machine: str) -> float | None:
+    """The official score in ``<result_dir>/metrics_<kind>_<machine>.json`` (written by ``test``), if any."""
+    import json
+
+    path = os.path.join(result_dir, f"metrics_{kind}_{machine}.json")
+    try:
+        with open(path) as handle:
+            return float(json.load(handle)["official_score"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

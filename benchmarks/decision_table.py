@@ -1,0 +1,82 @@
+"""Decisions per machine type: the table of a ``detector_comparison.py`` run with each threshold rule.
+
+    .venv/bin/python benchmarks/decision_table.py --data /tmp/bench/small --models-dir /tmp/bench/models \
+        --result-dir /tmp/bench/results --variants ae-oe,mobilenet-imagenet
+
+For every machine and variant: official score, then per domain (means over sections) the
+precision, recall, F1 and the share of normal test clips flagged (false alarms), for every
+threshold rule the detector saved (``quantile``: 0.9 quantile of held-out normals, both domains
+weighted equally; ``eq2``: the report's Eq. 2 for MobileNetV2). Scores are read back from the
+official score CSVs that ``evaluate`` wrote, so no model runs here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+from sklearn.metrics import precision_recall_fscore_support  # noqa: E402
+
+from asdkeras.data.layout import scan_split, sections, select  # noqa: E402
+from asdkeras.metrics import read_score_csv  # noqa: E402
+
+
+def domain_figures(records, scores: dict, threshold: float) -> dict:
+    """Precision, recall, F1 and false-alarm share per domain, averaged over sections."""
+    out = {}
+    for domain in ("source", "target"):
+        per_section = []
+        for section in sections(records):
+            members = select(records, section=section, domain=domain)
+            y = np.array([r.is_anomaly for r in members])
+            decided = np.array([scores[r.filename] > threshold for r in members], int)
+            p, r, f, _ = precision_recall_fscore_support(y, decided, average="binary", zero_division=0)
+            per_section.append((p, r, f, decided[y == 0].mean()))
+        out[domain] = dict(zip(("precision", "recall", "f1", "false_alarm"), np.mean(per_section, axis=0)))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--models-dir", required=True)
+    parser.add_argument("--result-dir", required=True)
+    parser.add_argument("--variants", default="ae-oe,mobilenet-imagenet")
+    parser.add_argument("--out", default=None, help="Write the figures as JSON here too.")
+    args = parser.parse_args()
+    rows, figures = [], {}
+    header = ("| machine | detector | rule | official | P src | R src | F1 src | FA src | P tgt | R tgt | F1 tgt "
+              "| FA tgt |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for machine in sorted(os.listdir(args.models_dir)):
+        records = scan_split(args.data, machine, "test")
+        for variant in args.variants.split(","):
+            folder = os.path.join(args.models_dir, machine, variant)
+            if not os.path.isfile(os.path.join(folder, "detector.json")):
+                continue
+            detector = json.load(open(os.path.join(folder, "detector.json")))
+            results = os.path.join(args.result_dir, variant)
+            scores = {}
+            for section in sections(records):
+                scores.update(read_score_csv(os.path.join(results, f"anomaly_score_{machine}_section_{section}_test.csv")))
+            official = json.load(open(os.path.join(results, f"metrics_{variant}_{machine}.json")))["official_score"]
+            for rule, record in detector["thresholds"].items():
+                d = domain_figures(records, scores, record["value"])
+                figures.setdefault(machine, {}).setdefault(variant, {})[rule] = d
+                mark = "" if rule == detector["threshold_rule"] else " (saved, not deciding)"
+                rows.append(f"| {machine} | {variant} | {rule}{mark} | {official:.3f} | "
+                            + " | ".join(f"{d[dom][k]:.2f}" for dom in ("source", "target")
+                                         for k in ("precision", "recall", "f1", "false_alarm")) + " |")
+    print(header)
+    print("\n".join(rows))
+    if args.out:
+        with open(args.out, "w") as handle:
+            json.dump(figures, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
