@@ -150,20 +150,25 @@ def _pair(text: str | None) -> tuple[float, float] | None:
 @cli.command()
 @click.option("--machine", required=True, type=click.Choice(MACHINE_CHOICES), help="Machine type to train.")
 @click.option("--model", "model_kind", type=click.Choice(MODEL_KINDS), default="ae", show_default=True,
-              help="ae: dense autoencoder on log-mel vectors; mobilenet: MobileNetV2 on spectrogram images.")
-@click.option("--outlier", help="Outlier machine type for outlier exposure: a type, auto (the report's pairing) or none [auto].")
-@click.option("--epochs", type=click.IntRange(1), help="Maximum epochs [ae 30; mobilenet 5, head only].")
-@click.option("--patience", type=click.IntRange(1), help="Epochs without validation improvement before stopping [ae 5, mobilenet 3].")
-@click.option("--batch-size", type=click.IntRange(1), help="Batch size [ae 512 vectors, mobilenet 32 images].")
-@click.option("--learning-rate", type=float, help="Adam learning rate [1e-3].")
-@click.option("--outlier-clips", type=click.IntRange(1), help="Outlier clips [default: as many as the machine's].")
+              help="ae: dense autoencoder on log-mel vectors; mobilenet: MobileNetV2 on spectrogram images; "
+                   "gmm: time-pooled log-mel levels with a Gaussian mixture.")
+@click.option("--outlier", help="ae, mobilenet: outlier machine type for outlier exposure: a type, auto (the report's pairing) or none [auto].")
+@click.option("--epochs", type=click.IntRange(1), help="ae, mobilenet: maximum epochs [ae 30; mobilenet 5, head only].")
+@click.option("--patience", type=click.IntRange(1), help="ae, mobilenet: epochs without validation improvement before stopping [ae 5, mobilenet 3].")
+@click.option("--batch-size", type=click.IntRange(1), help="ae, mobilenet: batch size [ae 512 vectors, mobilenet 32 images].")
+@click.option("--learning-rate", type=float, help="ae, mobilenet: Adam learning rate [1e-3].")
+@click.option("--outlier-clips", type=click.IntRange(1), help="ae, mobilenet: outlier clips [default: as many as the machine's].")
 @click.option("--threshold-quantile", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Share of held-out normal clips kept as normal by the threshold [0.9: ~10 % false alarms].")
 @click.option("--seed", default=0, show_default=True, help="Random seed.")
 @click.option("--loss", type=click.Choice(["mse", "oe", "oe-hinge"]),
               help="ae: mse = clear AE on normals; oe = the report's |y - e(x)| [default]; oe-hinge = max(0, m - e(x)) on outliers.")
 @click.option("--margin", type=float, help="ae: hinge margin m for --loss oe-hinge [1.0].")
-@click.option("--target-clips", type=click.IntRange(1), help="ae: cap on the machine's training clips [3000].")
+@click.option("--target-clips", type=click.IntRange(1), help="ae, gmm: cap on the machine's training clips [3000].")
+@click.option("--pooling-decay", help="gmm: GWRP decay r in [0, 1] (1 = mean [default], 0 = max; smaller for "
+                                      "transient faults), fuse (mean and max-like side by side), or paper (TWFR-GMM's per-type value).")
+@click.option("--components", type=click.IntRange(1), help="gmm: mixture components per section [2; paper: per type].")
+@click.option("--covariance-reg", type=click.FloatRange(0, min_open=True), help="gmm: covariance regularisation in standardised units [0.1].")
 @click.option("--weights", help="mobilenet: imagenet [default], none, or a no-top .h5 path.")
 @click.option("--width", type=float, help="mobilenet: width multiplier alpha [1.0; 0.35 is the smallest with ImageNet weights].")
 @click.option("--image-size", type=click.IntRange(32), help="mobilenet: image side in pixels [320].")

@@ -176,6 +176,7 @@ def load_scoring_model(folder: str):
     import keras
 
     import asdkeras.models.autoencoder  # noqa: F401  (registers the autoencoder's layers)
+    import asdkeras.models.gmm  # noqa: F401  (registers the pooling and mixture layers)
     import asdkeras.models.layers  # noqa: F401  (registers the clip-score layers)
 
     path = os.path.join(folder, MODEL_FILE)

@@ -25,6 +25,8 @@ Quantisation:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import tempfile
 from dataclasses import dataclass
@@ -40,7 +42,7 @@ from asdkeras.kinds import QUANTISATIONS
 
 SIGNATURE = "score"
 FRONTEND_SCOPE = "frontend"
-FLOAT_TAIL = ("/error", "/clip_score", "/logit", "/merge_clips")
+FLOAT_TAIL = ("/error", "/clip_score", "/logit", "/merge_clips", "/gwrp", "/standardise", "/gmm_nll")
 """Tensor-name parts of the score tail kept float in int8 models (with the front-end scope)."""
 
 
@@ -81,7 +83,8 @@ def _saved_model(detector: Detector, waveform: bool, folder: str) -> str:
             return {"score": detector.model(features, training=False)}
     archive.add_endpoint(SIGNATURE, score, input_signature=[signature])
     path = os.path.join(folder, "waveform" if waveform else "features")
-    archive.write_out(path, verbose=False)
+    with contextlib.redirect_stdout(io.StringIO()):  # Keras prints a banner whatever verbose says
+        archive.write_out(path, verbose=False)
     return path
 
 
@@ -107,13 +110,34 @@ def frontend_model(frontend, quantisation: str = "float32") -> bytes:
         return convert(tmp, quantisation)
 
 
+def _keeps_float(name: str) -> bool:
+    return f"{FRONTEND_SCOPE}/" in name or any(part in name for part in FLOAT_TAIL)
+
+
 def _float_tensor_names(model_content: bytes) -> list[str]:
-    """Names of the front-end and score-tail tensors of a float TFLite model (kept float in int8)."""
+    """Names of the front-end and score-tail tensors of a float TFLite model (kept float in int8).
+
+    The model's output belongs to the score tail, whatever its op is named (the converter names
+    it after the signature, ``StatefulPartitionedCall:0``).
+    """
     import tensorflow as tf
 
     interpreter = tf.lite.Interpreter(model_content=model_content)
-    names = [detail["name"] for detail in interpreter.get_tensor_details()]
-    return [n for n in names if f"{FRONTEND_SCOPE}/" in n or any(part in n for part in FLOAT_TAIL)]
+    outputs = {d["name"] for d in interpreter.get_output_details()}
+    return [d["name"] for d in interpreter.get_tensor_details() if _keeps_float(d["name"]) or d["name"] in outputs]
+
+
+def _has_network(model_content: bytes) -> bool:
+    """Whether any op of a float TFLite model lies outside the front-end and the score tail.
+
+    A pooled-GMM detector is all front-end and score tail: quantising it only loses precision.
+    """
+    import tensorflow as tf
+
+    keep = set(_float_tensor_names(model_content))
+    interpreter = tf.lite.Interpreter(model_content=model_content)
+    names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
+    return any(names[i] not in keep for op in interpreter._get_ops_details() for i in op["outputs"])
 
 
 def convert(saved_model: str, quantisation: str, representative: Callable[[], Iterable[dict]] | None = None,
@@ -132,6 +156,10 @@ def convert(saved_model: str, quantisation: str, representative: Callable[[], It
             c.target_spec.supported_types = [tf.float16]
         return c
 
+    if quantisation in ("dynamic", "int8") and not int8_io:
+        float_model = converter_float(saved_model)
+        if not _has_network(float_model):
+            return float_model
     if quantisation != "int8":
         return converter().convert()
     if representative is None:
@@ -143,7 +171,7 @@ def convert(saved_model: str, quantisation: str, representative: Callable[[], It
         c.inference_input_type = tf.int8
         c.inference_output_type = tf.int8
         return c.convert()
-    keep_float = _float_tensor_names(converter_float(saved_model))
+    keep_float = _float_tensor_names(float_model)
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=c, debug_dataset=representative,
         debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep_float))
@@ -153,6 +181,14 @@ def convert(saved_model: str, quantisation: str, representative: Callable[[], It
 def converter_float(saved_model: str) -> bytes:
     """The float32 TFLite model of a SavedModel endpoint."""
     return convert(saved_model, "float32")
+
+
+def _integer_tensor_count(model_content: bytes) -> int:
+    """How many int8 tensors a TFLite model holds (0: it computes in float throughout)."""
+    import tensorflow as tf
+
+    details = tf.lite.Interpreter(model_content=model_content).get_tensor_details()
+    return sum(np.dtype(d["dtype"]) == np.int8 for d in details)
 
 
 def io_details(model_content: bytes) -> dict:
@@ -178,9 +214,12 @@ def sidecar(detector: Detector, quantisation: str, waveform: bool, model_content
             official_score: float | None) -> dict:
     """The JSON document written beside a ``.tflite`` file: everything an app needs to use it."""
     frontend = detector.frontend.settings()
+    integer = _integer_tensor_count(model_content)
     precision = {"float32": "float32", "float16": "float16 weights, float32 compute",
-                 "dynamic": "int8 weights, float32 activations (hybrid)",
-                 "int8": "int8 network" + ("" if int8_io and not waveform else "; front-end and score tail float32")}
+                 "dynamic": "int8 weights, float32 activations (hybrid)" if integer
+                 else "float32 throughout: the whole model is front-end and score tail",
+                 "int8": ("int8 network" + ("" if int8_io and not waveform else "; front-end and score tail float32"))
+                 if integer else "float32 throughout: the whole model is front-end and score tail"}
     return {
         "format": 1,
         "signature": SIGNATURE,

@@ -5,7 +5,8 @@
 Variants: ``ae-clear`` (plain AE, normals only), ``ae-oe`` (report's Eq. 1, the report's
 outlier pairing), ``ae-oe-hinge`` (hinge variant), ``mobilenet-imagenet`` and
 ``mobilenet-scratch`` (MobileNetV2 with ImageNet weights or from a random initialisation, width
-``--width``). Each is trained with ``fit_autoencoder`` / ``fit_mobilenet`` and tested with
+``--width``), ``gmm-fuse`` / ``gmm-paper`` / ``gmm-mean`` / ``gmm-max`` (pooled GMM with the fused
+default, TWFR-GMM's per-type settings, r = 1, r = 0). Each is trained with ``fit_autoencoder`` / ``fit_mobilenet`` and tested with
 ``evaluate``, exactly as ``cli.py fit`` / ``cli.py test`` do. Writes a JSON of
 all numbers and prints a Markdown table (official score; per-section AUC source/target; fit seconds).
 """
@@ -30,6 +31,10 @@ VARIANTS = {
     "ae-oe-hinge": ("ae", dict(loss="oe-hinge", outlier="auto")),
     "mobilenet-imagenet": ("mobilenet", dict(weights="imagenet")),
     "mobilenet-scratch": ("mobilenet", dict(weights="none")),
+    "gmm-fuse": ("gmm", dict(pooling_decay="fuse")),
+    "gmm-paper": ("gmm", dict(pooling_decay="paper")),
+    "gmm-mean": ("gmm", dict(pooling_decay=1.0)),
+    "gmm-max": ("gmm", dict(pooling_decay=0.0)),
 }
 """Variant name -> (model kind, its options)."""
 
@@ -40,7 +45,8 @@ SECTION_FIGURES = ("auc_source", "auc_target", "pauc", "precision_source", "reca
 def run_variant(name: str, machine: str, args) -> dict:
     folder = os.path.join(args.models_dir, machine, name)
     kind, options = VARIANTS[name]
-    sizes = dict(epochs=args.epochs) if kind == "ae" else dict(width=args.width, image_size=args.image_size)
+    sizes = {"ae": dict(epochs=args.epochs), "mobilenet": dict(width=args.width, image_size=args.image_size),
+             "gmm": {}}[kind]
     config = make_config(kind, machine=machine, seed=args.seed, data_dir=args.data, cache_dir=args.cache_dir,
                          output_dir=folder, **sizes, **options)
     detector = fit_detector(kind, config)

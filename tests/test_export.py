@@ -22,7 +22,7 @@ from asdkeras.kinds import QUANTISATIONS
 from asdkeras.lite import LiteDetector, dequantize, quantize
 from conftest import KERAS_WEIGHTS, REAL_AUDIO, needs_real_audio, needs_weights
 
-SIZES = {"ae": dict(epochs=2, outlier="gearbox"),
+SIZES = {"ae": dict(epochs=2, outlier="gearbox"), "gmm": dict(),
          "mobilenet": dict(width=0.35, image_size=96, epochs=4, fine_tune_epochs=2, augmented_clips=8,
                            outlier="gearbox", workers=1)}
 
@@ -34,7 +34,7 @@ def exported(tiny_dataset, tmp_path_factory):
     cache = str(work / "cache")
     paths = [r.path for split in ("train", "test") for r in scan_split(tiny_dataset, "fan", split)]
     out = {}
-    for kind in ["ae"] + (["mobilenet"] if os.path.isdir(KERAS_WEIGHTS) else []):
+    for kind in ["ae", "gmm"] + (["mobilenet"] if os.path.isdir(KERAS_WEIGHTS) else []):
         config = make_config(kind, machine="fan", data_dir=tiny_dataset, cache_dir=cache,
                              models_dir=str(work / "models"), **SIZES[kind])
         fit_detector(kind, config)
@@ -54,7 +54,7 @@ MOBILENET_INTEGER_WEIGHTS = pytest.mark.xfail(
 
 
 def _variants():
-    for kind in ("ae", "mobilenet"):
+    for kind in ("ae", "gmm", "mobilenet"):
         for quantisation in QUANTISATIONS:
             marks = [needs_weights] if kind == "mobilenet" else []
             if kind == "mobilenet" and quantisation in ("dynamic", "int8"):
@@ -96,6 +96,8 @@ def test_sidecars_say_what_an_app_needs(exported):
     features = json.load(open(os.path.join(folder, "fan_ae_float32.json")))
     assert features["inputs"] == {"features": {"shape": [1, 313, 128], "dtype": "float32"}}
     assert features["frontend"]["type"] == "logmel" and not features["frontend_in_model"]
+    gmm = json.load(open(os.path.join(folder, "fan_gmm_int8_waveform.json")))
+    assert gmm["precision"] == "float32 throughout: the whole model is front-end and score tail"
     assert sorted(os.listdir(folder)) == sorted(f"fan_{k}_{q}{w}.{e}" for k in exported for q in QUANTISATIONS
                                                 for w in ("", "_waveform") for e in ("tflite", "json"))
 

@@ -1,0 +1,81 @@
+"""The pooled-GMM detector: GWRP, the mixture layer against scikit-learn, the fit and the CLI."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sklearn.mixture import GaussianMixture
+
+import cli
+from asdkeras.errors import AsdError
+from asdkeras.fit import GmmConfig
+from asdkeras.models.gmm import GaussianMixtureNLL, GWRPooling, fit_mixture, gwrp_weights
+
+
+def test_gwrp_at_decay_one_is_the_mean_and_at_zero_the_max():
+    frames = np.random.default_rng(0).normal(-40, 10, (3, 313, 128)).astype("float32")
+    pooled = GWRPooling([1.0, 0.0])(frames).numpy()
+    np.testing.assert_allclose(pooled[:, :128], frames.mean(axis=1), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(pooled[:, 128:], frames.max(axis=1), rtol=1e-6)
+
+
+def test_gwrp_weights_rank_the_loudest_frames_first():
+    weights = gwrp_weights(0.5, 4)
+    np.testing.assert_allclose(weights, np.array([8, 4, 2, 1]) / 15)
+    frames = np.array([[[1.0], [4.0], [2.0], [3.0]]], "float32")  # sorted descending: 4, 3, 2, 1
+    np.testing.assert_allclose(GWRPooling([0.5])(frames).numpy(), [[(32 + 12 + 4 + 1) / 15]], rtol=1e-6)
+    with pytest.raises(ValueError, match="decay"):
+        gwrp_weights(1.5, 4)
+
+
+def test_mixture_layer_matches_scikit_learn_score_samples():
+    rng = np.random.default_rng(1)
+    data = np.concatenate([rng.normal(0, 1, (200, 16)), rng.normal(3, 0.5, (200, 16))])
+    gmm = GaussianMixture(3, covariance_type="full", random_state=0).fit(data)
+    layer = GaussianMixtureNLL(3, 16)
+    layer.build((None, 16))
+    layer.set_mixture(gmm.weights_, gmm.means_, gmm.precisions_cholesky_)
+    queries = rng.normal(1, 2, (50, 16)).astype("float32")
+    np.testing.assert_allclose(layer(queries).numpy(), -gmm.score_samples(queries.astype(np.float64)), rtol=1e-5)
+
+
+def test_target_clips_get_components_of_their_own():
+    rng = np.random.default_rng(2)
+    vectors = np.concatenate([rng.normal(0, 1, (40, 4)), rng.normal(5, 1, (3, 4))])
+    domains = np.array(["source"] * 40 + ["target"] * 3)
+    weights, means, chol, summary = fit_mixture(vectors, domains, np.array(["00"] * 43), 2, 0.1)
+    assert summary["00"] == {"source_clips": 40, "source_components": 2, "target_components": 3}
+    assert len(weights) == 5 and weights.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(weights[2:], 0.5 / 3)  # the target domain weighs half
+    np.testing.assert_allclose(means[2:], vectors[40:])
+
+
+@pytest.mark.parametrize("decay, expected", [(1.0, (1.0,)), ("fuse", (1.0, 0.5)), ("paper", (0.46,)), (0.3, (0.3,))])
+def test_pooling_rule(decay, expected):
+    decays, components, reason = GmmConfig(machine="valve", pooling_decay=decay).pooling()
+    assert decays == expected and reason
+    assert components == 2  # the paper's valve setting has 2 components too
+    assert GmmConfig(machine="valve").pooling()[2] == "the default (band mean)"
+
+
+def test_bad_pooling_decay_is_a_clear_error():
+    with pytest.raises(AsdError, match="fuse, paper or a decay"):
+        GmmConfig(machine="valve", pooling_decay="1.5").pooling()
+
+
+def test_fit_and_test_gmm_from_the_command_line(tiny_dataset, tmp_path):
+    common = ["--data", tiny_dataset, "--models-dir", str(tmp_path / "models"), "--cache-dir", str(tmp_path / "cache")]
+    fitted = CliRunner().invoke(cli.cli, ["fit", "--machine", "valve", "--model", "gmm", "--pooling-decay", "paper",
+                                          *common])
+    assert fitted.exit_code == 0, fitted.output
+    document = json.load(open(tmp_path / "models" / "valve" / "gmm" / "detector.json"))
+    assert document["pooling"]["decays"] == [0.46] and "TWFR-GMM" in document["pooling"]["reason"]
+    assert document["mixture"]["components_per_section"] == 2
+    tested = CliRunner().invoke(cli.cli, ["test", "--machine", "valve", "--model", "gmm",
+                                          "--result-dir", str(tmp_path / "results"), *common])
+    assert tested.exit_code == 0, tested.output
+    assert 0 < json.load(open(tmp_path / "results" / "metrics_gmm_valve.json"))["official_score"] <= 1
+    wrong = CliRunner().invoke(cli.cli, ["fit", "--machine", "valve", "--model", "gmm", "--epochs", "3", *common])
+    assert wrong.exit_code == 2 and "--epochs does not apply to --model gmm" in wrong.output
