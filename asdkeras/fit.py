@@ -10,7 +10,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, field, fields
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 import scipy.special
@@ -32,8 +32,33 @@ MIN_HELD_OUT = 10
 (scores of clips the network trained on run low, so it then flags more normals than intended)."""
 
 
-@dataclass
-class AutoencoderConfig:
+@dataclass(kw_only=True)
+class FitConfig:
+    """What every fit shares; each kind's configuration adds its own settings.
+
+    ``validation_fraction`` of the training normals (within every section and domain) is held
+    out: validation for the networks, and the clips the threshold is fitted to, its
+    ``threshold_quantile`` the share of normals kept as normal. The detector goes to
+    ``output_dir``, or ``<models_dir>/<machine>/<kind>``.
+    """
+
+    kind: ClassVar[str]
+    machine: str
+    seed: int = 0
+    validation_fraction: float = 0.1
+    threshold_quantile: float = 0.9
+    data_dir: str = "data"
+    models_dir: str = "saved_models"
+    cache_dir: str = "cache"
+    subset: str = "dev_data"
+    output_dir: str | None = None
+
+    def folder(self) -> str:
+        return self.output_dir or detector_dir(self.models_dir, self.machine, self.kind)
+
+
+@dataclass(kw_only=True)
+class AutoencoderConfig(FitConfig):
     """Everything an autoencoder fit depends on; saved as ``config.json`` beside the model.
 
     Counts are clips; ``target_clips`` caps the machine's training clips (the report: 3000),
@@ -41,24 +66,16 @@ class AutoencoderConfig:
     ``margin`` is the hinge's m in normalised squared-error units.
     """
 
-    machine: str
+    kind: ClassVar[str] = "ae"
     outlier: str | None = "auto"
     loss: str = "oe"
     epochs: int = 30
     batch_size: int = 512
     learning_rate: float = 1e-3
     patience: int = 5
-    seed: int = 0
-    validation_fraction: float = 0.1
     target_clips: int | None = 3000
     outlier_clips: int | None = None
     margin: float = 1.0
-    threshold_quantile: float = 0.9
-    data_dir: str = "data"
-    models_dir: str = "saved_models"
-    cache_dir: str = "cache"
-    subset: str = "dev_data"
-    output_dir: str | None = None
     features: LogMelConfig = field(default_factory=LogMelConfig)
 
     def resolved_outlier(self) -> str | None:
@@ -68,9 +85,6 @@ class AutoencoderConfig:
                                f"or choose --loss oe / oe-hinge")
             return None
         return resolve_outlier("ae", self.machine, self.outlier)
-
-    def folder(self) -> str:
-        return self.output_dir or detector_dir(self.models_dir, self.machine, "ae")
 
 
 def _subsample(records: list[ClipRecord], count: int | None, seed: int) -> list[ClipRecord]:
@@ -204,8 +218,8 @@ def held_out_threshold(scoring_model, frontend, held_out: list[str], trained_on:
             {**score_statistics(scores), "clips": what})
 
 
-@dataclass
-class MobileNetConfig:
+@dataclass(kw_only=True)
+class MobileNetConfig(FitConfig):
     """Everything a MobileNetV2 fit depends on; saved as ``config.json`` beside the model.
 
     ``train_clips`` random training clips of the machine (the report: 500), ``augmented_clips``
@@ -222,7 +236,7 @@ class MobileNetConfig:
     optional AddBackgroundNoise from ``background_noise_dir``.
     """
 
-    machine: str
+    kind: ClassVar[str] = "mobilenet"
     outlier: str | None = "auto"
     weights: str | None = "imagenet"
     width: float = 1.0
@@ -239,19 +253,11 @@ class MobileNetConfig:
     patience: int = 3
     dropout: float = 0.2
     threshold_rule: str = "quantile"
-    threshold_quantile: float = 0.9
     threshold_alpha: float = 0.04
-    validation_fraction: float = 0.1
-    seed: int = 0
     workers: int | None = None
     pitch_semitones: float = 2.0
     stretch_range: tuple = (0.9, 1.1)
     background_noise_dir: str | None = None
-    data_dir: str = "data"
-    models_dir: str = "saved_models"
-    cache_dir: str = "cache"
-    subset: str = "dev_data"
-    output_dir: str | None = None
 
     def __post_init__(self):
         if self.weights == "none":
@@ -259,9 +265,6 @@ class MobileNetConfig:
         if self.threshold_rule not in ("quantile", "eq2"):
             raise AsdError(f"threshold rule '{self.threshold_rule}' is not one of quantile, eq2")
         self.augment_config()  # validate the ranges now, not after the images are made
-
-    def folder(self) -> str:
-        return self.output_dir or detector_dir(self.models_dir, self.machine, "mobilenet")
 
     def image_config(self) -> ImageConfig:
         return ImageConfig(image_size=self.image_size)
@@ -359,8 +362,8 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
     return detector
 
 
-@dataclass
-class GmmConfig:
+@dataclass(kw_only=True)
+class GmmConfig(FitConfig):
     """Everything a pooled-GMM fit depends on; saved as ``config.json`` beside the model.
 
     ``pooling_decay``: one decay r in [0, 1] (default 1, the band mean: best on 5 of the 7
@@ -372,23 +375,12 @@ class GmmConfig:
     standardised units.
     """
 
-    machine: str
+    kind: ClassVar[str] = "gmm"
     pooling_decay: str | float = 1.0
     components: int | None = None
     covariance_reg: float = 0.1
     target_clips: int | None = 3000
-    threshold_quantile: float = 0.9
-    validation_fraction: float = 0.1
-    seed: int = 0
-    data_dir: str = "data"
-    models_dir: str = "saved_models"
-    cache_dir: str = "cache"
-    subset: str = "dev_data"
-    output_dir: str | None = None
     features: LogMelConfig = field(default_factory=LogMelConfig)
-
-    def folder(self) -> str:
-        return self.output_dir or detector_dir(self.models_dir, self.machine, "gmm")
 
     def pooling(self) -> tuple[tuple[float, ...], int, str]:
         """The decays, the component count and the reason, from ``pooling_decay``."""

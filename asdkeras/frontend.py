@@ -20,8 +20,15 @@ from asdkeras.features import ImageConfig, LogMelConfig, log_mel_spectrogram, sp
 from asdkeras.pipeline import AUTOTUNE, FeatureCache, image_cache, image_dataset, load_cached, logmel_cache
 
 
+class _Settings:
+    """What every front-end saves: its type, the sample rate, the clip length and its parameters."""
+
+    def settings(self) -> dict:
+        return {"type": self.name, "sample_rate": SAMPLE_RATE, "clip_samples": self.clip_samples, **asdict(self.config)}
+
+
 @dataclass(frozen=True)
-class LogMelFrontend:
+class LogMelFrontend(_Settings):
     """Log-mel frames in dB, ``(frames, n_mels)`` per clip (313 x 128 for 10 s at 16 kHz)."""
 
     config: LogMelConfig = field(default_factory=LogMelConfig)
@@ -50,12 +57,9 @@ class LogMelFrontend:
                 .map(lambda p: load_cached(p, shape), num_parallel_calls=AUTOTUNE, deterministic=True)
                 .batch(batch_size).prefetch(AUTOTUNE))
 
-    def settings(self) -> dict:
-        return {"type": self.name, "sample_rate": SAMPLE_RATE, "clip_samples": self.clip_samples, **asdict(self.config)}
-
 
 @dataclass(frozen=True)
-class ImageFrontend:
+class ImageFrontend(_Settings):
     """STFT spectrogram images ``(size, size, 3)`` with pixel values in [0, 255]."""
 
     config: ImageConfig = field(default_factory=ImageConfig)
@@ -75,9 +79,6 @@ class ImageFrontend:
 
     def dataset(self, cache_paths: Sequence[str], batch_size: int = 32) -> tf.data.Dataset:
         return image_dataset(cache_paths, self.config, batch_size)
-
-    def settings(self) -> dict:
-        return {"type": self.name, "sample_rate": SAMPLE_RATE, "clip_samples": self.clip_samples, **asdict(self.config)}
 
 
 FRONTENDS = {frontend.name: frontend for frontend in (LogMelFrontend, ImageFrontend)}
