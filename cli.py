@@ -73,7 +73,7 @@ class _NoteHandler(logging.Handler):
 
 @click.group()
 def cli():
-    """Anomalous machine-sound detection: autoencoder and MobileNetV2 with outlier exposure."""
+    """Anomalous machine-sound detection: autoencoder and MobileNetV2 with outlier exposure, pooled-GMM, TFLite export."""
     log = logging.getLogger("asdkeras")
     if not any(isinstance(h, _NoteHandler) for h in log.handlers):
         log.addHandler(_NoteHandler())

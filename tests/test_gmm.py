@@ -1,7 +1,6 @@
 """The pooled-GMM detector: GWRP, the mixture layer against scikit-learn, the fit and the CLI."""
 
 import json
-import os
 
 import numpy as np
 import pytest

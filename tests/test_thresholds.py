@@ -11,7 +11,6 @@ gamma fit whose quantile lay above every test score, flagging nothing).
 
 import os
 
-import numpy as np
 import pytest
 
 from asdkeras.data.layout import MACHINE_TYPES, scan_split, select
