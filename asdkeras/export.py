@@ -141,8 +141,12 @@ def _has_network(model_content: bytes) -> bool:
 
 
 def convert(saved_model: str, quantisation: str, representative: Callable[[], Iterable[dict]] | None = None,
-            int8_io: bool = False) -> bytes:
-    """Convert a SavedModel endpoint to TFLite bytes in one quantisation variant."""
+            int8_io: bool = False, float_model: bytes | None = None) -> bytes:
+    """Convert a SavedModel endpoint to TFLite bytes in one quantisation variant.
+
+    ``float_model``: the endpoint's float32 TFLite model when already converted (the dynamic and
+    int8 variants inspect it); converted here otherwise.
+    """
     import tensorflow as tf
 
     if quantisation not in QUANTISATIONS:
@@ -156,8 +160,10 @@ def convert(saved_model: str, quantisation: str, representative: Callable[[], It
             c.target_spec.supported_types = [tf.float16]
         return c
 
+    if quantisation == "float32":
+        return float_model or converter().convert()
     if quantisation in ("dynamic", "int8") and not int8_io:
-        float_model = converter_float(saved_model)
+        float_model = float_model or converter_float(saved_model)
         if not _has_network(float_model):
             return float_model
     if quantisation != "int8":
@@ -278,13 +284,14 @@ def export_detector(detector: Detector, out_dir: str, quantisations: Iterable[st
                 for item in source():
                     yield {key: np.asarray(item, np.float32)[np.newaxis]}
 
+            float_model = convert(saved, "float32")
             for quantisation in quantisations:
                 name = model_name(detector.machine, detector.kind, quantisation, waveform)
                 announce(name)
                 if quantisation == "int8" and source is None:
                     raise AsdError(f"{name}: int8 needs representative {key}; pass the training data")
                 content = convert(saved, quantisation, representative if source else None,
-                                  int8_io and not waveform)
+                                  int8_io and not waveform, float_model)
                 path = os.path.join(out_dir, name)
                 write_bytes(path, content)
                 side = write_json(os.path.splitext(path)[0] + ".json",
