@@ -107,23 +107,38 @@ def pinned_constant(make: Callable[[], tf.Tensor], anchor: tf.Tensor | None) -> 
     return tf.cast(tf.constant(fixed) + zero, tf.float32) * (1.0 / scale)
 
 
+def frames(waveform: tf.Tensor, frame_length: int, hop_length: int) -> tf.Tensor:
+    """Frames ``(..., count, frame_length)`` of ``(..., samples)``, ``count = 1 + (samples - frame_length) // hop``.
+
+    Where the hop divides the frame length (50 % overlap here) the frames are whole blocks of
+    ``hop_length`` samples side by side: a reshape and a concatenation, which TFLite runs in a
+    sixth of the time of ``tf.signal.frame``'s gather.
+    """
+    samples = waveform.shape[-1]
+    if samples is None or frame_length % hop_length:
+        return tf.signal.frame(waveform, frame_length, hop_length)
+    parts, blocks = frame_length // hop_length, samples // hop_length
+    count = blocks - parts + 1
+    shape = tf.concat([tf.shape(waveform)[:-1], [blocks, hop_length]], axis=0)
+    blocked = tf.reshape(waveform[..., :blocks * hop_length], shape)
+    return tf.concat([blocked[..., i:i + count, :] for i in range(parts)], axis=-1)
+
+
 def _power_spectrogram(waveform: tf.Tensor, n_fft: int, hop_length: int, center: bool,
                        pin: bool = False) -> tf.Tensor:
     """|STFT|^2 with a periodic Hann window, shape ``(..., frames, n_fft // 2 + 1)``.
 
-    ``pin``: the window is a :func:`pinned_constant` (for TFLite export).
+    Computed as real^2 + imaginary^2 (not |X| squared: no square root). ``pin``: the window is a
+    :func:`pinned_constant` (for TFLite export).
     """
     if center:
         pad = n_fft // 2
         rank = len(waveform.shape)
         paddings = [[0, 0]] * (rank - 1) + [[pad, pad]]
         waveform = tf.pad(waveform, paddings, mode="REFLECT")
-    def window(length, dtype):  # ``length`` is a graph tensor inside tf.function: use the int n_fft
-        return pinned_constant(lambda: tf.signal.hann_window(n_fft, dtype=dtype), waveform if pin else None)
-
-    stft = tf.signal.stft(waveform, frame_length=n_fft, frame_step=hop_length, fft_length=n_fft,
-                          window_fn=window, pad_end=False)
-    return tf.square(tf.abs(stft))
+    window = pinned_constant(lambda: tf.signal.hann_window(n_fft, dtype=tf.float32), waveform if pin else None)
+    spectrum = tf.signal.rfft(frames(waveform, n_fft, hop_length) * window, [n_fft])
+    return tf.square(tf.math.real(spectrum)) + tf.square(tf.math.imag(spectrum))
 
 
 def _floored_log(x: tf.Tensor, floor: float) -> tf.Tensor:

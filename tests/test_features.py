@@ -82,3 +82,14 @@ def test_front_ends_run_in_tf_data_and_convert_to_tflite(clip, tmp_path):
     out = runner(waveform=clip[None])
     np.testing.assert_allclose(out["vectors"][0], log_mel_vectors(clip).numpy(), atol=1e-2)
     np.testing.assert_allclose(out["image"][0], spectrogram_image(clip, ImageConfig(image_size=64)).numpy(), atol=0.5)
+
+
+@pytest.mark.parametrize("frame_length, hop", [(1024, 512), (4096, 2048), (1024, 256), (1000, 300)])
+def test_frames_equal_tf_signal_frame(frame_length, hop):
+    """Block framing (hop dividing the frame length) and the general case, batched and single."""
+    from asdkeras.features import frames
+
+    waveform = np.random.default_rng(3).standard_normal((2, 16_100)).astype("float32")
+    expected = tf.signal.frame(waveform, frame_length, hop).numpy()
+    np.testing.assert_array_equal(frames(tf.constant(waveform), frame_length, hop).numpy(), expected)
+    np.testing.assert_array_equal(frames(tf.constant(waveform[0]), frame_length, hop).numpy(), expected[0])

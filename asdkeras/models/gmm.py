@@ -52,10 +52,18 @@ class GWRPooling(layers.Layer):
 
     def call(self, frames):
         count = frames.shape[1]
-        ranked = ops.top_k(ops.transpose(frames, (0, 2, 1)), k=count, sorted=True)[0]  # (batch, bands, frames)
-        weights = np.stack([gwrp_weights(d, count) for d in self.decays], axis=1).astype("float32")
-        pooled = ops.matmul(ranked, weights)  # (batch, bands, decays)
-        return ops.reshape(ops.transpose(pooled, (0, 2, 1)), (-1, len(self.decays) * frames.shape[2]))
+        ranked = None
+        pooled = []
+        for decay in self.decays:  # r = 1 and r = 0 need no sort: the mean and the max
+            if decay == 1.0:
+                pooled.append(ops.mean(frames, axis=1))
+            elif decay == 0.0:
+                pooled.append(ops.max(frames, axis=1))
+            else:
+                if ranked is None:  # (batch, bands, frames), each band's values in descending order
+                    ranked = ops.top_k(ops.transpose(frames, (0, 2, 1)), k=count, sorted=True)[0]
+                pooled.append(ops.matmul(ranked, gwrp_weights(decay, count).astype("float32")))
+        return ops.concatenate(pooled, axis=-1)
 
     def compute_output_shape(self, input_shape):
         return input_shape[0], len(self.decays) * input_shape[2]
