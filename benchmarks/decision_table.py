@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/decision_table.py --data /tmp/bench/small --models-dir /tmp/bench/models \
         --result-dir /tmp/bench/results --variants ae-oe,mobilenet-imagenet
 
-For every machine and variant: official score, then per domain (means over sections) the
+For every machine and variant: official score and AUC source / target / pAUC (means over
+sections), then per domain (means over sections) the
 precision, recall, F1 and the share of normal test clips flagged (false alarms), for every
 threshold rule the detector saved (``quantile``: 0.9 quantile of held-out normals, both domains
 weighted equally; ``eq2``: the report's Eq. 2 for MobileNetV2). Scores are read back from the
@@ -50,8 +51,8 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="Write the figures as JSON here too.")
     args = parser.parse_args()
     rows, figures = [], {}
-    header = ("| machine | detector | rule | official | P src | R src | F1 src | FA src | P tgt | R tgt | F1 tgt "
-              "| FA tgt |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+    header = ("| machine | detector | rule | official | AUC src | AUC tgt | pAUC | P src | R src | F1 src | FA src "
+              "| P tgt | R tgt | F1 tgt | FA tgt |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for machine in sorted(os.listdir(args.models_dir)):
         records = scan_split(args.data, machine, "test")
         for variant in args.variants.split(","):
@@ -63,12 +64,15 @@ def main() -> None:
             scores = {}
             for section in sections(records):
                 scores.update(read_score_csv(os.path.join(results, f"anomaly_score_{machine}_section_{section}_test.csv")))
-            official = json.load(open(os.path.join(results, f"metrics_{variant}_{machine}.json")))["official_score"]
+            metrics = json.load(open(os.path.join(results, f"metrics_{variant}_{machine}.json")))
+            aucs = " | ".join(f"{np.mean([v[k] for v in metrics['sections'].values()]):.2f}"
+                              for k in ("auc_source", "auc_target", "pauc"))
             for rule, record in detector["thresholds"].items():
                 d = domain_figures(records, scores, record["value"])
                 figures.setdefault(machine, {}).setdefault(variant, {})[rule] = d
-                mark = "" if rule == detector["threshold_rule"] else " (saved, not deciding)"
-                rows.append(f"| {machine} | {variant} | {rule}{mark} | {official:.3f} | "
+                deciding = rule == detector["threshold_rule"]
+                ranking = f"{metrics['official_score']:.3f} | {aucs}" if deciding else " | | | "
+                rows.append(f"| {machine} | {variant} | {rule}{'' if deciding else ' (saved, not deciding)'} | {ranking} | "
                             + " | ".join(f"{d[dom][k]:.2f}" for dom in ("source", "target")
                                          for k in ("precision", "recall", "f1", "false_alarm")) + " |")
     print(header)
