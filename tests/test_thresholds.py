@@ -2,11 +2,13 @@
 
 An app shows "normal" or "anomaly", so the threshold must flag about the intended share of normal
 clips (10 % for the 0.9 quantile) and some anomalies. Thresholds are fitted on held-out training
-normals and checked here on the **test** normals of the source domain, which no part of the fit
-saw. Tolerance: with 24 such clips, a share drawn at 10 % lies in [0, 25 %] with probability
-0.99 (binomial); the threshold itself is estimated from ~30 held-out clips, so the check accepts
-[0, 35 %] and needs at least one anomaly flagged per type (the failure this guards against: a
-gamma fit whose quantile lay above every test score, flagging nothing).
+normals (half of 30 source and 10 target clips per section, DCASE's target count: 45 source and
+15 target clips; with 3 or 9 target clips the domain-weighted threshold moved with each training
+run, down to flagging no normal at all) and checked here on the **test** normals of both domains (24 each, equal weight), which no
+part of the fit saw. Tolerance: a share drawn at 10 % from 48 clips lies in [2 %, 23 %] with
+probability 0.95 (binomial); the threshold itself is estimated, so the check accepts [2 %, 30 %]
+and needs at least one anomaly flagged per type (the failure this guards against: a gamma fit
+whose quantile lay above every test score, flagging nothing).
 """
 
 import os
@@ -19,12 +21,12 @@ from asdkeras.detector import Detector
 from asdkeras.fit import fit_detector, make_config
 from conftest import needs_weights
 
-SCALE = Scale(source_train=30, target_train=4, test_per_domain_label=8)
+SCALE = Scale(source_train=30, target_train=10, test_per_domain_label=8)
 LOW, HIGH = 0.02, 0.30
 """Accepted share of unseen normals flagged (both domains, equal weight), intended 0.10."""
-FAST = {"ae": dict(epochs=4, validation_fraction=0.25),
+FAST = {"ae": dict(epochs=6, validation_fraction=0.5),
         "mobilenet": dict(width=0.35, image_size=96, epochs=2, fine_tune_epochs=1, augmented_clips=16,
-                          validation_fraction=0.25, workers=1)}
+                          validation_fraction=0.5, workers=1)}
 
 
 @pytest.fixture(scope="module")
