@@ -244,10 +244,7 @@ def export_tflite(machines, all_machines, model_kind, quant, int8_io, models_dir
 
     Example: python cli.py export-tflite --machine gearbox --model ae --quant float32,int8
     """
-    import json
-
-    from asdkeras.detector import Detector
-    from asdkeras.export import (export_detector, official_score_of, representative_inputs, saved_detectors)
+    from asdkeras.export import export_folder, official_score_of, saved_detectors
 
     quantisations = [q.strip() for q in quant.split(",") if q.strip()]
     unknown = [q for q in quantisations if q not in QUANTISATIONS]
@@ -256,14 +253,10 @@ def export_tflite(machines, all_machines, model_kind, quant, int8_io, models_dir
     kinds = MODEL_KINDS if model_kind == "all" else (model_kind,)
     count = 0
     for folder in saved_detectors(models_dir, None if all_machines else machines, kinds):
-        detector = Detector.load(folder)
-        with open(os.path.join(folder, "config.json")) as handle:
-            config = json.load(handle)
-        features, waveforms = (representative_inputs(detector, data or config["data_dir"], config.get("subset", "dev_data"),
-                                                     cache_dir) if "int8" in quantisations else (None, None))
-        files = export_detector(detector, out, quantisations, features, waveforms, int8_io,
-                                official_score_of(result_dir, detector.kind, detector.machine),
-                                announce=lambda name: click.echo(f"exporting {name}", err=True))
+        kind, machine = os.path.basename(folder), os.path.basename(os.path.dirname(folder))
+        _, files = export_folder(folder, out, quantisations, cache_dir, data, int8_io,
+                                 official_score_of(result_dir, kind, machine),
+                                 announce=lambda name: click.echo(f"exporting {name}", err=True))
         for exported in files:
             click.echo(f"{exported.path} ({os.path.getsize(exported.path) / 1024:.0f} kB) + {os.path.basename(exported.sidecar)}")
         count += len(files)

@@ -163,7 +163,7 @@ def convert(saved_model: str, quantisation: str, representative: Callable[[], It
     if quantisation == "float32":
         return float_model or converter().convert()
     if quantisation in ("dynamic", "int8") and not int8_io:
-        float_model = float_model or converter_float(saved_model)
+        float_model = float_model or convert(saved_model, "float32")
         if not _has_network(float_model):
             return float_model
     if quantisation != "int8":
@@ -182,11 +182,6 @@ def convert(saved_model: str, quantisation: str, representative: Callable[[], It
         converter=c, debug_dataset=representative,
         debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep_float))
     return debugger.get_nondebug_quantized_model()
-
-
-def converter_float(saved_model: str) -> bytes:
-    """The float32 TFLite model of a SavedModel endpoint."""
-    return convert(saved_model, "float32")
 
 
 def _integer_tensor_count(model_content: bytes) -> int:
@@ -335,6 +330,26 @@ def representative_inputs(detector: Detector, data_dir: str, subset: str, cache_
             yield clip.numpy()
 
     return features, waveforms
+
+
+def export_folder(folder: str, out_dir: str, quantisations: Iterable[str] = QUANTISATIONS, cache_dir: str = "cache",
+                  data_dir: str | None = None, int8_io: bool = False, official_score: float | None = None,
+                  announce: Callable[[str], None] = lambda name: None) -> tuple[Detector, list[ExportedFile]]:
+    """Export the saved detector in ``folder``: load it and, for int8, calibrate on its training data.
+
+    ``data_dir`` overrides the dataset root recorded in the detector's ``config.json``.
+    """
+    import json
+
+    detector = Detector.load(folder)
+    calibration = (None, None)
+    if "int8" in quantisations:
+        with open(os.path.join(folder, "config.json")) as handle:
+            config = json.load(handle)
+        calibration = representative_inputs(detector, data_dir or config["data_dir"],
+                                            config.get("subset", "dev_data"), cache_dir)
+    return detector, export_detector(detector, out_dir, quantisations, *calibration, int8_io=int8_io,
+                                     official_score=official_score, announce=announce)
 
 
 def saved_detectors(models_dir: str, machines: Iterable[str] | None, kinds: Iterable[str]) -> list[str]:

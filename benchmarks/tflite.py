@@ -28,9 +28,8 @@ import tensorflow as tf  # noqa: E402
 
 from asdkeras.audio import load_clip  # noqa: E402
 from asdkeras.data.layout import scan_split  # noqa: E402
-from asdkeras.detector import Detector  # noqa: E402
 from asdkeras.evaluate import write_evaluation  # noqa: E402
-from asdkeras.export import export_detector, frontend_model, model_name, representative_inputs  # noqa: E402
+from asdkeras.export import export_folder, frontend_model, model_name  # noqa: E402
 from asdkeras.kinds import QUANTISATIONS  # noqa: E402
 from asdkeras.lite import LiteDetector  # noqa: E402
 
@@ -50,12 +49,9 @@ def median_ms(model_content: bytes | None, path: str | None, feed: dict, threads
 
 
 def benchmark_detector(folder: str, args) -> dict:
-    detector = Detector.load(folder)
     variant = os.path.basename(folder)
-    config = json.load(open(os.path.join(folder, "config.json")))
-    calibration = representative_inputs(detector, args.data, config.get("subset", "dev_data"), args.cache_dir)
     out_dir = os.path.join(args.out_dir, variant)
-    export_detector(detector, out_dir, QUANTISATIONS, *calibration)
+    detector, _ = export_folder(folder, out_dir, QUANTISATIONS, args.cache_dir, args.data)
     records = scan_split(args.data, detector.machine, "test")
     clips = [load_clip(r.path) for r in records]
     keras_scores = detector.score_files([r.path for r in records], args.cache_dir)
