@@ -21,25 +21,21 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
-from sklearn.metrics import precision_recall_fscore_support  # noqa: E402
 
 from asdkeras.data.layout import scan_split, sections, select  # noqa: E402
-from asdkeras.metrics import read_score_csv  # noqa: E402
+from asdkeras.metrics import read_score_csv, section_metrics  # noqa: E402
 
 
 def domain_figures(records, scores: dict, threshold: float) -> dict:
-    """Precision, recall, F1 and false-alarm share per domain, averaged over sections."""
-    out = {}
-    for domain in ("source", "target"):
-        per_section = []
-        for section in sections(records):
-            members = select(records, section=section, domain=domain)
-            y = np.array([r.is_anomaly for r in members])
-            decided = np.array([scores[r.filename] > threshold for r in members], int)
-            p, r, f, _ = precision_recall_fscore_support(y, decided, average="binary", zero_division=0)
-            per_section.append((p, r, f, decided[y == 0].mean()))
-        out[domain] = dict(zip(("precision", "recall", "f1", "false_alarm"), np.mean(per_section, axis=0)))
-    return out
+    """Precision, recall, F1 and false-alarm share per domain (as ``test`` computes them), averaged over sections."""
+    results = []
+    for section in sections(records):
+        members = select(records, section=section)
+        values = np.array([scores[r.filename] for r in members])
+        results.append(section_metrics(section, [r.is_anomaly for r in members], values,
+                                       [r.domain for r in members], (values > threshold).astype(int)))
+    return {domain: {k: float(np.mean([getattr(r, f"{k}_{domain}") for r in results]))
+                     for k in ("precision", "recall", "f1", "false_alarm")} for domain in ("source", "target")}
 
 
 def main() -> None:
