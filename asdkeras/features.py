@@ -172,11 +172,13 @@ def log_mel_spectrogram(waveform: tf.Tensor, config: LogMelConfig = LogMelConfig
 def stack_frames(logmel: tf.Tensor, config: LogMelConfig = LogMelConfig()) -> tf.Tensor:
     """Stack ``n_frames`` consecutive frames of ``(..., frames, n_mels)`` into ``(..., vectors, n_mels * n_frames)``.
 
-    Vector ``t`` concatenates frames ``t .. t + n_frames - 1``, in the DCASE baseline's order.
+    Vector ``t`` concatenates frames ``t .. t + n_frames - 1``, in the DCASE baseline's order: the
+    ``n_frames`` shifted slices side by side (strided slices and a concatenation, TFLite builtins;
+    the autoencoder's scoring model runs this same function).
     """
-    stacked = tf.signal.frame(logmel, config.n_frames, 1, axis=-2)  # (..., vectors, n_frames, n_mels)
-    new_shape = tf.concat([tf.shape(stacked)[:-2], [config.vector_size]], axis=0)
-    return tf.reshape(stacked, new_shape)
+    frames = logmel.shape[-2]
+    count = frames - config.n_frames + 1 if frames is not None else tf.shape(logmel)[-2] - config.n_frames + 1
+    return tf.concat([logmel[..., i:i + count, :] for i in range(config.n_frames)], axis=-1)
 
 
 def log_mel_vectors(waveform: tf.Tensor, config: LogMelConfig = LogMelConfig()) -> tf.Tensor:

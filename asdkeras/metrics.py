@@ -133,9 +133,9 @@ def format_table(machine: str, model: str, results: list[SectionResult]) -> str:
     for r in results:
         line = f"{r.section:8s} {r.auc_source:8.4f} {r.auc_target:8.4f} {r.pauc:8.4f}"
         if has_decisions:
-            line += "".join(f" {v:6.3f}" if v is not None else f" {'-':>6s}" for v in (r.precision_source, r.recall_source, r.f1_source,
-                                                   r.false_alarm_source, r.precision_target, r.recall_target,
-                                                   r.f1_target, r.false_alarm_target))
+            values = (r.precision_source, r.recall_source, r.f1_source, r.false_alarm_source,
+                      r.precision_target, r.recall_target, r.f1_target, r.false_alarm_target)
+            line += "".join(f" {v:6.3f}" if v is not None else f" {'-':>6s}" for v in values)
         lines.append(line)
     columns = np.array([[r.auc_source, r.auc_target, r.pauc] for r in results])
     lines.append(f"{'a-mean':8s} " + " ".join(f"{v:8.4f}" for v in columns.mean(axis=0)))

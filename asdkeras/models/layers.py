@@ -10,12 +10,14 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from asdkeras.features import LogMelConfig, stack_frames
+
 
 @keras.saving.register_keras_serializable(package="asdkeras")
 class StackFrames(layers.Layer):
     """``(batch, frames, bands)`` -> ``(batch, frames - n + 1, n * bands)``: ``n`` consecutive frames per vector.
 
-    Vector ``t`` concatenates frames ``t .. t + n - 1`` (the DCASE baseline's order).
+    :func:`asdkeras.features.stack_frames`, the stacking of the training pipeline, as a layer.
     """
 
     def __init__(self, n_frames: int, **kwargs):
@@ -23,8 +25,7 @@ class StackFrames(layers.Layer):
         self.n_frames = int(n_frames)
 
     def call(self, frames):
-        count = frames.shape[1] - self.n_frames + 1
-        return ops.concatenate([frames[:, i:i + count, :] for i in range(self.n_frames)], axis=-1)
+        return stack_frames(frames, LogMelConfig(n_mels=frames.shape[-1], n_frames=self.n_frames))
 
     def compute_output_shape(self, input_shape):
         batch, frames, bands = input_shape
