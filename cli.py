@@ -17,7 +17,7 @@ import click  # noqa: E402
 
 from asdkeras.data.layout import MACHINE_TYPES as MACHINE_CHOICES  # noqa: E402
 from asdkeras.errors import AsdError  # noqa: E402
-from asdkeras.kinds import MODEL_KINDS, QUANTISATIONS  # noqa: E402
+from asdkeras.kinds import COMBINATIONS, DEFAULT_ENSEMBLE_MODE, DETECTOR_KINDS, ENSEMBLE, ENSEMBLE_MODES, MODEL_KINDS, QUANTISATIONS  # noqa: E402
 
 
 def user_errors(command):
@@ -78,6 +78,7 @@ def cli():
     if not any(isinstance(h, _NoteHandler) for h in log.handlers):
         log.addHandler(_NoteHandler())
     log.setLevel(logging.INFO)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing advice is for TF's developers, not users
 
 
 @cli.command()
@@ -149,9 +150,16 @@ def _pair(text: str | None) -> tuple[float, float] | None:
 
 @cli.command()
 @click.option("--machine", required=True, type=click.Choice(MACHINE_CHOICES), help="Machine type to train.")
-@click.option("--model", "model_kind", type=click.Choice(MODEL_KINDS), default="ae", show_default=True,
+@click.option("--model", "model_kind", type=click.Choice(DETECTOR_KINDS + ("all",)), default="ae", show_default=True,
               help="ae: dense autoencoder on log-mel vectors; mobilenet: MobileNetV2 on spectrogram images; "
-                   "gmm: time-pooled log-mel levels with a Gaussian mixture.")
+                   "gmm: time-pooled log-mel levels with a Gaussian mixture; ensemble: built from the machine's "
+                   "saved detectors; all: every kind, then the ensemble.")
+@click.option("--ensemble", "ensemble_mode", type=click.Choice(ENSEMBLE_MODES),
+              help="ensemble, all: fuse = every member's score standardised by its held-out normal scores, "
+                   "combined [default]; pick = the member with the highest AUC against other machine types; "
+                   "paper = the report's per-type table.")
+@click.option("--combine", type=click.Choice(COMBINATIONS),
+              help="ensemble, all: how --ensemble fuse combines the members' standardised scores [mean].")
 @click.option("--outlier", help="ae, mobilenet: outlier machine type for outlier exposure: a type, auto (the report's pairing) or none [auto].")
 @click.option("--epochs", type=click.IntRange(1), help="ae, mobilenet: maximum epochs [ae 30; mobilenet 5, head only].")
 @click.option("--patience", type=click.IntRange(1), help="ae, mobilenet: epochs without validation improvement before stopping [ae 5, mobilenet 3].")
@@ -186,20 +194,47 @@ def _pair(text: str | None) -> tuple[float, float] | None:
 @click.option("--models-dir", default="saved_models", show_default=True, help="Where detectors are saved.")
 @click.option("--cache-dir", default="cache", show_default=True, help="Feature, image and augmentation cache folder.")
 @user_errors
-def fit(machine, model_kind, seed, data, models_dir, cache_dir, stretch_range, **options):
-    """Train one detector for a machine type over all its sections and save it."""
-    from asdkeras.fit import fit_detector, make_config
+def fit(machine, model_kind, ensemble_mode, combine, seed, data, models_dir, cache_dir, stretch_range, **options):
+    """Train one detector for a machine type over all its sections and save it.
 
+    Example: python cli.py fit --machine gearbox --model all
+    """
+    from asdkeras.fit import fit_detector, make_config, options_for
+
+    if model_kind not in (ENSEMBLE, "all") and (ensemble_mode or combine):
+        raise AsdError(f"--{'ensemble' if ensemble_mode else 'combine'} applies to --model ensemble or all, "
+                       f"not --model {model_kind}")
     _ensure_data(data)
-    config = make_config(model_kind, machine=machine, seed=seed, data_dir=data, models_dir=models_dir,
-                         cache_dir=cache_dir, stretch_range=_pair(stretch_range), **options)
-    detector = fit_detector(model_kind, config, _progress("preparing"), _keras_verbosity())
-    _print_fit_summary(detector, config.folder())
+    options = dict(options, stretch_range=_pair(stretch_range))
+    for kind in MODEL_KINDS if model_kind == "all" else () if model_kind == ENSEMBLE else (model_kind,):
+        if model_kind == "all":
+            click.echo(f"== {machine}: fitting {kind}", err=True)
+        config = make_config(kind, machine=machine, seed=seed, data_dir=data, models_dir=models_dir,
+                             cache_dir=cache_dir, **(options_for(kind, options) if model_kind == "all" else options))
+        detector = fit_detector(kind, config, _progress("preparing"), _keras_verbosity())
+        _print_fit_summary(detector, config.folder())
+    if model_kind in (ENSEMBLE, "all"):
+        if model_kind == ENSEMBLE and any(v is not None for v in options.values()):
+            name = next(k for k, v in options.items() if v is not None)
+            raise AsdError(f"--{name.replace('_', '-')} does not apply to --model ensemble (it is built from the "
+                           f"saved detectors); use --model all to refit them")
+        _fit_ensemble(machine, ensemble_mode, combine, data, models_dir, cache_dir)
+
+
+def _fit_ensemble(machine, mode, combine, data, models_dir, cache_dir):
+    from asdkeras.ensemble import describe_choice, fit_ensemble
+
+    detector = fit_ensemble(machine, models_dir, mode or DEFAULT_ENSEMBLE_MODE, combine or "mean", data_dir=data,
+                            cache_dir=cache_dir, progress=_progress("ensemble"))
+    click.echo(f"saved ensemble for {machine} to {os.path.join(models_dir, machine, ENSEMBLE)}")
+    click.echo(describe_choice(detector.info["ensemble"]))
+    click.echo(f"threshold {detector.threshold:.4g}: {detector.thresholds[detector.threshold_rule]['description']}")
+    return detector
 
 
 @cli.command()
 @click.option("--machine", required=True, type=click.Choice(MACHINE_CHOICES), help="Machine type to test.")
-@click.option("--model", "model_kind", type=click.Choice(MODEL_KINDS), default="ae", show_default=True, help="Which saved detector.")
+@click.option("--model", "model_kind", type=click.Choice(DETECTOR_KINDS), default="ae", show_default=True, help="Which saved detector.")
 @click.option("--data", default="data", show_default=True, help="Dataset root.")
 @click.option("--subset", type=click.Choice(["dev_data", "eval_data"]), default="dev_data", show_default=True,
               help="Which part of the DCASE tree to test.")
@@ -219,6 +254,9 @@ def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, g
     records = labelled_test_records(data, machine, subset, ground_truth_dir)
     evaluation = evaluate(detector_dir(models_dir, machine, model_kind), machine, model_kind, data, result_dir,
                           cache_dir, subset, _progress("features"), records)
+    if evaluation.ensemble:
+        from asdkeras.ensemble import describe_choice
+        click.echo(describe_choice(evaluation.ensemble))
     click.echo(evaluation.table())
     click.echo(f"wrote {len(evaluation.files)} files under {result_dir}/")
 
@@ -227,8 +265,8 @@ def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, g
 @click.option("--machine", "machines", multiple=True, type=click.Choice(MACHINE_CHOICES),
               help="Machine type to export (repeatable) [default: every machine with a saved detector].")
 @click.option("--all", "all_machines", is_flag=True, help="Every machine with a saved detector (the default).")
-@click.option("--model", "model_kind", type=click.Choice(MODEL_KINDS + ("all",)), default="all", show_default=True,
-              help="Which detector kind to export.")
+@click.option("--model", "model_kind", type=click.Choice(DETECTOR_KINDS + ("all",)), default="all", show_default=True,
+              help="Which detector kind to export (ensemble: one waveform-in model per variant).")
 @click.option("--quant", default=",".join(QUANTISATIONS), show_default=True,
               help="Comma-separated variants: float32, float16, dynamic (int8 weights), int8 (full-integer network).")
 @click.option("--int8-io", is_flag=True, help="int8 input and output (scale, zero point in the sidecar) for the int8 feature models.")
@@ -250,7 +288,7 @@ def export_tflite(machines, all_machines, model_kind, quant, int8_io, models_dir
     unknown = [q for q in quantisations if q not in QUANTISATIONS]
     if unknown or not quantisations:
         raise AsdError(f"--quant {quant}: use any of {', '.join(QUANTISATIONS)}, comma-separated")
-    kinds = MODEL_KINDS if model_kind == "all" else (model_kind,)
+    kinds = DETECTOR_KINDS if model_kind == "all" else (model_kind,)
     count = 0
     for folder in saved_detectors(models_dir, None if all_machines else machines, kinds):
         kind, machine = os.path.basename(folder), os.path.basename(os.path.dirname(folder))

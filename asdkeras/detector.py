@@ -100,6 +100,14 @@ class Detector:
         cache_paths = self.frontend.cache(cache_dir).ensure(paths, progress)
         return self.score_features(self.frontend.dataset(cache_paths))
 
+    def score_waveforms(self, waveforms: np.ndarray, batch_size: int = 8) -> np.ndarray:
+        """Clip scores of decoded clips ``(clips, clip_samples)`` float32 at the front-end's rate (no cache)."""
+        import tensorflow as tf
+
+        data = (tf.data.Dataset.from_tensor_slices(np.asarray(waveforms, np.float32)).batch(batch_size)
+                .map(self.frontend.from_waveforms))
+        return self.score_features(data)
+
     def decide(self, scores) -> np.ndarray:
         """1 (anomaly) where a score exceeds :attr:`threshold`, else 0."""
         return decide(scores, self.threshold)

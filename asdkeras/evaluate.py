@@ -22,6 +22,8 @@ class Evaluation:
     results: list[SectionResult]
     files: list[str]
     threshold: float
+    ensemble: dict | None = None
+    """The ensemble's ``ensemble.json`` document, for an ensemble."""
 
     @property
     def official_score(self) -> float | None:
@@ -44,8 +46,10 @@ def evaluate(folder: str, machine: str, model_name: str, data_dir: str, result_d
     records = records if records is not None else scan_split(data_dir, machine, "test", subset)
     detector = Detector.load(folder)
     scores = detector.score_files([r.path for r in records], cache_dir, progress)
-    return write_evaluation(machine, model_name, records, scores, detector.decide(scores), detector.threshold,
-                            result_dir)
+    evaluation = write_evaluation(machine, model_name, records, scores, detector.decide(scores), detector.threshold,
+                                  result_dir)
+    evaluation.ensemble = detector.info.get("ensemble")
+    return evaluation
 
 
 def write_evaluation(machine: str, model_name: str, records: list[ClipRecord], scores, decisions,

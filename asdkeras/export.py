@@ -38,11 +38,11 @@ import asdkeras
 from asdkeras.atomic import write_bytes, write_json
 from asdkeras.detector import SCORE_DIRECTION, Detector
 from asdkeras.errors import AsdError
+from asdkeras.frontend import GRAPH_SCOPE
 from asdkeras.kinds import QUANTISATIONS
 
 SIGNATURE = "score"
-FRONTEND_SCOPE = "frontend"
-FLOAT_TAIL = ("/error", "/clip_score", "/logit", "/merge_clips", "/gwrp", "/standardise", "/gmm_nll")
+FLOAT_TAIL = ("/error", "/clip_score", "/logit", "/merge_clips", "/gwrp", "/standardise", "/gmm_nll", "/fuse_scores")
 """Tensor-name parts of the score tail kept float in int8 models (with the front-end scope)."""
 
 
@@ -73,7 +73,7 @@ def _saved_model(detector: Detector, waveform: bool, folder: str) -> str:
         signature = tf.TensorSpec((1, frontend.clip_samples), tf.float32, name="waveform")
 
         def score(waveform):
-            with tf.name_scope(FRONTEND_SCOPE):
+            with tf.name_scope(GRAPH_SCOPE):
                 features = frontend.from_waveforms(waveform, pin=True)
             return {"score": detector.model(features, training=False)}
     else:
@@ -111,7 +111,7 @@ def frontend_model(frontend, quantisation: str = "float32") -> bytes:
 
 
 def _keeps_float(name: str) -> bool:
-    return f"{FRONTEND_SCOPE}/" in name or any(part in name for part in FLOAT_TAIL)
+    return f"{GRAPH_SCOPE}/" in name or any(part in name for part in FLOAT_TAIL)
 
 
 def _float_tensor_names(model_content: bytes) -> list[str]:
@@ -242,6 +242,8 @@ def sidecar(detector: Detector, quantisation: str, waveform: bool, model_content
         "score_direction": SCORE_DIRECTION,
         "decision": "anomaly when score > threshold",
         "normal_scores": detector.normal_scores,
+        **({"ensemble": {k: detector.info["ensemble"][k] for k in ("mode", "combine", "members", "reason")}}
+           if "ensemble" in detector.info else {}),
         "official_score": official_score,
         "asdkeras_version": asdkeras.__version__,
     }
@@ -253,6 +255,8 @@ def export_detector(detector: Detector, out_dir: str, quantisations: Iterable[st
                     int8_io: bool = False, official_score: float | None = None,
                     announce: Callable[[str], None] = lambda name: None) -> list[ExportedFile]:
     """Export ``detector`` in each quantisation, feature-in and waveform-in, each with its sidecar.
+
+    A detector whose front-end is the waveform itself (the ensemble) gets the waveform model only.
 
     Parameters
     ----------
@@ -270,8 +274,9 @@ def export_detector(detector: Detector, out_dir: str, quantisations: Iterable[st
         The Keras detector's official score on its test split, recorded in the sidecars.
     """
     written = []
+    variants = ((True, waveforms),) if detector.frontend.reads_waveforms else ((False, features), (True, waveforms))
     with tempfile.TemporaryDirectory(prefix="asdkeras-export-") as tmp:
-        for waveform, source in ((False, features), (True, waveforms)):
+        for waveform, source in variants:
             saved = _saved_model(detector, waveform, tmp)
             key = "waveform" if waveform else "features"
 

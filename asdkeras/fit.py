@@ -56,6 +56,23 @@ class FitConfig:
     def folder(self) -> str:
         return self.output_dir or detector_dir(self.models_dir, self.machine, self.kind)
 
+    def normal_cap(self) -> int | None:
+        """Most training-normal clips the fit draws at random (None: all)."""
+        return None
+
+    def normal_split(self) -> tuple[list[ClipRecord], list[ClipRecord]]:
+        """The machine's training normals the fit uses: ``(trained on, held out)``.
+
+        Deterministic in the configuration and the data, so the ensemble can find the clips that
+        none of its members trained on without each fit writing a list.
+        """
+        normals = select(scan_split(self.data_dir, self.machine, "train", self.subset), label="normal")
+        if not normals:
+            raise AsdError(f"{self.data_dir}: no normal training clips for {self.machine}")
+        normals = _subsample(normals, self.normal_cap(), self.seed)
+        held_out = split_validation([(r.section, r.domain) for r in normals], self.validation_fraction, self.seed)
+        return partition(normals, held_out)
+
 
 @dataclass(kw_only=True)
 class AutoencoderConfig(FitConfig):
@@ -78,6 +95,9 @@ class AutoencoderConfig(FitConfig):
     margin: float = 1.0
     features: LogMelConfig = field(default_factory=LogMelConfig)
 
+    def normal_cap(self) -> int | None:
+        return self.target_clips
+
     def resolved_outlier(self) -> str | None:
         if self.loss == "mse":
             if self.outlier not in (None, "none", "auto"):
@@ -93,17 +113,6 @@ def _subsample(records: list[ClipRecord], count: int | None, seed: int) -> list[
     rng = np.random.default_rng(seed)
     keep = np.sort(rng.choice(len(records), size=count, replace=False))
     return [records[i] for i in keep]
-
-
-def training_records(config: AutoencoderConfig) -> tuple[list[ClipRecord], list[ClipRecord]]:
-    """The machine's training normals and the outlier clips, after the configured caps."""
-    normals = select(scan_split(config.data_dir, config.machine, "train", config.subset), label="normal")
-    if not normals:
-        raise AsdError(f"{config.data_dir}: no normal training clips for {config.machine}")
-    normals = _subsample(normals, config.target_clips, config.seed)
-    outliers = outlier_records(config.data_dir, config.subset, config.resolved_outlier(),
-                               config.outlier_clips or len(normals), config.seed + 1)
-    return normals, outliers
 
 
 def outlier_records(data_dir: str, subset: str, outlier_machine: str | None, count: int, seed: int) -> list[ClipRecord]:
@@ -135,15 +144,15 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
 
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
-    normals, outliers = training_records(config)
+    train_records, val_records = config.normal_split()
+    outliers = outlier_records(config.data_dir, config.subset, config.resolved_outlier(),
+                               config.outlier_clips or len(train_records) + len(val_records), config.seed + 1)
     frontend = LogMelFrontend(config.features)
     cache = frontend.cache(config.cache_dir)
-    normal_paths = cache.ensure([r.path for r in normals], progress)
+    train_normal = cache.ensure([r.path for r in train_records], progress)
+    val_normal = cache.ensure([r.path for r in val_records], progress)
     outlier_paths = cache.ensure([r.path for r in outliers], progress)
-
-    normal_val = split_validation([(r.section, r.domain) for r in normals], config.validation_fraction, config.seed)
     outlier_val = split_validation([(r.section,) for r in outliers], config.validation_fraction, config.seed + 1)
-    train_normal, val_normal = partition(normal_paths, normal_val)
     train_outlier, val_outlier = partition(outlier_paths, outlier_val)
 
     mean, variance = vector_statistics(train_normal, config.features)
@@ -164,9 +173,9 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
                           validation_steps=val_steps if val_data else None, verbose=verbose)
 
     scoring = autoencoder_scoring_model(network, *frontend.input_shape, config.features.n_frames)
-    train_domains, val_domains = partition([r.domain for r in normals], normal_val)
     thresholds, normal_scores = held_out_threshold(scoring, frontend, val_normal, train_normal,
-                                                   config.threshold_quantile, val_domains, train_domains)
+                                                   config.threshold_quantile, [r.domain for r in val_records],
+                                                   [r.domain for r in train_records])
     detector = Detector(
         kind="ae", machine=config.machine, frontend=frontend, model=scoring,
         score_units="mean over the clip's 309 log-mel vectors of their squared reconstruction error "
@@ -266,6 +275,9 @@ class MobileNetConfig(FitConfig):
             raise AsdError(f"threshold rule '{self.threshold_rule}' is not one of quantile, eq2")
         self.augment_config()  # validate the ranges now, not after the images are made
 
+    def normal_cap(self) -> int | None:
+        return self.train_clips
+
     def image_config(self) -> ImageConfig:
         return ImageConfig(image_size=self.image_size)
 
@@ -294,10 +306,8 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     model = build_mobilenet(config.image_size, config.width, config.weights, config.dropout)  # fail fast on weights
-    normals = select(scan_split(config.data_dir, config.machine, "train", config.subset), label="normal")
-    selected = _subsample(normals, config.train_clips, config.seed)
-    val_mask = split_validation([(r.section, r.domain) for r in selected], config.validation_fraction, config.seed)
-    train_real, val_real = partition([r.path for r in selected], val_mask)
+    train_records, val_records = config.normal_split()
+    train_real, val_real = [r.path for r in train_records], [r.path for r in val_records]
     augmented_count = 2 * len(train_real) if config.augmented_clips is None else config.augmented_clips
     augmented = augmented_clips(train_real, augmented_count, config.augment_config(), config.cache_dir, config.seed,
                                 progress, config.workers)
@@ -340,9 +350,9 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
         histories.append(run_phase(config.fine_tune_epochs, config.fine_tune_learning_rate))
 
     scoring = mobilenet_scoring_model(model)
-    train_domains, val_domains = partition([r.domain for r in selected], val_mask)
     thresholds, normal_scores = held_out_threshold(scoring, frontend, val_real_images, train_real_images,
-                                                   config.threshold_quantile, val_domains, train_domains)
+                                                   config.threshold_quantile, [r.domain for r in val_records],
+                                                   [r.domain for r in train_records])
     train_logits = -np.asarray(scoring.predict(frontend.dataset(train_real_images), verbose=0), np.float64)
     thresholds["eq2"] = eq2_threshold(scipy.special.expit(train_logits), config.threshold_alpha)
     history = _history_dict(*histories)
@@ -382,6 +392,9 @@ class GmmConfig(FitConfig):
     target_clips: int | None = 3000
     features: LogMelConfig = field(default_factory=LogMelConfig)
 
+    def normal_cap(self) -> int | None:
+        return self.target_clips
+
     def pooling(self) -> tuple[tuple[float, ...], int, str]:
         """The decays, the component count and the reason, from ``pooling_decay``."""
         from asdkeras.models.gmm import FUSED_DECAYS, PAPER_SETTINGS
@@ -415,15 +428,11 @@ def fit_gmm(config: GmmConfig, progress: Progress = no_progress, verbose: int = 
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     decays, components, reason = config.pooling()
-    normals = select(scan_split(config.data_dir, config.machine, "train", config.subset), label="normal")
-    if not normals:
-        raise AsdError(f"{config.data_dir}: no normal training clips for {config.machine}")
-    normals = _subsample(normals, config.target_clips, config.seed)
+    train_records, val_records = config.normal_split()
     frontend = LogMelFrontend(config.features)
-    paths = frontend.cache(config.cache_dir).ensure([r.path for r in normals], progress)
-    held_out = split_validation([(r.section, r.domain) for r in normals], config.validation_fraction, config.seed)
-    train_paths, val_paths = partition(paths, held_out)
-    train_records, val_records = partition(normals, held_out)
+    cache = frontend.cache(config.cache_dir)
+    train_paths = cache.ensure([r.path for r in train_records], progress)
+    val_paths = cache.ensure([r.path for r in val_records], progress)
 
     pooled = np.asarray(pooling_model(*frontend.input_shape, decays).predict(frontend.dataset(train_paths), verbose=0),
                         np.float64)
@@ -476,6 +485,31 @@ def make_config(kind: str, **options):
         raise AsdError(f"--{foreign[0].replace('_', '-')} does not apply to --model {kind}"
                        + (f" (it is an option of --model {', '.join(takers)})" if takers else ""))
     return config_class(**{name: value for name, value in options.items() if value is not None})
+
+
+def options_for(kind: str, options: dict) -> dict:
+    """The options of ``options`` that the configuration of ``kind`` takes (for fitting every kind at once)."""
+    accepted = {f.name for f in fields(TRAINERS[kind].config)}
+    return {name: value for name, value in options.items() if name in accepted}
+
+
+def load_config(folder: str, kind: str):
+    """The configuration the detector in ``folder`` was fitted with (its ``config.json``)."""
+    import json
+
+    path = os.path.join(folder, "config.json")
+    try:
+        with open(path) as handle:
+            document = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise AsdError(f"{path}: cannot be read ({exc}); re-fit with 'python cli.py fit --model {kind}'") from None
+    config_class = TRAINERS[kind].config
+    values = {f.name: document[f.name] for f in fields(config_class) if f.name in document}
+    if isinstance(values.get("features"), dict):
+        values["features"] = LogMelConfig(**values["features"])
+    if isinstance(values.get("stretch_range"), list):
+        values["stretch_range"] = tuple(values["stretch_range"])
+    return config_class(**values)
 
 
 def fit_detector(kind: str, config, progress: Progress = no_progress, verbose: int = 0) -> Detector:

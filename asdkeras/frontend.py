@@ -1,7 +1,8 @@
 """A detector's feature front-end: its settings, the TF op on waveforms, and its cached features.
 
-A front-end is what a detector's network reads: log-mel frames (autoencoder, pooled GMM) or
-spectrogram images (MobileNetV2). The same object computes features from raw waveforms (for
+A front-end is what a detector's network reads: log-mel frames (autoencoder, pooled GMM),
+spectrogram images (MobileNetV2), or the waveform itself (the ensemble, whose model holds its
+members' front-ends). The same object computes features from raw waveforms (for
 the waveform-in TFLite model), names its on-disk cache, and streams cached features of clips in
 batches, so a detector scores files without knowing which kind of features it has.
 New front-ends plug in by adding a class to :data:`FRONTENDS`.
@@ -17,11 +18,18 @@ import tensorflow as tf
 from asdkeras.audio import CLIP_SAMPLES, SAMPLE_RATE
 from asdkeras.errors import AsdError
 from asdkeras.features import ImageConfig, LogMelConfig, log_mel_spectrogram, spectrogram_image
-from asdkeras.pipeline import AUTOTUNE, FeatureCache, image_cache, image_dataset, load_cached, logmel_cache
+from asdkeras.pipeline import (AUTOTUNE, FeatureCache, Progress, image_cache, image_dataset, load_cached, logmel_cache,
+                               no_progress, waveform_dataset)
+
+
+GRAPH_SCOPE = "frontend"
+"""Name scope of a front-end's ops inside a model graph (the TFLite export keeps them float)."""
 
 
 class _Settings:
     """What every front-end saves: its type, the sample rate, the clip length and its parameters."""
+
+    reads_waveforms: ClassVar[bool] = False
 
     def settings(self) -> dict:
         return {"type": self.name, "sample_rate": SAMPLE_RATE, "clip_samples": self.clip_samples, **asdict(self.config)}
@@ -81,8 +89,48 @@ class ImageFrontend(_Settings):
         return image_dataset(cache_paths, self.config, batch_size)
 
 
-FRONTENDS = {frontend.name: frontend for frontend in (LogMelFrontend, ImageFrontend)}
-CONFIGS = {LogMelFrontend.name: LogMelConfig, ImageFrontend.name: ImageConfig}
+@dataclass(frozen=True)
+class WaveformConfig:
+    """No parameters: the model reads the samples themselves."""
+
+
+class _AudioFiles:
+    """The "cache" of a waveform front-end: the audio files themselves, decoded when read."""
+
+    def ensure(self, paths: Sequence[str], progress: Progress = no_progress) -> list[str]:
+        return list(paths)
+
+
+@dataclass(frozen=True)
+class WaveformFrontend(_Settings):
+    """The clip's samples, ``(clip_samples,)`` float32 at ``SAMPLE_RATE`` Hz in [-1, 1].
+
+    For models whose graph holds their feature front-ends (the ensemble): scoring decodes the
+    audio files and the model computes every feature it needs.
+    """
+
+    config: WaveformConfig = field(default_factory=WaveformConfig)
+    clip_samples: int = CLIP_SAMPLES
+    name: ClassVar[str] = "waveform"
+    reads_waveforms: ClassVar[bool] = True
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.clip_samples,)
+
+    def from_waveforms(self, waveforms: tf.Tensor, pin: bool = False) -> tf.Tensor:
+        return waveforms
+
+    def cache(self, root: str) -> _AudioFiles:
+        return _AudioFiles()
+
+    def dataset(self, paths: Sequence[str], batch_size: int = 8) -> tf.data.Dataset:
+        """Batches of decoded clips, in the given order."""
+        return waveform_dataset(list(paths)).batch(batch_size).prefetch(AUTOTUNE)
+
+
+FRONTENDS = {frontend.name: frontend for frontend in (LogMelFrontend, ImageFrontend, WaveformFrontend)}
+CONFIGS = {LogMelFrontend.name: LogMelConfig, ImageFrontend.name: ImageConfig, WaveformFrontend.name: WaveformConfig}
 
 
 def frontend_from_settings(settings: dict):

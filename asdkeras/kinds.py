@@ -4,6 +4,19 @@
 """
 
 MODEL_KINDS = ("ae", "mobilenet", "gmm")
+"""Kinds trained from audio; each has a trainer."""
+
+ENSEMBLE = "ensemble"
+"""The kind built from a machine's fitted detectors (see ``asdkeras.ensemble``)."""
+
+DETECTOR_KINDS = MODEL_KINDS + (ENSEMBLE,)
+"""Every kind of saved detector."""
+
+ENSEMBLE_MODES = ("pick", "paper", "fuse")
+DEFAULT_ENSEMBLE_MODE = "fuse"
+"""Measured best on the synthetic data (BENCHMARKS.md, "Ensemble"); the proxy rule of ``pick`` ties."""
+
+COMBINATIONS = ("mean", "max")
 
 QUANTISATIONS = ("float32", "float16", "dynamic", "int8")
 """TFLite export variants (see ``asdkeras.export``)."""

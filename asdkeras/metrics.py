@@ -83,10 +83,15 @@ def section_metrics(section: str, labels, scores, domains, decisions=None, max_f
     return SectionResult(section, aucs["source"], aucs["target"], pauc, **extra)
 
 
+def hmean(values) -> float:
+    """Harmonic mean as DCASE takes it (zeros lifted to machine epsilon, so one zero does not void the mean)."""
+    return float(scipy.stats.hmean(np.maximum(np.asarray(values, np.float64), sys.float_info.epsilon)))
+
+
 def official_score(results: list[SectionResult]) -> float:
     """Harmonic mean of every AUC(source), AUC(target) and pAUC, each floored at machine epsilon."""
     values = [v for r in results for v in (r.auc_source, r.auc_target, r.pauc)]
-    return float(scipy.stats.hmean(np.maximum(values, sys.float_info.epsilon)))
+    return hmean(values)
 
 
 def write_result_csvs(result_dir: str, machine: str, section: str, filenames, scores, decisions) -> tuple[str, str]:

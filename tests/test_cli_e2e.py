@@ -164,3 +164,46 @@ def test_fit_then_test_mobilenet_imagenet_and_from_scratch(tiny_dataset, workdir
     assert json.load(open(scratch_folder / "history.json"))["phase"] == [1, 1]  # one phase, whole network
     scratch_conv = base_network(load_scoring_model(str(scratch_folder))).get_layer("Conv1").get_weights()[0]
     assert not np.allclose(scratch_conv, pretrained_conv)
+
+
+@needs_weights
+def test_fit_all_then_test_export_and_score_the_ensemble(tiny_dataset, workdir, tmp_path):
+    common = ["--data", tiny_dataset, "--models-dir", tmp_path / "models", "--cache-dir", workdir / "cache"]
+    fitted = _run("fit", "--machine", "valve", "--model", "all", "--epochs", "1", "--width", "0.35",
+                  "--image-size", "64", "--fine-tune-epochs", "0", "--train-clips", "12", "--augmented-clips", "2",
+                  "--outlier", "fan", *common)
+    assert fitted.exit_code == 0, fitted.output
+    for kind in ("ae", "mobilenet", "gmm"):
+        assert f"saved {kind} for valve" in fitted.output
+    assert "ensemble fuse: ae + mobilenet + gmm" in fitted.output and "contamination AUC" in fitted.output
+    folder = tmp_path / "models" / "valve" / "ensemble"
+    assert {"ensemble.json", "detector.json", "model.keras", "config.json"} <= set(os.listdir(folder))
+
+    results = tmp_path / "results"
+    tested = _run("test", "--machine", "valve", "--model", "ensemble", "--result-dir", results, *common)
+    assert tested.exit_code == 0, tested.output
+    assert "ensemble fuse: ae + mobilenet + gmm" in tested.output and "official score" in tested.output
+    metrics = json.load(open(results / "metrics_ensemble_valve.json"))
+    assert 0 < metrics["official_score"] <= 1
+
+    out = tmp_path / "tflite"
+    exported = _run("export-tflite", "--machine", "valve", "--model", "ensemble", "--quant", "float32",
+                    "--models-dir", tmp_path / "models", "--out", out, "--result-dir", results)
+    assert exported.exit_code == 0, exported.output
+    assert sorted(os.listdir(out)) == ["valve_ensemble_float32_waveform.json", "valve_ensemble_float32_waveform.tflite"]
+    side = json.load(open(out / "valve_ensemble_float32_waveform.json"))
+    assert side["ensemble"]["members"] == ["ae", "mobilenet", "gmm"]
+    assert side["official_score"] == pytest.approx(metrics["official_score"])
+
+    scored = _run("score", os.path.join(tiny_dataset, "dev_data", "valve", "test"), "--tflite",
+                  out / "valve_ensemble_float32_waveform.tflite", "--result-dir", tmp_path / "lite")
+    assert scored.exit_code == 0, scored.output
+    lite = json.load(open(tmp_path / "lite" / "metrics_ensemble-tflite-float32_valve.json"))
+    assert lite["official_score"] == pytest.approx(metrics["official_score"], abs=0.02)
+
+
+def test_ensemble_options_apply_to_ensembles_only(tiny_dataset, workdir):
+    result = _run("fit", "--machine", "fan", "--ensemble", "pick", *_common(tiny_dataset, workdir))
+    assert result.exit_code == 2 and "--ensemble applies to --model ensemble or all" in result.output
+    result = _run("fit", "--machine", "fan", "--model", "ensemble", "--epochs", "3", *_common(tiny_dataset, workdir))
+    assert result.exit_code == 2 and "--epochs does not apply to --model ensemble" in result.output

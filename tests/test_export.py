@@ -16,6 +16,7 @@ import scipy.stats
 from asdkeras.audio import load_clip
 from asdkeras.data.layout import scan_split
 from asdkeras.detector import Detector
+from asdkeras.ensemble import fit_ensemble
 from asdkeras.export import export_detector, frontend_model, representative_inputs
 from asdkeras.fit import fit_detector, make_config
 from asdkeras.kinds import QUANTISATIONS
@@ -43,6 +44,10 @@ def exported(tiny_dataset, tmp_path_factory):
         folder = str(work / "tflite")
         export_detector(detector, folder, QUANTISATIONS, features, waveforms, official_score=0.5)
         out[kind] = (detector, folder, paths, detector.score_files(paths, cache))
+    ensemble = fit_ensemble("fan", str(work / "models"), "fuse", data_dir=tiny_dataset, cache_dir=cache)
+    _, waveforms = representative_inputs(ensemble, tiny_dataset, "dev_data", cache, count=48)
+    export_detector(ensemble, folder, QUANTISATIONS, None, waveforms)
+    out["ensemble"] = (ensemble, folder, paths, ensemble.score_files(paths, cache))
     return out
 
 
@@ -54,16 +59,17 @@ MOBILENET_INTEGER_WEIGHTS = pytest.mark.xfail(
 
 
 def _variants():
-    for kind in ("ae", "gmm", "mobilenet"):
+    for kind in ("ae", "gmm", "mobilenet", "ensemble"):
         for quantisation in QUANTISATIONS:
-            marks = [needs_weights] if kind == "mobilenet" else []
-            if kind == "mobilenet" and quantisation in ("dynamic", "int8"):
-                marks.append(MOBILENET_INTEGER_WEIGHTS)
-            yield pytest.param(kind, quantisation, marks=marks, id=f"{kind}-{quantisation}")
+            for waveform in (False, True) if kind != "ensemble" else (True,):  # the ensemble reads waveforms
+                marks = [needs_weights] if kind == "mobilenet" else []
+                if kind in ("mobilenet", "ensemble") and quantisation in ("dynamic", "int8"):
+                    marks.append(MOBILENET_INTEGER_WEIGHTS)  # the ensemble holds the MobileNetV2 member
+                yield pytest.param(kind, quantisation, waveform, marks=marks,
+                                   id=f"{kind}-{quantisation}-{'waveform' if waveform else 'features'}")
 
 
-@pytest.mark.parametrize("waveform", [False, True], ids=["features", "waveform"])
-@pytest.mark.parametrize("kind, quantisation", _variants())
+@pytest.mark.parametrize("kind, quantisation, waveform", _variants())
 def test_every_variant_scores_like_its_keras_model(exported, kind, quantisation, waveform):
     detector, folder, paths, keras_scores = exported[kind]
     name = f"fan_{kind}_{quantisation}{'_waveform' if waveform else ''}"
@@ -76,7 +82,7 @@ def test_every_variant_scores_like_its_keras_model(exported, kind, quantisation,
     if quantisation == "float32":  # relative to the scores' scale (a logit near 0 has no relative error)
         # Spectrogram images hold whole pixel values: where TFLite's FFT and TensorFlow's differ by
         # 1e-6 at an x.5 boundary, a pixel differs by 1 (measured: 2.4e-4 of the scale).
-        bar = 1e-3 if kind == "mobilenet" and waveform else 1e-4
+        bar = 1e-3 if kind in ("mobilenet", "ensemble") and waveform else 1e-4
         np.testing.assert_allclose(scores, keras_scores, rtol=0, atol=bar * np.abs(keras_scores).max())
     else:
         assert scipy.stats.spearmanr(scores, keras_scores)[0] >= 0.98
@@ -99,7 +105,11 @@ def test_sidecars_say_what_an_app_needs(exported):
     gmm = json.load(open(os.path.join(folder, "fan_gmm_int8_waveform.json")))
     assert gmm["precision"] == "float32 throughout: the whole model is front-end and score tail"
     assert sorted(os.listdir(folder)) == sorted(f"fan_{k}_{q}{w}.{e}" for k in exported for q in QUANTISATIONS
-                                                for w in ("", "_waveform") for e in ("tflite", "json"))
+                                                for w in ("", "_waveform") for e in ("tflite", "json")
+                                                if k != "ensemble" or w)
+    ensemble = json.load(open(os.path.join(folder, "fan_ensemble_int8_waveform.json")))
+    assert ensemble["ensemble"]["mode"] == "fuse" and sorted(ensemble["ensemble"]["members"]) == sorted(set(exported) - {"ensemble"})
+    assert ensemble["frontend"]["type"] == "waveform" and ensemble["inputs"]["waveform"]["shape"] == [1, 160000]
 
 
 def test_int8_io_feature_model_applies_scale_and_zero_point(exported, tmp_path):

@@ -11,6 +11,9 @@ import keras
 from keras import layers, ops
 
 from asdkeras.features import LogMelConfig, stack_frames
+import tensorflow as tf
+
+from asdkeras.frontend import GRAPH_SCOPE, frontend_from_settings
 
 
 @keras.saving.register_keras_serializable(package="asdkeras")
@@ -62,3 +65,68 @@ class ClipMean(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "vectors_per_clip": self.vectors_per_clip}
+
+
+@keras.saving.register_keras_serializable(package="asdkeras")
+class Frontend(layers.Layer):
+    """``(batch, clip_samples)`` waveforms -> the features of a detector's front-end, in the graph.
+
+    ``settings`` is the front-end's :meth:`settings` document; its constants are pinned
+    (:func:`asdkeras.features.pinned_constant`) so TFLite quantisation leaves them exact.
+    """
+
+    def __init__(self, settings: dict, **kwargs):
+        super().__init__(trainable=False, **kwargs)
+        self.settings = dict(settings)
+        self.frontend = frontend_from_settings(self.settings)
+
+    def call(self, waveforms):
+        with tf.name_scope(GRAPH_SCOPE):
+            return self.frontend.from_waveforms(waveforms, pin=True)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0], *self.frontend.input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("trainable", None)
+        return {**config, "settings": self.settings}
+
+
+@keras.saving.register_keras_serializable(package="asdkeras")
+class Standardise(layers.Layer):
+    """Clip scores ``(batch,)`` -> ``(score - mean) / std``, in units of the normal scores' spread."""
+
+    def __init__(self, mean: float, std: float, **kwargs):
+        super().__init__(**kwargs)
+        self.mean, self.std = float(mean), float(std)
+
+    def call(self, scores):
+        return (scores - self.mean) / self.std
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+
+@keras.saving.register_keras_serializable(package="asdkeras")
+class CombineScores(layers.Layer):
+    """A list of ``(batch,)`` scores -> their mean or max, ``(batch,)``."""
+
+    def __init__(self, how: str = "mean", **kwargs):
+        super().__init__(**kwargs)
+        if how not in ("mean", "max"):
+            raise ValueError(f"combine scores by mean or max, not {how!r}")
+        self.how = how
+
+    def call(self, scores):
+        stacked = ops.stack(scores, axis=1)
+        return ops.mean(stacked, axis=1) if self.how == "mean" else ops.max(stacked, axis=1)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+    def get_config(self):
+        return {**super().get_config(), "how": self.how}
