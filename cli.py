@@ -199,7 +199,7 @@ def fit(machine, model_kind, ensemble_mode, combine, seed, data, models_dir, cac
 
     Example: python cli.py fit --machine gearbox --model all
     """
-    from asdkeras.fit import fit_detector, make_config, options_for
+    from asdkeras.fit import options_for
 
     if model_kind not in (ENSEMBLE, "all") and (ensemble_mode or combine):
         raise AsdError(f"--{'ensemble' if ensemble_mode else 'combine'} applies to --model ensemble or all, "
@@ -209,16 +209,24 @@ def fit(machine, model_kind, ensemble_mode, combine, seed, data, models_dir, cac
     for kind in MODEL_KINDS if model_kind == "all" else () if model_kind == ENSEMBLE else (model_kind,):
         if model_kind == "all":
             click.echo(f"== {machine}: fitting {kind}", err=True)
-        config = make_config(kind, machine=machine, seed=seed, data_dir=data, models_dir=models_dir,
-                             cache_dir=cache_dir, **(options_for(kind, options) if model_kind == "all" else options))
-        detector = fit_detector(kind, config, _progress("preparing"), _keras_verbosity())
-        _print_fit_summary(detector, config.folder())
+        _fit_one(kind, machine, options_for(kind, options) if model_kind == "all" else options, seed, data,
+                 models_dir, cache_dir, _keras_verbosity())
     if model_kind in (ENSEMBLE, "all"):
         if model_kind == ENSEMBLE and any(v is not None for v in options.values()):
             name = next(k for k, v in options.items() if v is not None)
             raise AsdError(f"--{name.replace('_', '-')} does not apply to --model ensemble (it is built from the "
                            f"saved detectors); use --model all to refit them")
         _fit_ensemble(machine, ensemble_mode, combine, data, models_dir, cache_dir)
+
+
+def _fit_one(kind, machine, options, seed, data, models_dir, cache_dir, verbose=0):
+    from asdkeras.fit import fit_detector, make_config
+
+    config = make_config(kind, machine=machine, seed=seed, data_dir=data, models_dir=models_dir,
+                         cache_dir=cache_dir, **options)
+    detector = fit_detector(kind, config, _progress("preparing"), verbose)
+    _print_fit_summary(detector, config.folder())
+    return detector
 
 
 def _fit_ensemble(machine, mode, combine, data, models_dir, cache_dir):
@@ -372,33 +380,78 @@ def oe_sweep(machine, epochs, seed, data, models_dir, result_dir, cache_dir):
     click.echo(format_sweep_table(machine, rows))
 
 
+DEMO_MOBILENET = dict(width=0.35, image_size=320)
+"""MobileNetV2 in the demo: the report's 320 px images at the smallest ImageNet width (the report:
+1.0), so the whole demo stays within about 25 minutes on 2 cores (README, "Two commands")."""
+
+
 @cli.command()
 @click.option("--data", default="data", show_default=True, help="Dataset root; the synthetic default is generated there when missing.")
 @click.option("--machines", default=None, help="Comma-separated machine types [default: all seven].")
-@click.option("--epochs", default=20, show_default=True, type=click.IntRange(1), help="Maximum epochs per model.")
-@click.option("--models-dir", default="saved_models", show_default=True)
-@click.option("--result-dir", default="results", show_default=True)
-@click.option("--cache-dir", default="cache", show_default=True)
+@click.option("--epochs", default=10, show_default=True, type=click.IntRange(1), help="Autoencoder maximum epochs.")
+@click.option("--width", default=DEMO_MOBILENET["width"], show_default=True, type=float,
+              help="MobileNetV2 width multiplier (0.35 and 1.0 have ImageNet weights).")
+@click.option("--image-size", default=DEMO_MOBILENET["image_size"], show_default=True, type=click.IntRange(32),
+              help="MobileNetV2 spectrogram image side in pixels.")
+@click.option("--mobilenet-epochs", default=5, show_default=True, type=click.IntRange(1),
+              help="MobileNetV2 epochs of each phase (head, then fine-tuning).")
+@click.option("--models-dir", default="saved_models", show_default=True, help="Where detectors are saved.")
+@click.option("--result-dir", default="results", show_default=True, help="Where CSVs and metrics JSON go.")
+@click.option("--cache-dir", default="cache", show_default=True, help="Feature, image and augmentation cache (reused on reruns).")
+@click.option("--tflite-dir", default="tflite", show_default=True, help="Where the int8 ensemble models go.")
 @user_errors
-def demo(data, machines, epochs, models_dir, result_dir, cache_dir):
-    """The main job on the embedded default data: generate it if needed, then fit and test every machine type."""
-    from asdkeras.evaluate import evaluate, format_decision_summary
-    from asdkeras.fit import AutoencoderConfig, fit_autoencoder
+def demo(data, machines, epochs, width, image_size, mobilenet_epochs, models_dir, result_dir, cache_dir, tflite_dir):
+    """The whole system on the embedded synthetic data, every machine type.
 
+    Generates the data if missing; per machine type fits the autoencoder, MobileNetV2 and the pooled
+    GMM, builds the ensemble, tests all four, exports the ensemble as an int8 waveform-in TFLite
+    model and scores the test clips with it through 'python cli.py score'; then prints one table
+    per machine type. Reruns reuse the feature caches.
+    """
+    import subprocess
+    import time
+
+    from asdkeras.evaluate import evaluate, format_decision_summary, read_evaluation
+    from asdkeras.export import export_folder, official_score_of
+
+    started = time.perf_counter()
     _ensure_data(data)
     _print_summary(data)
-    rows = []
+    options = {"ae": dict(epochs=epochs), "gmm": {},
+               "mobilenet": dict(width=width, image_size=image_size, epochs=mobilenet_epochs,
+                                 fine_tune_epochs=mobilenet_epochs)}
+    tables = {}
     for machine in _machine_list(machines):
-        click.echo(f"\n== {machine}: autoencoder with outlier exposure")
-        config = AutoencoderConfig(machine=machine, epochs=epochs, data_dir=data, models_dir=models_dir,
-                                   cache_dir=cache_dir)
-        detector = fit_autoencoder(config, _progress("features"), verbose=0)
-        _print_fit_summary(detector, config.folder())
-        evaluation = evaluate(config.folder(), machine, "ae", data, result_dir, cache_dir, progress=_progress("features"))
-        click.echo(evaluation.table())
-        rows.append(evaluation)
-    click.echo("\n" + format_decision_summary(rows))
-    click.echo(f"results (DCASE CSVs, metrics JSON) under {result_dir}/, detectors under {models_dir}/")
+        for kind in MODEL_KINDS:
+            click.echo(f"\n== {machine}: fitting {kind} ({time.perf_counter() - started:.0f} s so far)", err=True)
+            _fit_one(kind, machine, options[kind], 0, data, models_dir, cache_dir)
+        _fit_ensemble(machine, None, None, data, models_dir, cache_dir)
+        rows = []
+        for kind in DETECTOR_KINDS:
+            rows.append(evaluate(os.path.join(models_dir, machine, kind), machine, kind, data, result_dir, cache_dir,
+                                 progress=_progress(f"testing {kind}")))
+        click.echo(f"== {machine}: exporting the ensemble to int8 TFLite", err=True)
+        folder = os.path.join(models_dir, machine, ENSEMBLE)
+        _, files = export_folder(folder, tflite_dir, ["int8"], cache_dir, data,
+                                 official_score=official_score_of(result_dir, ENSEMBLE, machine))
+        lite_results = os.path.join(result_dir, "tflite")
+        command = [sys.executable, os.path.abspath(__file__), "score", os.path.join(data, "dev_data", machine, "test"),
+                   "--tflite", files[0].path, "--result-dir", lite_results,
+                   "--csv", os.path.join(lite_results, f"scores_{machine}_ensemble_int8.csv")]
+        click.echo(f"== {machine}: {' '.join(command[1:])}", err=True)
+        scored = subprocess.run(command, capture_output=True, text=True)
+        click.echo(scored.stderr.strip().splitlines()[-1] if scored.stderr.strip() else "", err=True)
+        if scored.returncode != 0:
+            raise AsdError(f"scoring with {files[0].path} failed: {scored.stderr.strip().splitlines()[-1]}")
+        rows.append(read_evaluation(lite_results, f"{ENSEMBLE}-tflite-int8", machine))
+        tables[machine] = format_decision_summary(rows)
+        click.echo("\n" + tables[machine])
+    click.echo(f"\n== every machine type ({time.perf_counter() - started:.0f} s)")
+    for table in tables.values():
+        click.echo(table + "\n")
+    click.echo(f"detectors under {models_dir}/<machine>/<kind>/, results (DCASE CSVs, metrics JSON) under "
+               f"{result_dir}/ (TFLite runs under {os.path.join(result_dir, 'tflite')}/), int8 ensembles under "
+               f"{tflite_dir}/")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import numpy as np
 
 from asdkeras.data.layout import ClipRecord, scan_split, sections, select
 from asdkeras.detector import Detector
-from asdkeras.metrics import (SectionResult, format_table, metrics_document, official_score, section_metrics,
+from asdkeras.metrics import (SectionResult, format_table, hmean, metrics_document, official_score, section_metrics,
                               write_metrics_json, write_result_csvs)
 from asdkeras.pipeline import Progress, no_progress
 
@@ -71,19 +71,33 @@ def write_evaluation(machine: str, model_name: str, records: list[ClipRecord], s
     return Evaluation(machine, model_name, results, files, threshold)
 
 
-def format_decision_summary(evaluations: list[Evaluation]) -> str:
-    """One line per machine: official score, and recall and false-alarm share per domain (means over sections).
+def read_evaluation(result_dir: str, model_name: str, machine: str) -> Evaluation:
+    """The evaluation saved as ``metrics_<model>_<machine>.json`` (by ``test``, or ``score --result-dir``)."""
+    import json
+    import os
 
-    An app shows the decision, not the score: this is what its user would see, per machine type.
+    with open(os.path.join(result_dir, f"metrics_{model_name}_{machine}.json")) as handle:
+        document = json.load(handle)
+    results = [SectionResult(section, **figures) for section, figures in document["sections"].items()]
+    return Evaluation(machine, model_name, results, [], document.get("threshold"))
+
+
+def format_decision_summary(evaluations: list[Evaluation]) -> str:
+    """One line per machine and model: official score, AUCs and pAUC (harmonic means over sections),
+    and recall and false-alarm share per domain (means over sections).
+
+    An app shows the decision, not the score: recall and false alarms are what its user would see.
     """
-    lines = [f"{'machine':10s} {'model':10s} {'official':>8s} {'recall src':>10s} {'recall tgt':>10s} "
-             f"{'false alarm src':>15s} {'false alarm tgt':>15s}"]
+    lines = [f"{'machine':10s} {'model':24s} {'official':>8s} {'AUC src':>7s} {'AUC tgt':>7s} {'pAUC':>6s} "
+             f"{'recall src':>10s} {'recall tgt':>10s} {'false alarm src':>15s} {'false alarm tgt':>15s}"]
     for evaluation in evaluations:
         if not evaluation.results:
-            lines.append(f"{evaluation.machine:10s} {evaluation.model:10s} (no labels)")
+            lines.append(f"{evaluation.machine:10s} {evaluation.model:24s} (no labels)")
             continue
         mean = lambda name: np.mean([getattr(r, name) for r in evaluation.results])  # noqa: E731
-        lines.append(f"{evaluation.machine:10s} {evaluation.model:10s} {evaluation.official_score:8.3f} "
+        harmonic = lambda name: hmean([getattr(r, name) for r in evaluation.results])  # noqa: E731
+        lines.append(f"{evaluation.machine:10s} {evaluation.model:24s} {evaluation.official_score:8.3f} "
+                     f"{harmonic('auc_source'):7.3f} {harmonic('auc_target'):7.3f} {harmonic('pauc'):6.3f} "
                      f"{mean('recall_source'):10.3f} {mean('recall_target'):10.3f} "
                      f"{mean('false_alarm_source'):15.3f} {mean('false_alarm_target'):15.3f}")
     return "\n".join(lines)

@@ -110,6 +110,28 @@ def frontend_model(frontend, quantisation: str = "float32") -> bytes:
         return convert(tmp, quantisation)
 
 
+@contextlib.contextmanager
+def _native_output_silenced():
+    """Send the converter's native-code log lines ("Ignored output_format", "fully_quantize: 0 ...")
+    to /dev/null: file descriptors 1 and 2, which Python's redirection cannot reach. Errors still
+    surface as Python exceptions."""
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+
+
 def _keeps_float(name: str) -> bool:
     return f"{GRAPH_SCOPE}/" in name or any(part in name for part in FLOAT_TAIL)
 
@@ -152,6 +174,13 @@ def convert(saved_model: str, quantisation: str, representative: Callable[[], It
     if quantisation not in QUANTISATIONS:
         raise AsdError(f"unknown quantisation '{quantisation}'; use any of {', '.join(QUANTISATIONS)}")
 
+    with _native_output_silenced():
+        return _convert(saved_model, quantisation, representative, int8_io, float_model)
+
+
+def _convert(saved_model: str, quantisation: str, representative, int8_io: bool, float_model: bytes | None) -> bytes:
+    import tensorflow as tf
+
     def converter():
         c = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=[SIGNATURE])
         if quantisation != "float32":
@@ -163,7 +192,7 @@ def convert(saved_model: str, quantisation: str, representative: Callable[[], It
     if quantisation == "float32":
         return float_model or converter().convert()
     if quantisation in ("dynamic", "int8") and not int8_io:
-        float_model = float_model or convert(saved_model, "float32")
+        float_model = float_model or _convert(saved_model, "float32", None, False, None)
         if not _has_network(float_model):
             return float_model
     if quantisation != "int8":

@@ -66,6 +66,8 @@ def tables(results: dict, columns: list[str], default: str, singles: list[str]) 
         lines.append(f"| {machine} | " + " | ".join(cells) + f" | {'+'.join(row['pick']['members'])} |")
     means = [sum(results[m][c]["official"] for m in results) / len(results) for c in columns]
     lines.append("| mean | " + " | ".join(f"{v:.3f}" for v in means) + " | |")
+    oracle = sum(max(row[c]["official"] for c in singles) for row in results.values()) / len(results)
+    lines += ["", f"per-type oracle (the best single detector, chosen with the test labels): mean {oracle:.3f}"]
     lines += ["", "AUC source / AUC target / pAUC (harmonic means over sections):", "",
               "| machine | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for machine, row in results.items():

@@ -207,3 +207,19 @@ def test_ensemble_options_apply_to_ensembles_only(tiny_dataset, workdir):
     assert result.exit_code == 2 and "--ensemble applies to --model ensemble or all" in result.output
     result = _run("fit", "--machine", "fan", "--model", "ensemble", "--epochs", "3", *_common(tiny_dataset, workdir))
     assert result.exit_code == 2 and "--epochs does not apply to --model ensemble" in result.output
+
+
+@needs_weights
+def test_demo_runs_the_whole_system_and_prints_the_final_table(tiny_dataset, tmp_path):
+    result = _run("demo", "--data", tiny_dataset, "--machines", "gearbox", "--epochs", "1", "--image-size", "64",
+                  "--mobilenet-epochs", "1", "--models-dir", tmp_path / "models", "--result-dir", tmp_path / "results",
+                  "--cache-dir", tmp_path / "cache", "--tflite-dir", tmp_path / "tflite")
+    assert result.exit_code == 0, result.output
+    final = result.output.split("== every machine type")[1].splitlines()
+    rows = [line.split()[:2] for line in final if line.startswith("gearbox")]
+    assert rows == [["gearbox", k] for k in ("ae", "mobilenet", "gmm", "ensemble", "ensemble-tflite-int8")]
+    assert os.path.isfile(tmp_path / "tflite" / "gearbox_ensemble_int8_waveform.tflite")
+    lite = json.load(open(tmp_path / "results" / "tflite" / "metrics_ensemble-tflite-int8_gearbox.json"))
+    keras = json.load(open(tmp_path / "results" / "metrics_ensemble_gearbox.json"))
+    assert abs(lite["official_score"] - keras["official_score"]) < 0.1
+    assert "scored 36 clips with" in result.output
