@@ -193,8 +193,9 @@ def _pair(text: str | None) -> tuple[float, float] | None:
 @click.option("--data", default="data", show_default=True, help="Dataset root; the synthetic default is generated there when missing.")
 @click.option("--models-dir", default="saved_models", show_default=True, help="Where detectors are saved.")
 @click.option("--cache-dir", default="cache", show_default=True, help="Feature, image and augmentation cache folder.")
+@click.option("--strict", is_flag=True, help="Stop at the first unreadable audio file (default: report it, skip it, go on, exit 1 at the end).")
 @user_errors
-def fit(machine, model_kind, ensemble_mode, combine, seed, data, models_dir, cache_dir, stretch_range, **options):
+def fit(machine, model_kind, ensemble_mode, combine, seed, data, models_dir, cache_dir, strict, stretch_range, **options):
     """Train one detector for a machine type over all its sections and save it.
 
     Example: python cli.py fit --machine gearbox --model all
@@ -206,34 +207,50 @@ def fit(machine, model_kind, ensemble_mode, combine, seed, data, models_dir, cac
                        f"not --model {model_kind}")
     _ensure_data(data)
     options = dict(options, stretch_range=_pair(stretch_range))
+    skipped = _skipped_files(strict)
     for kind in MODEL_KINDS if model_kind == "all" else () if model_kind == ENSEMBLE else (model_kind,):
         if model_kind == "all":
             click.echo(f"== {machine}: fitting {kind}", err=True)
         _fit_one(kind, machine, options_for(kind, options) if model_kind == "all" else options, seed, data,
-                 models_dir, cache_dir, _keras_verbosity())
+                 models_dir, cache_dir, skipped, _keras_verbosity())
     if model_kind in (ENSEMBLE, "all"):
         if model_kind == ENSEMBLE and any(v is not None for v in options.values()):
             name = next(k for k, v in options.items() if v is not None)
             raise AsdError(f"--{name.replace('_', '-')} does not apply to --model ensemble (it is built from the "
                            f"saved detectors); use --model all to refit them")
-        _fit_ensemble(machine, ensemble_mode, combine, data, models_dir, cache_dir)
+        _fit_ensemble(machine, ensemble_mode, combine, data, models_dir, cache_dir, skipped)
+    _finish(skipped)
 
 
-def _fit_one(kind, machine, options, seed, data, models_dir, cache_dir, verbose=0):
+def _skipped_files(strict: bool):
+    """The run's record of unreadable files, each printed by name as it is found."""
+    from asdkeras.errors import SkippedFiles
+
+    return SkippedFiles(strict, report=lambda message: click.echo(f"error: {message}", err=True))
+
+
+def _finish(skipped) -> None:
+    """Exit 1 after the run when any file was skipped, with the count."""
+    if len(skipped):
+        click.echo(f"note: {skipped.summary()}", err=True)
+        sys.exit(1)
+
+
+def _fit_one(kind, machine, options, seed, data, models_dir, cache_dir, skipped, verbose=0):
     from asdkeras.fit import fit_detector, make_config
 
     config = make_config(kind, machine=machine, seed=seed, data_dir=data, models_dir=models_dir,
                          cache_dir=cache_dir, **options)
-    detector = fit_detector(kind, config, _progress("preparing"), verbose)
+    detector = fit_detector(kind, config, _progress("preparing"), verbose, skipped)
     _print_fit_summary(detector, config.folder())
     return detector
 
 
-def _fit_ensemble(machine, mode, combine, data, models_dir, cache_dir):
+def _fit_ensemble(machine, mode, combine, data, models_dir, cache_dir, skipped):
     from asdkeras.ensemble import describe_choice, fit_ensemble
 
     detector = fit_ensemble(machine, models_dir, mode or DEFAULT_ENSEMBLE_MODE, combine or "mean", data_dir=data,
-                            cache_dir=cache_dir, progress=_progress("ensemble"))
+                            cache_dir=cache_dir, progress=_progress("ensemble"), skipped=skipped)
     click.echo(f"saved ensemble for {machine} to {os.path.join(models_dir, machine, ENSEMBLE)}")
     click.echo(describe_choice(detector.info["ensemble"]))
     click.echo(f"threshold {detector.threshold:.4g}: {detector.thresholds[detector.threshold_rule]['description']}")
@@ -252,21 +269,26 @@ def _fit_ensemble(machine, mode, combine, data, models_dir, cache_dir):
 @click.option("--ground-truth", "ground_truth_dir", default=None,
               help="Folder of official ground-truth CSVs (ground_truth_<machine>_section_XX_test.csv, and "
                    "ground_truth_domain_... when present) that label anonymised eval_data names.")
+@click.option("--strict", is_flag=True, help="Stop at the first unreadable audio file (default: report it, skip it, go on, exit 1 at the end).")
 @user_errors
-def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, ground_truth_dir):
+def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, ground_truth_dir, strict):
     """Score the test clips: official DCASE CSVs, and metrics for labelled data."""
     from asdkeras.data.layout import labelled_test_records
     from asdkeras.detector import detector_dir
     from asdkeras.evaluate import evaluate
 
     records = labelled_test_records(data, machine, subset, ground_truth_dir)
+    skipped = _skipped_files(strict)
     evaluation = evaluate(detector_dir(models_dir, machine, model_kind), machine, model_kind, data, result_dir,
-                          cache_dir, subset, _progress("features"), records)
+                          cache_dir, subset, _progress("features"), records, skipped)
     if evaluation.ensemble:
         from asdkeras.ensemble import describe_choice
         click.echo(describe_choice(evaluation.ensemble))
     click.echo(evaluation.table())
     click.echo(f"wrote {len(evaluation.files)} files under {result_dir}/")
+    for note in evaluation.notes:
+        click.echo(f"note: {note}", err=True)
+    _finish(skipped)
 
 
 @cli.command("export-tflite")
@@ -315,8 +337,9 @@ def export_tflite(machines, all_machines, model_kind, quant, int8_io, models_dir
 @click.option("--csv", "csv_path", help="Write file,score,decision rows here (atomically).")
 @click.option("--threads", type=click.IntRange(1), help="Interpreter threads [TFLite's default].")
 @click.option("--result-dir", help="Also write the official DCASE CSVs (and metrics for labelled names) of DCASE-named clips here.")
+@click.option("--strict", is_flag=True, help="Stop at the first unreadable audio file (default: report it, skip it, go on, exit 1 at the end).")
 @user_errors
-def score(paths, tflite_path, csv_path, threads, result_dir):
+def score(paths, tflite_path, csv_path, threads, result_dir, strict):
     """Score audio files or folders with a TFLite model alone (no Keras): score and decision per clip.
 
     Example: python cli.py score data/dev_data/fan/test --tflite tflite/fan_ae_int8_waveform.tflite --csv fan.csv
@@ -331,20 +354,15 @@ def score(paths, tflite_path, csv_path, threads, result_dir):
     note = conversion_note(files, detector.sample_rate, detector.clip_samples)
     if note:
         click.echo(f"note: {note}", err=True)
-    failures = []
-
-    def failed(path, message):
-        failures.append(path)
-        click.echo(f"error: {message}", err=True)
-
-    scored = score_paths(detector, files, failed, _progress("scoring"))
+    skipped = _skipped_files(strict)
+    scored = score_paths(detector, files, skipped.add, _progress("scoring"))
     for clip in scored:
         click.echo(f"{clip.path},{clip.score:.6g},{'anomaly' if clip.decision else 'normal'}")
     if csv_path:
         write_text(csv_path, "file,score,decision\n" + "".join(f"{c.path},{c.score!r},{c.decision}\n" for c in scored))
     if result_dir:
         from asdkeras.data.layout import parse_filename
-        from asdkeras.evaluate import write_evaluation
+        from asdkeras.evaluate import missing_rows_notes, write_evaluation
 
         sidecar = detector.sidecar
         records = [parse_filename(c.path, sidecar["machine"], "test") for c in scored]
@@ -352,13 +370,13 @@ def score(paths, tflite_path, csv_path, threads, result_dir):
                                       records, [c.score for c in scored], [c.decision for c in scored],
                                       detector.threshold, result_dir)
         click.echo(evaluation.table())
-        if failures:
-            click.echo(f"note: {len(failures)} clip(s) skipped, so the official CSVs lack their rows", err=True)
+        missing = [parse_filename(p, sidecar["machine"], "test") for p in files if p in skipped]
+        for note in missing_rows_notes(sidecar["machine"], missing, set(range(len(missing)))):
+            click.echo(f"note: {note}", err=True)
     flagged = sum(c.decision for c in scored)
-    click.echo(f"scored {len(scored)} clips with {tflite_path}: {flagged} anomalies (threshold {detector.threshold:.4g})"
-               + (f"; {len(failures)} file(s) could not be read" if failures else ""), err=True)
-    if failures:
-        sys.exit(1)
+    click.echo(f"scored {len(scored)} clips with {tflite_path}: {flagged} anomalies (threshold {detector.threshold:.4g})",
+               err=True)
+    _finish(skipped)
 
 
 @cli.command("oe-sweep")
@@ -417,6 +435,7 @@ def demo(data, machines, epochs, width, image_size, mobilenet_epochs, models_dir
     started = time.perf_counter()
     _ensure_data(data)
     _print_summary(data)
+    skipped = _skipped_files(strict=False)
     options = {"ae": dict(epochs=epochs), "gmm": {},
                "mobilenet": dict(width=width, image_size=image_size, epochs=mobilenet_epochs,
                                  fine_tune_epochs=mobilenet_epochs)}
@@ -424,12 +443,12 @@ def demo(data, machines, epochs, width, image_size, mobilenet_epochs, models_dir
     for machine in _machine_list(machines):
         for kind in MODEL_KINDS:
             click.echo(f"\n== {machine}: fitting {kind} ({time.perf_counter() - started:.0f} s so far)", err=True)
-            _fit_one(kind, machine, options[kind], 0, data, models_dir, cache_dir)
-        _fit_ensemble(machine, None, None, data, models_dir, cache_dir)
+            _fit_one(kind, machine, options[kind], 0, data, models_dir, cache_dir, skipped)
+        _fit_ensemble(machine, None, None, data, models_dir, cache_dir, skipped)
         rows = []
         for kind in DETECTOR_KINDS:
             rows.append(evaluate(os.path.join(models_dir, machine, kind), machine, kind, data, result_dir, cache_dir,
-                                 progress=_progress(f"testing {kind}")))
+                                 progress=_progress(f"testing {kind}"), skipped=skipped))
         click.echo(f"== {machine}: exporting the ensemble to int8 TFLite", err=True)
         folder = os.path.join(models_dir, machine, ENSEMBLE)
         _, files = export_folder(folder, tflite_dir, ["int8"], cache_dir, data,
@@ -440,9 +459,10 @@ def demo(data, machines, epochs, width, image_size, mobilenet_epochs, models_dir
                    "--csv", os.path.join(lite_results, f"scores_{machine}_ensemble_int8.csv")]
         click.echo(f"== {machine}: {' '.join(command[1:])}", err=True)
         scored = subprocess.run(command, capture_output=True, text=True)
-        click.echo(scored.stderr.strip().splitlines()[-1] if scored.stderr.strip() else "", err=True)
-        if scored.returncode != 0:
-            raise AsdError(f"scoring with {files[0].path} failed: {scored.stderr.strip().splitlines()[-1]}")
+        messages = scored.stderr.strip().splitlines() or [f"exit status {scored.returncode}"]
+        click.echo("\n".join(m for m in messages if m.startswith(("scored", "error:", "note:"))), err=True)
+        if scored.returncode not in (0, 1):  # 1: some clips unreadable, the rest scored
+            raise AsdError(f"scoring with {files[0].path} failed: {messages[-1]}")
         rows.append(read_evaluation(lite_results, f"{ENSEMBLE}-tflite-int8", machine))
         tables[machine] = format_decision_summary(rows)
         click.echo("\n" + tables[machine])
@@ -452,6 +472,7 @@ def demo(data, machines, epochs, width, image_size, mobilenet_epochs, models_dir
     click.echo(f"detectors under {models_dir}/<machine>/<kind>/, results (DCASE CSVs, metrics JSON) under "
                f"{result_dir}/ (TFLite runs under {os.path.join(result_dir, 'tflite')}/), int8 ensembles under "
                f"{tflite_dir}/")
+    _finish(skipped)
 
 
 if __name__ == "__main__":

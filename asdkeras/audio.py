@@ -150,6 +150,38 @@ def load_clip(path: str, channel: int | None = None, sample_rate: int = SAMPLE_R
     return clip
 
 
+FULL_SCALE = 0.999
+"""Samples at or above this magnitude count as clipped."""
+
+CLIPPED_SHARE = 0.001
+"""A clip with more than this share of samples at full scale is reported as clipped."""
+
+
+def level_problem(peak: float, full_scale_share: float) -> str | None:
+    """What is wrong with a clip's level, for a note: silent, clipped, or None.
+
+    Such clips are still scored: silence may be a stopped machine, clipping a loud fault.
+
+    Parameters
+    ----------
+    peak : float
+        Largest sample magnitude (1.0 = full scale).
+    full_scale_share : float
+        Share of samples at or above :data:`FULL_SCALE`.
+    """
+    if peak == 0:
+        return "silent (every sample is zero)"
+    if full_scale_share > CLIPPED_SHARE:
+        return f"clipped ({full_scale_share:.1%} of samples at full scale)"
+    return None
+
+
+def level_statistics(clip: np.ndarray) -> tuple[float, float]:
+    """``(peak, full_scale_share)`` of a clip, for :func:`level_problem`."""
+    magnitude = np.abs(clip)
+    return float(magnitude.max(initial=0.0)), float(np.mean(magnitude >= FULL_SCALE)) if clip.size else 0.0
+
+
 def describe(path: str) -> AudioInfo:
     """Rate, channel count and length of a file, read from its header where possible."""
     try:
@@ -170,6 +202,8 @@ def conversion_note(paths: list[str], sample_rate: int = SAMPLE_RATE, clip_sampl
         try:
             info = describe(path)
         except AsdError:  # unreadable files are reported where they are decoded
+            continue
+        if info.frames < MIN_SECONDS * info.sample_rate:  # refused as too short where it is decoded
             continue
         if info.sample_rate != sample_rate:
             resampled[info.sample_rate] = resampled.get(info.sample_rate, 0) + 1

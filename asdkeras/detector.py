@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from asdkeras.atomic import write_json
-from asdkeras.errors import AsdError
+from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.frontend import frontend_from_settings
 from asdkeras.pipeline import Progress, no_progress
 from asdkeras.scoring import decide
@@ -93,12 +93,19 @@ class Detector:
         """Clip scores (float64) of a dataset of feature batches, or of one array of features."""
         return np.asarray(self.model.predict(features, verbose=0), dtype=np.float64).reshape(-1)
 
-    def score_files(self, paths: list[str], cache_dir: str, progress: Progress = no_progress) -> np.ndarray:
-        """Clip scores of audio files, features computed once into ``cache_dir`` and reused."""
-        if not paths:
-            return np.zeros(0)
-        cache_paths = self.frontend.cache(cache_dir).ensure(paths, progress)
-        return self.score_features(self.frontend.dataset(cache_paths))
+    def score_files(self, paths: list[str], cache_dir: str, progress: Progress = no_progress,
+                    skipped: SkippedFiles | None = None) -> np.ndarray:
+        """Clip scores of audio files, features computed once into ``cache_dir`` and reused.
+
+        An unreadable file raises its one-line error, or, given ``skipped``, is recorded there and
+        gets the score NaN (the others are scored all the same).
+        """
+        scores = np.full(len(paths), np.nan)
+        cache_paths = self.frontend.cache(cache_dir).ensure(paths, progress, skipped)
+        if cache_paths:
+            readable = np.array([skipped is None or p not in skipped for p in paths])
+            scores[readable] = self.score_features(self.frontend.dataset(cache_paths))
+        return scores
 
     def score_waveforms(self, waveforms: np.ndarray, batch_size: int = 8) -> np.ndarray:
         """Clip scores of decoded clips ``(clips, clip_samples)`` float32 at the front-end's rate (no cache)."""

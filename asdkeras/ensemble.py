@@ -33,7 +33,7 @@ import numpy as np
 
 from asdkeras.data.layout import ClipRecord, list_machines, scan_split, select
 from asdkeras.detector import Detector, detector_dir
-from asdkeras.errors import AsdError
+from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.fit import MIN_HELD_OUT, load_config
 from asdkeras.frontend import WaveformFrontend
 from asdkeras.kinds import COMBINATIONS, DEFAULT_ENSEMBLE_MODE, ENSEMBLE, ENSEMBLE_MODES, MODEL_KINDS
@@ -223,7 +223,7 @@ def build_ensemble_model(members: list[Member], standardised: bool, how: str = "
 def fit_ensemble(machine: str, models_dir: str = "saved_models", mode: str = DEFAULT_ENSEMBLE_MODE, how: str = "mean",
                  kinds=MODEL_KINDS, data_dir: str | None = None, cache_dir: str = "cache",
                  output_dir: str | None = None, folders: dict[str, str] | None = None,
-                 progress: Progress = no_progress) -> Detector:
+                 progress: Progress = no_progress, skipped: SkippedFiles | None = None) -> Detector:
     """Build, threshold and save the ensemble of ``machine``'s fitted detectors.
 
     Parameters
@@ -244,6 +244,8 @@ def fit_ensemble(machine: str, models_dir: str = "saved_models", mode: str = DEF
         Feature cache of the members.
     output_dir, folders : str, dict, optional
         Where to save the ensemble, and member folders elsewhere than under ``models_dir``.
+    skipped : SkippedFiles, optional
+        Unreadable clips are recorded there and left out; without it the first one raises.
     """
     if mode not in ENSEMBLE_MODES:
         raise AsdError(f"unknown ensemble mode '{mode}'; use one of {', '.join(ENSEMBLE_MODES)}")
@@ -256,12 +258,15 @@ def fit_ensemble(machine: str, models_dir: str = "saved_models", mode: str = DEF
         member.config.data_dir = data_dir
 
     held_out, enough = shared_held_out(members)
+    held_scores = {m.kind: m.detector.score_files([r.path for r in held_out], cache_dir, progress, skipped)
+                   for m in members}
+    readable = [i for i, r in enumerate(held_out) if skipped is None or r.path not in skipped]
+    held_out, held_scores = [held_out[i] for i in readable], {k: v[readable] for k, v in held_scores.items()}
     outliers = {m.detector.info.get("outlier") for m in members} - {None}
-    proxies = proxy_records(data_dir, subset, machine, outliers)
+    proxies = [r for r in proxy_records(data_dir, subset, machine, outliers) if _readable(r.path, skipped)]
     contamination = contamination_figures(members, held_out, proxies) if proxies else {}
-    held_scores, figures = {}, {}
+    figures = {}
     for member in members:
-        held_scores[member.kind] = member.detector.score_files([r.path for r in held_out], cache_dir, progress)
         figures[member.kind] = {
             **contamination.get(member.kind, {"auc": None, "pauc": None}),
             "held_out_mean": float(np.mean(held_scores[member.kind])),
@@ -311,6 +316,17 @@ def fit_ensemble(machine: str, models_dir: str = "saved_models", mode: str = DEF
               "models_dir": models_dir, "cache_dir": cache_dir}
     detector.save(folder, {ENSEMBLE_FILE: document, "config.json": config})
     return detector
+
+
+def _readable(path: str, skipped: SkippedFiles | None) -> bool:
+    from asdkeras.audio import load_clip
+
+    try:
+        load_clip(path)
+        return True
+    except AsdError as exc:
+        (skipped if skipped is not None else SkippedFiles(strict=True)).add(path, str(exc))
+        return False
 
 
 def _paper_choice(machine: str, available: list[str]) -> tuple[str, str]:

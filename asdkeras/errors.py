@@ -16,3 +16,39 @@ def tensorflow_reason(message: str) -> str:
     text = re.sub(r"\{\{[^}]*\}\}\s*", "", message).strip()
     first = text.splitlines()[0] if text else "unknown TensorFlow error"
     return re.sub(r"\s*\[Op:.*$", "", first)
+
+
+class SkippedFiles:
+    """The files a run could not read: each reported once by name, the run goes on without them.
+
+    Parameters
+    ----------
+    strict : bool
+        Stop at the first unreadable file instead (``--strict``): :meth:`add` raises it.
+    report : callable, optional
+        Called with each one-line message as it happens (the command line prints it).
+    """
+
+    def __init__(self, strict: bool = False, report=None):
+        self.strict = strict
+        self.report = report or (lambda message: None)
+        self.messages: dict[str, str] = {}
+
+    def add(self, path: str, message: str) -> None:
+        """Record an unreadable file (``message`` names it and says what to do); raise when strict."""
+        if self.strict:
+            raise AsdError(message)
+        if path not in self.messages:
+            self.messages[path] = message
+            self.report(message)
+
+    def __contains__(self, path: str) -> bool:
+        return path in self.messages
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def summary(self) -> str:
+        """One line for the end of a run."""
+        return (f"{len(self)} file(s) could not be read and were skipped (named above); "
+                f"fix or remove them, or pass --strict to stop at the first one")

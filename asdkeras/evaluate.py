@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from asdkeras.data.layout import ClipRecord, scan_split, sections, select
 from asdkeras.detector import Detector
+from asdkeras.errors import SkippedFiles
 from asdkeras.metrics import (SectionResult, format_table, hmean, metrics_document, official_score, section_metrics,
                               write_metrics_json, write_result_csvs)
 from asdkeras.pipeline import Progress, no_progress
@@ -24,6 +25,8 @@ class Evaluation:
     threshold: float
     ensemble: dict | None = None
     """The ensemble's ``ensemble.json`` document, for an ensemble."""
+    notes: list[str] = field(default_factory=list)
+    """Lines for the user: sections whose CSVs lack skipped clips."""
 
     @property
     def official_score(self) -> float | None:
@@ -40,16 +43,31 @@ def _labelled(records: list[ClipRecord]) -> bool:
 
 def evaluate(folder: str, machine: str, model_name: str, data_dir: str, result_dir: str, cache_dir: str,
              subset: str = "dev_data", progress: Progress = no_progress,
-             records: list[ClipRecord] | None = None) -> Evaluation:
+             records: list[ClipRecord] | None = None, skipped: SkippedFiles | None = None) -> Evaluation:
     """Score every test clip of ``machine``, write the official CSVs per section and, for labelled
-    data, ``metrics_<model>_<machine>.json``."""
+    data, ``metrics_<model>_<machine>.json``.
+
+    Given ``skipped``, unreadable clips are recorded there and left out (the evaluation's
+    ``notes`` name the sections whose CSVs lack them); without it the first one raises.
+    """
     records = records if records is not None else scan_split(data_dir, machine, "test", subset)
     detector = Detector.load(folder)
-    scores = detector.score_files([r.path for r in records], cache_dir, progress)
-    evaluation = write_evaluation(machine, model_name, records, scores, detector.decide(scores), detector.threshold,
-                                  result_dir)
+    scores = detector.score_files([r.path for r in records], cache_dir, progress, skipped)
+    kept = [i for i, r in enumerate(records) if skipped is None or r.path not in skipped]
+    evaluation = write_evaluation(machine, model_name, [records[i] for i in kept], scores[kept],
+                                  detector.decide(scores[kept]), detector.threshold, result_dir)
     evaluation.ensemble = detector.info.get("ensemble")
+    evaluation.notes = missing_rows_notes(machine, records, set(range(len(records))) - set(kept))
     return evaluation
+
+
+def missing_rows_notes(machine: str, records: list[ClipRecord], missing: set[int]) -> list[str]:
+    """One line per section whose official CSVs lack the rows of skipped clips."""
+    counts: dict[str, int] = {}
+    for i in missing:
+        counts[records[i].section] = counts.get(records[i].section, 0) + 1
+    return [f"anomaly_score_{machine}_section_{section}_test.csv lacks {count} skipped clip(s); the official "
+            f"evaluator expects a row for every test clip" for section, count in sorted(counts.items())]
 
 
 def write_evaluation(machine: str, model_name: str, records: list[ClipRecord], scores, decisions,

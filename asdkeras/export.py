@@ -37,7 +37,7 @@ import numpy as np
 import asdkeras
 from asdkeras.atomic import write_bytes, write_json
 from asdkeras.detector import SCORE_DIRECTION, Detector
-from asdkeras.errors import AsdError
+from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.frontend import GRAPH_SCOPE
 from asdkeras.kinds import QUANTISATIONS
 
@@ -353,7 +353,9 @@ def representative_inputs(detector: Detector, data_dir: str, subset: str, cache_
     if outlier:
         chosen += sample(outlier, count - len(chosen))
     chosen = [chosen[i] for i in rng.permutation(len(chosen))]  # mixed, so the waveform half has both
-    cache_paths = detector.frontend.cache(cache_dir).ensure(chosen)
+    skipped = SkippedFiles()  # calibration needs enough clips, not every one: unreadable ones are left out
+    cache_paths = detector.frontend.cache(cache_dir).ensure(chosen, skipped=skipped)
+    chosen = [p for p in chosen if p not in skipped]
 
     def features():
         for batch in detector.frontend.dataset(cache_paths):

@@ -19,7 +19,7 @@ from asdkeras.audio import CLIP_SAMPLES
 from asdkeras.augment import AugmentConfig
 from asdkeras.data.layout import ClipRecord, scan_split, select
 from asdkeras.detector import Detector, detector_dir
-from asdkeras.errors import AsdError
+from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.features import ImageConfig, LogMelConfig
 from asdkeras.frontend import ImageFrontend, LogMelFrontend
 from asdkeras.pairing import resolve_outlier
@@ -127,6 +127,13 @@ def outlier_records(data_dir: str, subset: str, outlier_machine: str | None, cou
     return _subsample(outliers, count, seed)
 
 
+def _cached(cache, records: list[ClipRecord], progress: Progress,
+            skipped: SkippedFiles | None) -> tuple[list[ClipRecord], list[str]]:
+    """The records whose features are cached, and their cache paths; unreadable files go to ``skipped``."""
+    paths = cache.ensure([r.path for r in records], progress, skipped)
+    return [r for r in records if skipped is None or r.path not in skipped], paths
+
+
 def _history_dict(*histories) -> dict:
     merged: dict = {}
     for phase, history in enumerate(histories, start=1):
@@ -136,8 +143,13 @@ def _history_dict(*histories) -> dict:
     return merged
 
 
-def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress, verbose: int = 0) -> Detector:
-    """Train, threshold and save one autoencoder; returns the saved detector."""
+def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress, verbose: int = 0,
+                    skipped: SkippedFiles | None = None) -> Detector:
+    """Train, threshold and save one autoencoder; returns the saved detector.
+
+    ``skipped``: unreadable clips are recorded there and left out (else the first one raises);
+    so for every trainer.
+    """
     import keras
 
     from asdkeras.models.autoencoder import autoencoder_loss, autoencoder_scoring_model, build_autoencoder
@@ -149,9 +161,10 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
                                config.outlier_clips or len(train_records) + len(val_records), config.seed + 1)
     frontend = LogMelFrontend(config.features)
     cache = frontend.cache(config.cache_dir)
-    train_normal = cache.ensure([r.path for r in train_records], progress)
-    val_normal = cache.ensure([r.path for r in val_records], progress)
-    outlier_paths = cache.ensure([r.path for r in outliers], progress)
+    train_records, train_normal = _cached(cache, train_records, progress, skipped)
+    val_records, val_normal = _cached(cache, val_records, progress, skipped)
+    outliers, outlier_paths = _cached(cache, outliers, progress, skipped)
+    _require_training_clips(train_normal, config.machine)
     outlier_val = split_validation([(r.section,) for r in outliers], config.validation_fraction, config.seed + 1)
     train_outlier, val_outlier = partition(outlier_paths, outlier_val)
 
@@ -296,7 +309,8 @@ def early_stopping_monitor(weights: str | None, has_validation: bool) -> str:
     return "val_loss" if has_validation and weights is not None else "loss"
 
 
-def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, verbose: int = 0) -> Detector:
+def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, verbose: int = 0,
+                  skipped: SkippedFiles | None = None) -> Detector:
     """Fine-tune MobileNetV2 on spectrogram images (machine vs outliers), threshold and save it."""
     import keras
 
@@ -306,7 +320,12 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     model = build_mobilenet(config.image_size, config.width, config.weights, config.dropout)  # fail fast on weights
+    frontend = ImageFrontend(config.image_config())
+    images = frontend.cache(config.cache_dir)
     train_records, val_records = config.normal_split()
+    train_records, train_real_images = _cached(images, train_records, progress, skipped)
+    val_records, val_real_images = _cached(images, val_records, progress, skipped)
+    _require_training_clips(train_real_images, config.machine)
     train_real, val_real = [r.path for r in train_records], [r.path for r in val_records]
     augmented_count = 2 * len(train_real) if config.augmented_clips is None else config.augmented_clips
     augmented = augmented_clips(train_real, augmented_count, config.augment_config(), config.cache_dir, config.seed,
@@ -314,19 +333,16 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
     outlier_machine = resolve_outlier("mobilenet", config.machine, config.outlier)
     outliers = outlier_records(config.data_dir, config.subset, outlier_machine,
                                config.outlier_clips or len(train_real) + len(augmented), config.seed + 1)
+    outliers, outlier_images = _cached(images, outliers, progress, skipped)
     outlier_val = split_validation([(r.section,) for r in outliers], config.validation_fraction, config.seed + 1)
-    train_outlier, val_outlier = partition([r.path for r in outliers], outlier_val)
+    train_outlier, val_outlier = partition(outlier_images, outlier_val)
 
-    frontend = ImageFrontend(config.image_config())
-    images = frontend.cache(config.cache_dir)
-    to_cache = lambda paths: images.ensure(paths, progress)  # noqa: E731
-    train_real_images = to_cache(train_real)
-    val_real_images = to_cache(val_real)
-    train_paths = train_real_images + to_cache(augmented) + to_cache(train_outlier)
-    train_labels = [1.0] * (len(train_real) + len(augmented)) + [0.0] * len(train_outlier)
-    val_paths = val_real_images + to_cache(val_outlier)
+    positive_images = train_real_images + images.ensure(augmented, progress, skipped)
+    train_paths = positive_images + train_outlier
+    train_labels = [1.0] * len(positive_images) + [0.0] * len(train_outlier)
+    val_paths = val_real_images + val_outlier
     val_labels = [1.0] * len(val_real) + [0.0] * len(val_outlier)
-    positives = len(train_real) + len(augmented)
+    positives = len(positive_images)
     class_weight = ({1: (len(train_labels)) / (2 * positives), 0: len(train_labels) / (2 * len(train_outlier))}
                     if train_outlier else None)
     train_data = image_dataset(train_paths, config.image_config(), config.batch_size, train_labels, True, config.seed)
@@ -419,7 +435,8 @@ class GmmConfig(FitConfig):
         return (decay,), self.components or 2, given
 
 
-def fit_gmm(config: GmmConfig, progress: Progress = no_progress, verbose: int = 0) -> Detector:
+def fit_gmm(config: GmmConfig, progress: Progress = no_progress, verbose: int = 0,
+            skipped: SkippedFiles | None = None) -> Detector:
     """Pool, fit the Gaussian mixture, threshold on held-out normals and save the detector."""
     import keras
 
@@ -431,8 +448,9 @@ def fit_gmm(config: GmmConfig, progress: Progress = no_progress, verbose: int = 
     train_records, val_records = config.normal_split()
     frontend = LogMelFrontend(config.features)
     cache = frontend.cache(config.cache_dir)
-    train_paths = cache.ensure([r.path for r in train_records], progress)
-    val_paths = cache.ensure([r.path for r in val_records], progress)
+    train_records, train_paths = _cached(cache, train_records, progress, skipped)
+    val_records, val_paths = _cached(cache, val_records, progress, skipped)
+    _require_training_clips(train_paths, config.machine)
 
     pooled = np.asarray(pooling_model(*frontend.input_shape, decays).predict(frontend.dataset(train_paths), verbose=0),
                         np.float64)
@@ -512,6 +530,13 @@ def load_config(folder: str, kind: str):
     return config_class(**values)
 
 
-def fit_detector(kind: str, config, progress: Progress = no_progress, verbose: int = 0) -> Detector:
-    """Train and save the detector of ``kind`` described by ``config``."""
-    return TRAINERS[kind].fit(config, progress, verbose)
+def fit_detector(kind: str, config, progress: Progress = no_progress, verbose: int = 0,
+                 skipped: SkippedFiles | None = None) -> Detector:
+    """Train and save the detector of ``kind`` described by ``config``; ``skipped`` as for the trainers."""
+    return TRAINERS[kind].fit(config, progress, verbose, skipped)
+
+
+def _require_training_clips(paths: list[str], machine: str) -> None:
+    if len(paths) < 2:
+        raise AsdError(f"{machine}: only {len(paths)} readable training clip(s) left after skipping unreadable "
+                       f"files; at least 2 are needed")

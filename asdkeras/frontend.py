@@ -10,16 +10,17 @@ New front-ends plug in by adding a class to :data:`FRONTENDS`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar, Sequence
 
 import tensorflow as tf
 
-from asdkeras.audio import CLIP_SAMPLES, SAMPLE_RATE
-from asdkeras.errors import AsdError
+from asdkeras.audio import CLIP_SAMPLES, SAMPLE_RATE, load_clip
+from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.features import ImageConfig, LogMelConfig, log_mel_spectrogram, spectrogram_image
-from asdkeras.pipeline import (AUTOTUNE, FeatureCache, Progress, image_cache, image_dataset, load_cached, logmel_cache,
-                               no_progress, waveform_dataset)
+from asdkeras.pipeline import (AUTOTUNE, FeatureCache, Progress, decodes_in_graph, image_cache, image_dataset,
+                               load_cached, logmel_cache, no_progress, waveform_dataset)
 
 
 GRAPH_SCOPE = "frontend"
@@ -97,8 +98,22 @@ class WaveformConfig:
 class _AudioFiles:
     """The "cache" of a waveform front-end: the audio files themselves, decoded when read."""
 
-    def ensure(self, paths: Sequence[str], progress: Progress = no_progress) -> list[str]:
-        return list(paths)
+    def ensure(self, paths: Sequence[str], progress: Progress = no_progress,
+               skipped: SkippedFiles | None = None) -> list[str]:
+        """The readable files, in order; as :meth:`FeatureCache.ensure`, an unreadable one raises or is skipped.
+
+        Files the in-graph decoder takes are trusted from their header; the others are decoded once.
+        """
+        skipped = skipped if skipped is not None else SkippedFiles(strict=True)
+        for path in progress(paths, len(paths)):
+            if not os.path.isfile(path):
+                skipped.add(path, f"{path}: no such file; was the dataset moved while running?")
+            elif not decodes_in_graph(path):
+                try:
+                    load_clip(path)
+                except AsdError as exc:
+                    skipped.add(path, str(exc))
+        return [p for p in paths if p not in skipped]
 
 
 @dataclass(frozen=True)

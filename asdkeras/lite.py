@@ -127,7 +127,9 @@ def score_paths(detector: LiteDetector, paths: list[str], on_error=lambda path, 
 
     Files of another rate, channel count or length are converted as ``test`` converts them.
     """
-    from asdkeras.audio import load_clip
+    import logging
+
+    from asdkeras.audio import level_problem, level_statistics, load_clip
 
     scored = []
     for path in progress(paths, len(paths)):
@@ -136,6 +138,9 @@ def score_paths(detector: LiteDetector, paths: list[str], on_error=lambda path, 
         except AsdError as exc:
             on_error(path, str(exc))
             continue
+        problem = level_problem(*level_statistics(clip))
+        if problem:
+            logging.getLogger("asdkeras").info(f"{path}: {problem}; scored as it is")
         score = detector.score_clip(clip)
         scored.append(ScoredClip(path, score, detector.decide(score)))
     return scored

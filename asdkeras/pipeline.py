@@ -22,8 +22,9 @@ import soundfile as sf
 import tensorflow as tf
 
 from asdkeras.atomic import atomic_path
-from asdkeras.audio import CLIP_SAMPLES, MIN_SECONDS, SAMPLE_RATE, conversion_note, load_clip
-from asdkeras.errors import AsdError, tensorflow_reason
+from asdkeras.audio import (CLIP_SAMPLES, FULL_SCALE, MIN_SECONDS, SAMPLE_RATE, conversion_note, level_problem,
+                            level_statistics, load_clip)
+from asdkeras.errors import AsdError, SkippedFiles, tensorflow_reason
 from asdkeras.features import ImageConfig, LogMelConfig, log_mel_spectrogram, spectrogram_image, stack_frames
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -75,53 +76,84 @@ class FeatureCache:
         digest = hashlib.sha1(key.encode()).hexdigest()
         return os.path.join(self.root, self.name, digest[:2], f"{digest}.npy")
 
-    def ensure(self, audio_paths: Sequence[str], progress: Progress = no_progress) -> list[str]:
-        """Compute the features of every clip not yet cached; return the cache paths in input order."""
+    def ensure(self, audio_paths: Sequence[str], progress: Progress = no_progress,
+               skipped: SkippedFiles | None = None) -> list[str]:
+        """Compute the features of every clip not yet cached; return the cache paths in input order.
+
+        An unreadable file raises its one-line :class:`AsdError`, or, given ``skipped``, is
+        recorded there and left out of the returned list (the rest are computed all the same).
+        """
+        skipped = skipped if skipped is not None else SkippedFiles(strict=True)
         for path in audio_paths:
             if not os.path.isfile(path):
-                raise AsdError(f"{path}: no such file; was the dataset moved while running?")
-        cache_paths = [self.path_for(p) for p in audio_paths]
-        missing = sorted({a: c for a, c in zip(audio_paths, cache_paths) if not os.path.isfile(c)}.items())
+                skipped.add(path, f"{path}: no such file; was the dataset moved while running?")
+        present = [p for p in audio_paths if p not in skipped]
+        cache_paths = {p: self.path_for(p) for p in present}
+        missing = sorted({a: c for a, c in cache_paths.items() if not os.path.isfile(c)}.items())
         if missing:
             note = conversion_note([a for a, _ in missing])
             if note:
                 LOG.info(note)
             for _, cache_path in missing:
                 os.makedirs(os.path.dirname(cache_path), exist_ok=True)
-            self._fill(missing, progress)
-        return cache_paths
+            self._fill(missing, progress, skipped)
+        return [cache_paths[p] for p in present if p not in skipped]
 
-    def _fill(self, missing: list[tuple[str, str]], progress: Progress) -> None:
-        failures: list[str] = []
+    def _fill(self, missing: list[tuple[str, str]], progress: Progress, skipped: SkippedFiles) -> None:
+        """Batched through tf.data; after a failure the rest go one by one, so a bad file costs only itself.
+
+        Silent and clipped clips are cached like the others, and named in a note.
+        """
         audio = [a for a, _ in missing]
-        dataset = (waveform_dataset(audio, failures)
+
+        def with_levels(waveforms):
+            magnitude = tf.abs(waveforms)
+            share = tf.reduce_mean(tf.cast(magnitude >= FULL_SCALE, tf.float32), axis=1)
+            return self.compute(waveforms), tf.reduce_max(magnitude, axis=1), share
+
+        dataset = (waveform_dataset(audio)
                    .batch(self.batch_size)
-                   .map(self.compute, num_parallel_calls=AUTOTUNE, deterministic=True)
+                   .map(with_levels, num_parallel_calls=AUTOTUNE, deterministic=True)
                    .prefetch(2))
-        written = 0
+        written, problems = 0, []
+
+        def save(index: int, features: np.ndarray, peak: float, share: float) -> None:
+            _atomic_save_npy(missing[index][1], features)
+            problem = level_problem(peak, share)
+            if problem:
+                problems.append(f"{missing[index][0]}: {problem}")
 
         def write_batches():
             nonlocal written
-            for batch in dataset:
-                for features in batch.numpy():
-                    _atomic_save_npy(missing[written][1], features)
+            for features, peaks, shares in dataset:
+                for clip_features, peak, share in zip(features.numpy(), peaks.numpy(), shares.numpy()):
+                    save(written, clip_features, peak, share)
                     written += 1
                     yield written
 
         try:
             for _ in progress(write_batches(), len(missing)):
                 pass
-        except tf.errors.OpError as exc:
-            if failures:
-                raise AsdError(failures[0]) from None
-            for path in audio[written:]:  # decode the rest one by one, with the same decoder, to name the file
+        except tf.errors.OpError:
+            for index in progress(range(written, len(missing)), len(missing) - written):
                 try:
-                    _decode_wav_in_graph(tf.constant(path)) if decodes_in_graph(path) else load_clip(path)
-                except tf.errors.OpError as file_exc:
-                    raise AsdError(f"{path}: cannot decode audio ({tensorflow_reason(file_exc.message)}); "
-                                   f"the file is truncated or corrupt, re-copy or re-download it") from None
-            raise AsdError(f"feature extraction failed after {audio[min(written, len(audio) - 1)]}: "
-                           f"{tensorflow_reason(exc.message)}") from None
+                    waveform = decode_one(missing[index][0])
+                except AsdError as exc:
+                    skipped.add(missing[index][0], str(exc))
+                    continue
+                save(index, self.compute(waveform[np.newaxis]).numpy()[0], *level_statistics(waveform))
+        for problem in problems:
+            LOG.info(f"{problem}; scored as it is")
+
+
+def decode_one(path: str) -> np.ndarray:
+    """One clip as :func:`waveform_dataset` decodes it, or the file's one-line :class:`AsdError`."""
+    if decodes_in_graph(path):
+        try:
+            return _decode_wav_in_graph(tf.constant(path)).numpy()
+        except tf.errors.OpError:
+            pass  # soundfile reads some files the in-graph decoder refuses, or says why it cannot
+    return load_clip(path)
 
 
 def decodes_in_graph(path: str) -> bool:
@@ -135,7 +167,40 @@ def decodes_in_graph(path: str) -> bool:
     except (RuntimeError, sf.LibsndfileError):
         return False
     return (info.format == "WAV" and info.subtype == "PCM_16" and info.samplerate == SAMPLE_RATE
-            and info.frames >= MIN_SECONDS * SAMPLE_RATE)
+            and info.frames >= MIN_SECONDS * SAMPLE_RATE and _tensorflow_reads_riff(path))
+
+
+_PADDING_CHUNKS = {b"JUNK", b"bext", b"iXML", b"qlty", b"mext", b"levl", b"link", b"axml"}
+"""Chunks ``tf.audio.decode_wav`` accepts before "fmt " (tensorflow/core/lib/wav/wav_io.cc)."""
+
+
+def _tensorflow_reads_riff(path: str) -> bool:
+    """Whether the RIFF chunk walk of ``tf.audio.decode_wav`` gets through the file.
+
+    It takes padding chunks before "fmt ", then walks every chunk to the end of the file with no
+    word alignment, one data chunk, each chunk inside the file. Bytes appended after the last
+    chunk (a tag, a copy error) fail that walk, and TensorFlow's message then holds the raw
+    bytes, which Python cannot even decode as UTF-8; such files go to soundfile instead.
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"RIFF" or len(handle.read(4)) < 4 or handle.read(4) != b"WAVE":
+            return False
+        offset, seen_format, seen_data = 12, False, False
+        while offset < size:
+            header = handle.read(8)
+            if len(header) < 8:
+                return False
+            chunk_id, chunk_size = header[:4], int.from_bytes(header[4:], "little")
+            if not seen_format and chunk_id != b"fmt " and chunk_id not in _PADDING_CHUNKS:
+                return False
+            if chunk_size > 2 ** 31 - 1 or offset + 8 + chunk_size > size or (chunk_id == b"data" and seen_data):
+                return False
+            seen_format |= chunk_id == b"fmt "
+            seen_data |= chunk_id == b"data"
+            offset += 8 + chunk_size
+            handle.seek(offset)
+    return seen_format and seen_data
 
 
 def _decode_wav_in_graph(path: tf.Tensor) -> tf.Tensor:
