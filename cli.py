@@ -111,6 +111,47 @@ def summary(data):
     _print_summary(data)
 
 
+@cli.command()
+@click.option("--machine", "machines", required=True, multiple=True, type=click.Choice(MACHINE_CHOICES),
+              help="Machine type to fetch (repeatable).")
+@click.option("--split", type=click.Choice(["dev", "additional", "eval"]), default="dev", show_default=True,
+              help="dev: development set (dev_data/); additional: the evaluation machines' training clips; "
+                   "eval: their test clips (both into eval_data/).")
+@click.option("--data", default="data", show_default=True, help="Dataset root; archives are kept in <data>/downloads/.")
+@click.option("--mirror", help="Base URL serving the same file names instead of Zenodo (an institute's mirror); "
+                               "<name>.md5 there is checked when present.")
+@click.option("--force", is_flag=True, help="Replace files of the archive that already exist.")
+@user_errors
+def download(machines, split, data, mirror, force):
+    """Fetch the official DCASE 2022 Task 2 archives from Zenodo and extract them where fit and test read.
+
+    A cut download resumes when the command is run again; the published MD5 is checked; archive
+    members with absolute or '..' paths, links or device files are refused and nothing is extracted.
+
+    Example: python cli.py download --machine fan --split dev --data data
+    """
+    from tqdm import tqdm
+
+    from asdkeras.data.download import LICENCE, download as fetch_archive
+
+    click.echo(LICENCE)
+    for machine in machines:
+        bar = tqdm(unit="B", unit_scale=True, desc=machine, leave=False, disable=None)
+
+        def progress(done, total, bar=bar):
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            folders = fetch_archive(machine, split, data, mirror, force, say=lambda m: click.echo(m, err=True),
+                                    progress=progress)
+        finally:
+            bar.close()
+        click.echo(f"{machine}: extracted into {', '.join(folders)}")
+    if split == "dev":
+        _print_summary(data)
+
+
 def _keras_verbosity() -> int:
     """Keras progress bar on a terminal, one line per epoch otherwise (logs, CI)."""
     return 1 if sys.stdout.isatty() else 2
