@@ -420,6 +420,35 @@ def score(paths, tflite_path, csv_path, threads, result_dir, strict):
     _finish(skipped)
 
 
+@cli.command()
+@click.option("--machine", "machines", multiple=True, type=click.Choice(MACHINE_CHOICES),
+              help="Machine type (repeatable); with several, or --all, one page covers them.")
+@click.option("--all", "all_machines", is_flag=True, help="Every machine type with test results, on one page.")
+@click.option("--model", "model_kind", type=click.Choice(DETECTOR_KINDS + ("all",)), default="all", show_default=True,
+              help="Which detectors to show (those tested).")
+@click.option("--out", default="reports", show_default=True, help="Folder for the HTML page and its PNGs.")
+@click.option("--result-dir", default="results", show_default=True, help="Where 'test' wrote metrics and scores.")
+@click.option("--models-dir", default="saved_models", show_default=True, help="Where the detectors are saved.")
+@click.option("--data", default="data", show_default=True, help="Dataset root, to find clips for the spectrograms.")
+@user_errors
+def report(machines, all_machines, model_kind, out, result_dir, models_dir, data):
+    """One self-contained HTML page: tables, ROC curves, score histograms, spectrograms, training curves.
+
+    Reads what 'test' and 'fit' saved; no TensorFlow. Example: python cli.py report --machine gearbox
+    """
+    from asdkeras.report import write_report
+
+    if all_machines or not machines:
+        found = sorted({name.rsplit("_", 1)[1][:-5] for name in os.listdir(result_dir)
+                        if name.startswith("metrics_") and name.endswith(".json")}) if os.path.isdir(result_dir) else []
+        machines = [m for m in MACHINE_CHOICES if m in found]
+        if not machines:
+            raise AsdError(f"{result_dir}: no test results; run 'python cli.py test' first")
+    kinds = DETECTOR_KINDS if model_kind == "all" else (model_kind,)
+    path = write_report(list(machines), kinds, result_dir, models_dir, out, data)
+    click.echo(f"wrote {path} (and its PNGs under {out}/)")
+
+
 @cli.command("oe-sweep")
 @click.option("--machine", required=True, type=click.Choice(MACHINE_CHOICES), help="Target machine type.")
 @click.option("--epochs", default=30, show_default=True, type=click.IntRange(1))

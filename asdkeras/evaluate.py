@@ -10,7 +10,7 @@ from asdkeras.data.layout import ClipRecord, scan_split, sections, select
 from asdkeras.detector import Detector
 from asdkeras.errors import SkippedFiles
 from asdkeras.metrics import (SectionResult, format_table, hmean, metrics_document, official_score, section_metrics,
-                              write_metrics_json, write_result_csvs)
+                              write_metrics_json, write_result_csvs, write_score_record)
 from asdkeras.pipeline import Progress, no_progress
 
 
@@ -86,6 +86,9 @@ def write_evaluation(machine: str, model_name: str, records: list[ClipRecord], s
                                            [r.domain for r in members], decisions[idx]))
     if results:
         files.append(write_metrics_json(result_dir, metrics_document(machine, model_name, results, threshold)))
+    files.append(write_score_record(result_dir, model_name, machine, [
+        (r.path, r.section, r.domain, r.label, float(score), int(decision))
+        for r, score, decision in zip(records, scores, decisions)]))
     return Evaluation(machine, model_name, results, files, threshold)
 
 

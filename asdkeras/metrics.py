@@ -105,6 +105,30 @@ def write_result_csvs(result_dir: str, machine: str, section: str, filenames, sc
     return score_path, decision_path
 
 
+SCORE_RECORD_FIELDS = ("path", "section", "domain", "label", "score", "decision")
+
+
+def score_record_path(result_dir: str, model: str, machine: str) -> str:
+    """``<result_dir>/scores_<model>_<machine>.csv``: one detector's clip scores, kept beside the official CSVs
+    (which every detector of a machine overwrites)."""
+    return os.path.join(result_dir, f"scores_{model}_{machine}.csv")
+
+
+def write_score_record(result_dir: str, model: str, machine: str, rows: list[tuple]) -> str:
+    """Write :data:`SCORE_RECORD_FIELDS` rows (with a header) atomically; domain and label may be empty."""
+    lines = [",".join(SCORE_RECORD_FIELDS)]
+    lines += [",".join("" if value is None else str(value) for value in row) for row in rows]
+    return write_text(score_record_path(result_dir, model, machine), "\n".join(lines) + "\n")
+
+
+def read_score_record(path: str) -> list[dict]:
+    """Rows of :func:`write_score_record` as dicts (score float, decision int, empty fields None)."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [{**row, "score": float(row["score"]), "decision": int(row["decision"]),
+             "domain": row["domain"] or None, "label": row["label"] or None} for row in rows]
+
+
 def read_score_csv(path: str) -> dict[str, float]:
     """Read an ``anomaly_score_*.csv`` back into file name -> score."""
     with open(path, newline="") as handle:
