@@ -29,6 +29,9 @@ CLIP_SECONDS = 10.0
 CLIP_SAMPLES = int(SAMPLE_RATE * CLIP_SECONDS)
 """Working clip length in samples (160000)."""
 
+RESAMPLE_MARGIN_SECONDS = 0.1
+"""Input read beyond the clip's end, so the resampling filter sees real samples at the crop point."""
+
 MIN_SECONDS = 1.0
 """Clips shorter than this (in seconds, before padding) are refused as too short to score."""
 
@@ -42,13 +45,29 @@ class AudioInfo:
     frames: int
 
 
-def read_file(path: str) -> tuple[np.ndarray, int]:
+RATE_RANGE = (1_000, 768_000)
+"""Plausible sample rates in Hz; a header outside declares garbage (a 1 Hz header would have the
+resampler turn a 10 s read into hours of audio)."""
+
+MAX_CHANNELS = 256
+"""More channels than this is a damaged header, not a microphone array."""
+
+
+def read_file(path: str, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """Decode a file into a ``(frames, channels)`` float32 array and its sample rate in Hz.
+
+    Parameters
+    ----------
+    path : str
+    max_seconds : float, optional
+        Read at most this many seconds from the start (memory stays bounded whatever the header
+        declares); None reads everything.
 
     Raises
     ------
     AsdError
-        The file is missing, empty, corrupt or of an unsupported format.
+        The file is missing, empty, corrupt, of an unsupported format, or declares an
+        implausible sample rate or channel count.
     """
     if not os.path.isfile(path):
         raise AsdError(f"{path}: no such file; check the path or the dataset folder")
@@ -57,10 +76,16 @@ def read_file(path: str) -> tuple[np.ndarray, int]:
     ext = os.path.splitext(path)[1].lower()
     if ext in (".flac", ".ogg"):
         data, rate = _read_with_tensorflow_io(path)
+        _check_header(path, rate, data.shape[1])
+        if max_seconds is not None:
+            data = data[:int(math.ceil(max_seconds * rate))]
     else:
         try:
-            data, rate = sf.read(path, dtype="float32", always_2d=True)
-        except (RuntimeError, sf.LibsndfileError, ValueError) as exc:
+            info = sf.info(path)
+            _check_header(path, int(info.samplerate), int(info.channels))
+            frames = -1 if max_seconds is None else int(math.ceil(max_seconds * info.samplerate))
+            data, rate = sf.read(path, frames=frames, dtype="float32", always_2d=True)
+        except (RuntimeError, sf.LibsndfileError, ValueError, MemoryError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise AsdError(
                 f"{path}: cannot decode audio ({reason}); expected a WAV file, re-copy or re-download it"
@@ -68,6 +93,14 @@ def read_file(path: str) -> tuple[np.ndarray, int]:
     if data.shape[0] == 0:
         raise AsdError(f"{path}: the file holds no audio samples (zero length); re-record or remove it")
     return data, int(rate)
+
+
+def _check_header(path: str, rate: int, channels: int) -> None:
+    if not RATE_RANGE[0] <= rate <= RATE_RANGE[1]:
+        raise AsdError(f"{path}: declares a sample rate of {rate} Hz, outside {RATE_RANGE[0]}-{RATE_RANGE[1]} Hz; "
+                       f"the header is damaged, re-copy or re-export the file")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise AsdError(f"{path}: declares {channels} channels; the header is damaged, re-copy or re-export the file")
 
 
 def _read_with_tensorflow_io(path: str) -> tuple[np.ndarray, int]:
@@ -138,7 +171,8 @@ def load_clip(path: str, channel: int | None = None, sample_rate: int = SAMPLE_R
     min_seconds : float
         Input shorter than this many seconds is refused with an :class:`AsdError`.
     """
-    data, rate = read_file(path)
+    # Crop before resampling: only the input that becomes the clip is read (plus the filter's reach).
+    data, rate = read_file(path, max_seconds=clip_samples / sample_rate + RESAMPLE_MARGIN_SECONDS)
     if data.shape[0] < min_seconds * rate:
         raise AsdError(f"{path}: only {data.shape[0] / rate:.2f} s of audio, at least {min_seconds:g} s "
                        f"needed; use a longer recording")

@@ -188,3 +188,53 @@ def test_level_problems_name_silence_and_clipping():
     loud = np.clip(5 * _tone(1.0), -1, 1)
     assert level_problem(*level_statistics(loud)).startswith("clipped (")
     assert level_problem(*level_statistics(_tone(1.0))) is None
+
+
+def _wav_header(format_tag, channels, rate, bits, data_size, payload):
+    import struct
+
+    block = max(1, channels * max(bits, 8) // 8) & 0xFFFF
+    fmt = struct.pack("<HHIIHH", format_tag, channels, rate, (rate * block) & 0xFFFFFFFF, block, bits)
+    return (b"RIFF" + struct.pack("<I", (36 + data_size) & 0xFFFFFFFF) + b"WAVE" + b"fmt " + struct.pack("<I", 16)
+            + fmt + b"data" + struct.pack("<I", data_size) + payload)
+
+
+_headers = st.builds(
+    _wav_header,
+    format_tag=st.sampled_from([1, 3, 2, 6, 7, 0xFFFE, 0, 0x1234]),
+    channels=st.one_of(st.integers(0, 9), st.integers(0, 0xFFFF)),
+    rate=st.one_of(st.sampled_from([1, 8, 999, 8000, 16000, 44100, 96000, 768001]), st.integers(0, 2 ** 32 - 1)),
+    bits=st.sampled_from([0, 1, 8, 12, 16, 24, 32, 64]),
+    data_size=st.one_of(st.integers(0, 4000), st.just(2 ** 32 - 1), st.integers(0, 2 ** 32 - 1)),
+    payload=st.binary(max_size=4000),
+)
+
+
+@settings(max_examples=int(os.environ.get("ASDKERAS_FUZZ_EXAMPLES", "150")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(content=st.one_of(_headers, st.binary(max_size=3000),
+                         _headers.flatmap(lambda b: st.integers(0, len(b)).map(lambda n: b[:n]))))
+def test_the_loader_returns_audio_or_its_own_error_quickly_with_bounded_memory(tmp_path_factory, content):
+    """Malformed WAV bytes: audio or the project's one-line error, within a second, memory bounded.
+
+    ASDKERAS_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest tests/test_bad_files.py -k loader  (the longer run)
+    """
+    import time
+    import tracemalloc
+
+    from asdkeras.audio import load_clip
+
+    path = tmp_path_factory.mktemp("loader") / "fuzz.wav"
+    path.write_bytes(content)
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        clip = load_clip(str(path))
+        assert clip.shape == (160000,) and clip.dtype == np.float32 and np.all(np.isfinite(clip))
+    except AsdError as exc:
+        assert str(exc).startswith(str(path)) and "\n" not in str(exc)
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert time.perf_counter() - started < 1.0
+    assert peak < 200 * 2 ** 20
