@@ -190,7 +190,7 @@ def _pair(text: str | None) -> tuple[float, float] | None:
 
 
 @cli.command()
-@click.option("--machine", required=True, type=click.Choice(MACHINE_CHOICES), help="Machine type to train.")
+@click.option("--machine", required=True, help="Machine type: a folder under <data>/dev_data (the seven DCASE 2022 types, or any other such as pump).")
 @click.option("--model", "model_kind", type=click.Choice(DETECTOR_KINDS + ("all",)), default="ae", show_default=True,
               help="ae: dense autoencoder on log-mel vectors; mobilenet: MobileNetV2 on spectrogram images; "
                    "gmm: time-pooled log-mel levels with a Gaussian mixture; ensemble: built from the machine's "
@@ -299,7 +299,7 @@ def _fit_ensemble(machine, mode, combine, data, models_dir, cache_dir, skipped):
 
 
 @cli.command()
-@click.option("--machine", required=True, type=click.Choice(MACHINE_CHOICES), help="Machine type to test.")
+@click.option("--machine", required=True, help="Machine type: a folder under <data>/dev_data (the seven DCASE 2022 types, or any other such as pump).")
 @click.option("--model", "model_kind", type=click.Choice(DETECTOR_KINDS), default="ae", show_default=True, help="Which saved detector.")
 @click.option("--data", default="data", show_default=True, help="Dataset root.")
 @click.option("--subset", type=click.Choice(["dev_data", "eval_data"]), default="dev_data", show_default=True,
@@ -333,7 +333,7 @@ def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, g
 
 
 @cli.command("export-tflite")
-@click.option("--machine", "machines", multiple=True, type=click.Choice(MACHINE_CHOICES),
+@click.option("--machine", "machines", multiple=True,
               help="Machine type to export (repeatable) [default: every machine with a saved detector].")
 @click.option("--all", "all_machines", is_flag=True, help="Every machine with a saved detector (the default).")
 @click.option("--model", "model_kind", type=click.Choice(DETECTOR_KINDS + ("all",)), default="all", show_default=True,
@@ -421,7 +421,7 @@ def score(paths, tflite_path, csv_path, threads, result_dir, strict):
 
 
 @cli.command()
-@click.option("--machine", "machines", multiple=True, type=click.Choice(MACHINE_CHOICES),
+@click.option("--machine", "machines", multiple=True,
               help="Machine type (repeatable); with several, or --all, one page covers them.")
 @click.option("--all", "all_machines", is_flag=True, help="Every machine type with test results, on one page.")
 @click.option("--model", "model_kind", type=click.Choice(DETECTOR_KINDS + ("all",)), default="all", show_default=True,
@@ -441,7 +441,7 @@ def report(machines, all_machines, model_kind, out, result_dir, models_dir, data
     if all_machines or not machines:
         found = sorted({name.rsplit("_", 1)[1][:-5] for name in os.listdir(result_dir)
                         if name.startswith("metrics_") and name.endswith(".json")}) if os.path.isdir(result_dir) else []
-        machines = [m for m in MACHINE_CHOICES if m in found]
+        machines = [m for m in MACHINE_CHOICES if m in found] + [m for m in found if m not in MACHINE_CHOICES]
         if not machines:
             raise AsdError(f"{result_dir}: no test results; run 'python cli.py test' first")
     kinds = DETECTOR_KINDS if model_kind == "all" else (model_kind,)
@@ -450,7 +450,7 @@ def report(machines, all_machines, model_kind, out, result_dir, models_dir, data
 
 
 @cli.command("oe-sweep")
-@click.option("--machine", required=True, type=click.Choice(MACHINE_CHOICES), help="Target machine type.")
+@click.option("--machine", required=True, help="Machine type: a folder under <data>/dev_data (the seven DCASE 2022 types, or any other such as pump).")
 @click.option("--epochs", default=30, show_default=True, type=click.IntRange(1))
 @click.option("--seed", default=0, show_default=True)
 @click.option("--data", default="data", show_default=True)

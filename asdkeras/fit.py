@@ -17,7 +17,7 @@ import scipy.special
 
 from asdkeras.audio import CLIP_SAMPLES
 from asdkeras.augment import AugmentConfig
-from asdkeras.data.layout import ClipRecord, scan_split, select
+from asdkeras.data.layout import MACHINE_TYPES, ClipRecord, list_machines, scan_split, select
 from asdkeras.detector import Detector, detector_dir
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.features import ImageConfig, LogMelConfig
@@ -59,6 +59,10 @@ class FitConfig:
     def normal_cap(self) -> int | None:
         """Most training-normal clips the fit draws at random (None: all)."""
         return None
+
+    def machine_types(self) -> list[str]:
+        """The machine types of the dataset (candidates for outlier exposure)."""
+        return list_machines(self.data_dir, self.subset) or list(MACHINE_TYPES)
 
     def normal_split(self) -> tuple[list[ClipRecord], list[ClipRecord]]:
         """The machine's training normals the fit uses: ``(trained on, held out)``.
@@ -104,7 +108,7 @@ class AutoencoderConfig(FitConfig):
                 raise AsdError(f"--loss mse trains the clear AE on normals only; drop --outlier {self.outlier} "
                                f"or choose --loss oe / oe-hinge")
             return None
-        return resolve_outlier("ae", self.machine, self.outlier)
+        return resolve_outlier("ae", self.machine, self.outlier, self.machine_types())
 
 
 def _subsample(records: list[ClipRecord], count: int | None, seed: int) -> list[ClipRecord]:
@@ -157,7 +161,8 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     train_records, val_records = config.normal_split()
-    outliers = outlier_records(config.data_dir, config.subset, config.resolved_outlier(),
+    outlier_machine = config.resolved_outlier()
+    outliers = outlier_records(config.data_dir, config.subset, outlier_machine,
                                config.outlier_clips or len(train_records) + len(val_records), config.seed + 1)
     frontend = LogMelFrontend(config.features)
     cache = frontend.cache(config.cache_dir)
@@ -194,7 +199,7 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
         score_units="mean over the clip's 309 log-mel vectors of their squared reconstruction error "
                     "(normalised units)",
         thresholds=thresholds, threshold_rule="quantile", normal_scores=normal_scores,
-        info={"loss": config.loss, "outlier": config.resolved_outlier(),
+        info={"loss": config.loss, "outlier": outlier_machine,
               "clips": {"train_normal": len(train_normal), "val_normal": len(val_normal),
                         "train_outlier": len(train_outlier), "val_outlier": len(val_outlier)},
               "epochs_run": len(history.history["loss"]),
@@ -330,7 +335,7 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
     augmented_count = 2 * len(train_real) if config.augmented_clips is None else config.augmented_clips
     augmented = augmented_clips(train_real, augmented_count, config.augment_config(), config.cache_dir, config.seed,
                                 progress, config.workers)
-    outlier_machine = resolve_outlier("mobilenet", config.machine, config.outlier)
+    outlier_machine = resolve_outlier("mobilenet", config.machine, config.outlier, config.machine_types())
     outliers = outlier_records(config.data_dir, config.subset, outlier_machine,
                                config.outlier_clips or len(train_real) + len(augmented), config.seed + 1)
     outliers, outlier_images = _cached(images, outliers, progress, skipped)

@@ -223,3 +223,20 @@ def test_demo_runs_the_whole_system_and_prints_the_final_table(tiny_dataset, tmp
     keras = json.load(open(tmp_path / "results" / "metrics_ensemble_gearbox.json"))
     assert abs(lite["official_score"] - keras["official_score"]) < 0.1
     assert "scored 36 clips with" in result.output
+
+
+def test_a_machine_type_outside_the_seven_trains_and_tests(tiny_dataset, tmp_path):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(os.path.join(tiny_dataset, "dev_data", "gearbox"), root / "dev_data" / "pump")
+    shutil.copytree(os.path.join(tiny_dataset, "dev_data", "valve"), root / "dev_data" / "valve")
+    common = ["--data", root, "--models-dir", tmp_path / "models", "--cache-dir", tmp_path / "cache"]
+    fitted = _run("fit", "--machine", "pump", "--epochs", "1", *common)
+    assert fitted.exit_code == 0, fitted.output
+    assert "pump is not in the report's pairing; using valve" in fitted.output and "outlier valve" in fitted.output
+    tested = _run("test", "--machine", "pump", "--result-dir", tmp_path / "results", *common)
+    assert tested.exit_code == 0, tested.output
+    assert json.load(open(tmp_path / "results" / "metrics_ae_pump.json"))["official_score"] > 0
+    missing = _run("fit", "--machine", "compressor", *common)
+    assert missing.exit_code == 2 and "machines present: pump, valve" in missing.output
