@@ -20,16 +20,26 @@ from asdkeras.errors import AsdError  # noqa: E402
 from asdkeras.kinds import COMBINATIONS, DEFAULT_ENSEMBLE_MODE, DETECTOR_KINDS, ENSEMBLE, ENSEMBLE_MODES, MODEL_KINDS, QUANTISATIONS  # noqa: E402
 
 
+def _run_option(name: str) -> bool:
+    """A global option of this run (``--quiet``, ``--debug``), given before the command."""
+    context = click.get_current_context(silent=True)
+    return bool(context and (context.find_root().obj or {}).get(name))
+
+
 def user_errors(command):
-    """Print an AsdError as one line on stderr and exit 2, instead of a traceback."""
+    """Print an AsdError as one line on stderr and exit 2, instead of a traceback (kept with --debug)."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
         except AsdError as exc:
+            if _run_option("debug"):
+                raise
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         except OSError as exc:  # disk full, permissions, a folder vanishing: say which file, not a traceback
+            if _run_option("debug"):
+                raise
             where = f"{exc.filename}: " if exc.filename else ""
             click.echo(f"error: {where}{exc.strerror or exc}; check the path, free space and permissions", err=True)
             sys.exit(2)
@@ -40,9 +50,12 @@ def user_errors(command):
 
 
 def _progress(description: str):
+    """A progress bar over clips on a terminal; none with --quiet."""
     from tqdm import tqdm
+
+    quiet = _run_option("quiet")
     return lambda iterable, total=None: tqdm(iterable, desc=description, total=total, unit="clip",
-                                             leave=False, disable=None, dynamic_ncols=True)
+                                             leave=False, disable=True if quiet else None, dynamic_ncols=True)
 
 
 def _print_summary(root: str) -> None:
@@ -72,8 +85,20 @@ class _NoteHandler(logging.Handler):
 
 
 @click.group()
-def cli():
-    """Anomalous machine-sound detection: autoencoder and MobileNetV2 with outlier exposure, pooled-GMM, TFLite export."""
+@click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines (results and errors still print).")
+@click.option("--debug", is_flag=True, help="Show the full traceback of an error instead of its one line.")
+@click.pass_context
+def cli(context, quiet, debug):
+    """Anomalous machine-sound detection: autoencoder and MobileNetV2 with outlier exposure, pooled-GMM, ensemble,
+    TFLite export.
+
+    \b
+    Examples:
+      python cli.py demo                                  # the whole system on synthetic data
+      python cli.py fit --machine gearbox --model all     # every detector and the ensemble
+      python cli.py --quiet test --machine gearbox --model ensemble
+    """
+    context.obj = {"quiet": quiet, "debug": debug}
     log = logging.getLogger("asdkeras")
     if not any(isinstance(h, _NoteHandler) for h in log.handlers):
         log.addHandler(_NoteHandler())
@@ -91,7 +116,10 @@ def cli():
 @click.option("--workers", default=None, type=click.IntRange(1), help="Processes rendering audio [default: CPU count].")
 @user_errors
 def synth(out, machines, scale, seed, force, workers):
-    """Write the synthetic DCASE-like dataset (16 kHz, 10 s, DCASE 2022 names)."""
+    """Write the synthetic DCASE-like dataset (16 kHz, 10 s, DCASE 2022 names).
+
+    Example: python cli.py synth --out data/synth --machines fan,valve
+    """
     import time
 
     from asdkeras.data.synth import SCALES, generate
@@ -107,7 +135,10 @@ def synth(out, machines, scale, seed, force, workers):
 @click.option("--data", default="data", show_default=True, help="Dataset root holding dev_data/.")
 @user_errors
 def summary(data):
-    """Print clip counts per machine type of a DCASE tree."""
+    """Print clip counts per machine type of a DCASE tree.
+
+    Example: python cli.py summary --data data
+    """
     _print_summary(data)
 
 
@@ -136,7 +167,7 @@ def download(machines, split, data, mirror, force):
 
     click.echo(LICENCE)
     for machine in machines:
-        bar = tqdm(unit="B", unit_scale=True, desc=machine, leave=False, disable=None)
+        bar = tqdm(unit="B", unit_scale=True, desc=machine, leave=False, disable=True if _run_option("quiet") else None)
 
         def progress(done, total, bar=bar):
             bar.total = total
@@ -153,8 +184,8 @@ def download(machines, split, data, mirror, force):
 
 
 def _keras_verbosity() -> int:
-    """Keras progress bar on a terminal, one line per epoch otherwise (logs, CI)."""
-    return 1 if sys.stdout.isatty() else 2
+    """Keras progress bar on a terminal, one line per epoch otherwise (logs, CI), nothing with --quiet."""
+    return 0 if _run_option("quiet") else 1 if sys.stdout.isatty() else 2
 
 
 def _ensure_data(data: str) -> None:
@@ -313,7 +344,10 @@ def _fit_ensemble(machine, mode, combine, data, models_dir, cache_dir, skipped):
 @click.option("--strict", is_flag=True, help="Stop at the first unreadable audio file (default: report it, skip it, go on, exit 1 at the end).")
 @user_errors
 def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, ground_truth_dir, strict):
-    """Score the test clips: official DCASE CSVs, and metrics for labelled data."""
+    """Score the test clips: official DCASE CSVs, and metrics for labelled data.
+
+    Example: python cli.py test --machine gearbox --model ensemble
+    """
     from asdkeras.data.layout import labelled_test_records
     from asdkeras.detector import detector_dir
     from asdkeras.evaluate import evaluate
@@ -365,7 +399,7 @@ def export_tflite(machines, all_machines, model_kind, quant, int8_io, models_dir
         kind, machine = os.path.basename(folder), os.path.basename(os.path.dirname(folder))
         _, files = export_folder(folder, out, quantisations, cache_dir, data, int8_io,
                                  official_score_of(result_dir, kind, machine),
-                                 announce=lambda name: click.echo(f"exporting {name}", err=True))
+                                 announce=lambda name: None if _run_option("quiet") else click.echo(f"exporting {name}", err=True))
         for exported in files:
             click.echo(f"{exported.path} ({os.path.getsize(exported.path) / 1024:.0f} kB) + {os.path.basename(exported.sidecar)}")
         count += len(files)
@@ -451,15 +485,18 @@ def report(machines, all_machines, model_kind, out, result_dir, models_dir, data
 
 @cli.command("oe-sweep")
 @click.option("--machine", required=True, help="Machine type: a folder under <data>/dev_data (the seven DCASE 2022 types, or any other such as pump).")
-@click.option("--epochs", default=30, show_default=True, type=click.IntRange(1))
-@click.option("--seed", default=0, show_default=True)
-@click.option("--data", default="data", show_default=True)
-@click.option("--models-dir", default="saved_models", show_default=True)
-@click.option("--result-dir", default="results", show_default=True)
-@click.option("--cache-dir", default="cache", show_default=True)
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(1), help="Maximum epochs per autoencoder.")
+@click.option("--seed", default=0, show_default=True, help="Random seed.")
+@click.option("--data", default="data", show_default=True, help="Dataset root; the synthetic default is generated there when missing.")
+@click.option("--models-dir", default="saved_models", show_default=True, help="Where the sweep's detectors are saved (under <machine>/oe-sweep/).")
+@click.option("--result-dir", default="results", show_default=True, help="Where the sweep's table (JSON) and CSVs go.")
+@click.option("--cache-dir", default="cache", show_default=True, help="Feature cache folder.")
 @user_errors
 def oe_sweep(machine, epochs, seed, data, models_dir, result_dir, cache_dir):
-    """Clear AE against OE with every other machine type as the outlier (the report's Table 1)."""
+    """Clear AE against OE with every other machine type as the outlier (the report's Table 1).
+
+    Example: python cli.py oe-sweep --machine fan --epochs 20
+    """
     from asdkeras.sweep import format_sweep_table, run_oe_sweep
 
     _ensure_data(data)
@@ -495,6 +532,8 @@ def demo(data, machines, epochs, width, image_size, mobilenet_epochs, models_dir
     GMM, builds the ensemble, tests all four, exports the ensemble as an int8 waveform-in TFLite
     model and scores the test clips with it through 'python cli.py score'; then prints one table
     per machine type. Reruns reuse the feature caches.
+
+    Example: python cli.py demo --machines gearbox,valve
     """
     import subprocess
     import time

@@ -240,3 +240,17 @@ def test_a_machine_type_outside_the_seven_trains_and_tests(tiny_dataset, tmp_pat
     assert json.load(open(tmp_path / "results" / "metrics_ae_pump.json"))["official_score"] > 0
     missing = _run("fit", "--machine", "compressor", *common)
     assert missing.exit_code == 2 and "machines present: pump, valve" in missing.output
+
+
+def test_every_command_explains_itself_with_an_example_and_described_options():
+    for name, command in cli.cli.commands.items():
+        assert command.help and "Example" in command.help, name
+        undescribed = [p.name for p in command.params if isinstance(p, __import__("click").Option) and not p.help]
+        assert not undescribed, (name, undescribed)
+
+
+def test_debug_shows_the_traceback_and_quiet_keeps_the_result(tiny_dataset, workdir):
+    plain = _run("test", "--machine", "nothing", "--data", tiny_dataset)
+    assert plain.exit_code == 2 and "Traceback" not in plain.output
+    debug = CliRunner().invoke(cli.cli, ["--debug", "test", "--machine", "nothing", "--data", tiny_dataset])
+    assert debug.exit_code == 1 and type(debug.exception).__name__ == "AsdError"
