@@ -131,11 +131,18 @@ def outlier_records(data_dir: str, subset: str, outlier_machine: str | None, cou
     return _subsample(outliers, count, seed)
 
 
-def _cached(cache, records: list[ClipRecord], progress: Progress,
-            skipped: SkippedFiles | None) -> tuple[list[ClipRecord], list[str]]:
-    """The records whose features are cached, and their cache paths; unreadable files go to ``skipped``."""
+def _cached(cache, groups: list[list[ClipRecord]], progress: Progress,
+            skipped: SkippedFiles | None) -> list[tuple[list[ClipRecord], list[str]]]:
+    """Per group of records: those whose features are cached, and their cache paths.
+
+    The groups are cached in one pass (one progress bar, one conversion note); unreadable files
+    go to ``skipped``.
+    """
+    records = [r for group in groups for r in group]
     paths = cache.ensure([r.path for r in records], progress, skipped)
-    return [r for r in records if skipped is None or r.path not in skipped], paths
+    cached = dict(zip([r.path for r in records if skipped is None or r.path not in skipped], paths))
+    return [([r for r in group if r.path in cached], [cached[r.path] for r in group if r.path in cached])
+            for group in groups]
 
 
 def _history_dict(*histories) -> dict:
@@ -166,9 +173,8 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
                                config.outlier_clips or len(train_records) + len(val_records), config.seed + 1)
     frontend = LogMelFrontend(config.features)
     cache = frontend.cache(config.cache_dir)
-    train_records, train_normal = _cached(cache, train_records, progress, skipped)
-    val_records, val_normal = _cached(cache, val_records, progress, skipped)
-    outliers, outlier_paths = _cached(cache, outliers, progress, skipped)
+    (train_records, train_normal), (val_records, val_normal), (outliers, outlier_paths) = _cached(
+        cache, [train_records, val_records, outliers], progress, skipped)
     _require_training_clips(train_normal, config.machine)
     outlier_val = split_validation([(r.section,) for r in outliers], config.validation_fraction, config.seed + 1)
     train_outlier, val_outlier = partition(outlier_paths, outlier_val)
@@ -328,8 +334,8 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
     frontend = ImageFrontend(config.image_config())
     images = frontend.cache(config.cache_dir)
     train_records, val_records = config.normal_split()
-    train_records, train_real_images = _cached(images, train_records, progress, skipped)
-    val_records, val_real_images = _cached(images, val_records, progress, skipped)
+    (train_records, train_real_images), (val_records, val_real_images) = _cached(
+        images, [train_records, val_records], progress, skipped)
     _require_training_clips(train_real_images, config.machine)
     train_real, val_real = [r.path for r in train_records], [r.path for r in val_records]
     augmented_count = 2 * len(train_real) if config.augmented_clips is None else config.augmented_clips
@@ -338,7 +344,7 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
     outlier_machine = resolve_outlier("mobilenet", config.machine, config.outlier, config.machine_types())
     outliers = outlier_records(config.data_dir, config.subset, outlier_machine,
                                config.outlier_clips or len(train_real) + len(augmented), config.seed + 1)
-    outliers, outlier_images = _cached(images, outliers, progress, skipped)
+    [(outliers, outlier_images)] = _cached(images, [outliers], progress, skipped)
     outlier_val = split_validation([(r.section,) for r in outliers], config.validation_fraction, config.seed + 1)
     train_outlier, val_outlier = partition(outlier_images, outlier_val)
 
@@ -453,8 +459,8 @@ def fit_gmm(config: GmmConfig, progress: Progress = no_progress, verbose: int = 
     train_records, val_records = config.normal_split()
     frontend = LogMelFrontend(config.features)
     cache = frontend.cache(config.cache_dir)
-    train_records, train_paths = _cached(cache, train_records, progress, skipped)
-    val_records, val_paths = _cached(cache, val_records, progress, skipped)
+    (train_records, train_paths), (val_records, val_paths) = _cached(
+        cache, [train_records, val_records], progress, skipped)
     _require_training_clips(train_paths, config.machine)
 
     pooled = np.asarray(pooling_model(*frontend.input_shape, decays).predict(frontend.dataset(train_paths), verbose=0),
