@@ -9,8 +9,8 @@ import numpy as np
 from asdkeras.data.layout import ClipRecord, scan_split, sections, select
 from asdkeras.detector import Detector
 from asdkeras.errors import SkippedFiles
-from asdkeras.metrics import (SectionResult, format_table, hmean, metrics_document, official_score, section_metrics,
-                              write_metrics_json, write_result_csvs, write_score_record)
+from asdkeras.metrics import (SectionResult, format_table, hmean, metrics_document, official_score, score_summary,
+                              section_metrics, write_metrics_json, write_result_csvs, write_score_record)
 from asdkeras.pipeline import Progress, no_progress
 
 
@@ -99,7 +99,9 @@ def read_evaluation(result_dir: str, model_name: str, machine: str) -> Evaluatio
 
     with open(os.path.join(result_dir, f"metrics_{model_name}_{machine}.json")) as handle:
         document = json.load(handle)
-    results = [SectionResult(section, **figures) for section, figures in document["sections"].items()]
+    fields = SectionResult.__dataclass_fields__
+    results = [SectionResult(section, **{k: figures.get(k) for k in fields if k != "section"})
+               for section, figures in document["sections"].items()]
     return Evaluation(machine, model_name, results, [], document.get("threshold"))
 
 
@@ -115,10 +117,17 @@ def format_decision_summary(evaluations: list[Evaluation]) -> str:
         if not evaluation.results:
             lines.append(f"{evaluation.machine:10s} {evaluation.model:24s} (no labels)")
             continue
-        mean = lambda name: np.mean([getattr(r, name) for r in evaluation.results])  # noqa: E731
-        harmonic = lambda name: hmean([getattr(r, name) for r in evaluation.results])  # noqa: E731
-        lines.append(f"{evaluation.machine:10s} {evaluation.model:24s} {evaluation.official_score:8.3f} "
-                     f"{harmonic('auc_source'):7.3f} {harmonic('auc_target'):7.3f} {harmonic('pauc'):6.3f} "
-                     f"{mean('recall_source'):10.3f} {mean('recall_target'):10.3f} "
-                     f"{mean('false_alarm_source'):15.3f} {mean('false_alarm_target'):15.3f}")
+        def figure(name: str, average, width: int) -> str:
+            values = [getattr(r, name) for r in evaluation.results if getattr(r, name) is not None]
+            return f"{average(values):{width}.3f}" if values else f"{'-':>{width}s}"
+
+        summary = score_summary(evaluation.results)
+        score = (f"{summary['value']:8.3f}" + ("*" if summary["rule"] == "fallback" else "")
+                 if summary["value"] is not None else f"{'-':>8s}")
+        lines.append(f"{evaluation.machine:10s} {evaluation.model:24s} {score} "
+                     f"{figure('auc_source', hmean, 7)} {figure('auc_target', hmean, 7)} {figure('pauc', hmean, 6)} "
+                     f"{figure('recall_source', np.mean, 10)} {figure('recall_target', np.mean, 10)} "
+                     f"{figure('false_alarm_source', np.mean, 15)} {figure('false_alarm_target', np.mean, 15)}")
+    if any(score_summary(e.results)["rule"] == "fallback" for e in evaluations if e.results):
+        lines.append("*: not the official score (a domain or a class is missing): h-mean of the AUCs and pAUCs that exist")
     return "\n".join(lines)

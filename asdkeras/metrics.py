@@ -10,6 +10,11 @@ The official score is the harmonic mean of the flat list of every AUC(source), A
 and pAUC, each floored at machine epsilon. Precision, recall and F1 of the decisions are
 computed per domain over that domain's clips, and so is the false-alarm share (normal clips
 decided anomalous).
+
+Real datasets do not always allow that: DCASE 2020 and MIMII have one domain, a user's folder
+may hold one class. A figure that cannot be computed is None with a note saying why; the
+official score then does not apply, and :func:`score_summary` gives the harmonic mean of the
+figures that exist, marked as the fallback.
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ import scipy.stats
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
 from asdkeras.atomic import write_json, write_text
-from asdkeras.errors import AsdError
 
 MAX_FPR = 0.1
 
@@ -34,9 +38,9 @@ class SectionResult:
     """Metrics of one section; precision/recall/F1 are None without decisions."""
 
     section: str
-    auc_source: float
-    auc_target: float
-    pauc: float
+    auc_source: float | None
+    auc_target: float | None
+    pauc: float | None
     precision_source: float | None = None
     recall_source: float | None = None
     f1_source: float | None = None
@@ -45,11 +49,12 @@ class SectionResult:
     f1_target: float | None = None
     false_alarm_source: float | None = None
     false_alarm_target: float | None = None
+    note: str | None = None
+    """Why a figure is missing (one class only, a domain without normals); None when all exist."""
 
 
-def _check_both_classes(y: np.ndarray, what: str) -> None:
-    if y.size == 0 or y.min() == y.max():
-        raise AsdError(f"{what} needs both normal and anomalous clips; got {int(y.sum())} anomalies of {y.size}")
+def _both_classes(y: np.ndarray) -> bool:
+    return y.size > 0 and y.min() != y.max()
 
 
 def section_metrics(section: str, labels, scores, domains, decisions=None, max_fpr: float = MAX_FPR) -> SectionResult:
@@ -63,24 +68,29 @@ def section_metrics(section: str, labels, scores, domains, decisions=None, max_f
     decisions : array of 0/1, optional
     """
     y, s, d = np.asarray(labels, int), np.asarray(scores, float), np.asarray(domains)
-    aucs = {}
+    aucs, notes = {}, []
+    if not _both_classes(y):
+        notes.append(f"only {'anomalous' if y.size and y.min() == 1 else 'normal'} clips ({y.size}): no AUC")
     for domain in ("source", "target"):
         keep = (d == domain) | (y == 1)
-        _check_both_classes(y[keep], f"section {section} AUC({domain})")
-        aucs[domain] = float(roc_auc_score(y[keep], s[keep]))
-    _check_both_classes(y, f"section {section} pAUC")
-    pauc = float(roc_auc_score(y, s, max_fpr=max_fpr))
+        aucs[domain] = float(roc_auc_score(y[keep], s[keep])) if _both_classes(y[keep]) else None
+        if aucs[domain] is None and _both_classes(y):
+            notes.append(f"no {domain} normals: no AUC({domain})")
+    pauc = float(roc_auc_score(y, s, max_fpr=max_fpr)) if _both_classes(y) else None
     extra = {}
     if decisions is not None:
         dec = np.asarray(decisions, int)
         for domain in ("source", "target"):
             keep = d == domain
+            if not keep.any():
+                continue
             p, r, f, _ = precision_recall_fscore_support(y[keep], dec[keep], average="binary", zero_division=0)
             normals = keep & (y == 0)
             false_alarm = float(dec[normals].mean()) if normals.any() else None
             extra.update({f"precision_{domain}": float(p), f"recall_{domain}": float(r), f"f1_{domain}": float(f),
                           f"false_alarm_{domain}": false_alarm})
-    return SectionResult(section, aucs["source"], aucs["target"], pauc, **extra)
+    return SectionResult(section, aucs["source"], aucs["target"], pauc, **extra,
+                         note=f"section {section}: " + "; ".join(notes) if notes else None)
 
 
 def hmean(values) -> float:
@@ -88,10 +98,28 @@ def hmean(values) -> float:
     return float(scipy.stats.hmean(np.maximum(np.asarray(values, np.float64), sys.float_info.epsilon)))
 
 
-def official_score(results: list[SectionResult]) -> float:
-    """Harmonic mean of every AUC(source), AUC(target) and pAUC, each floored at machine epsilon."""
+def official_score(results: list[SectionResult]) -> float | None:
+    """Harmonic mean of every AUC(source), AUC(target) and pAUC, each floored at machine epsilon;
+    None when any of them is missing (the official rule does not apply)."""
     values = [v for r in results for v in (r.auc_source, r.auc_target, r.pauc)]
-    return hmean(values)
+    return hmean(values) if values and None not in values else None
+
+
+def score_summary(results: list[SectionResult]) -> dict:
+    """The official score where the rule applies, else the fallback and why.
+
+    Returns ``{"value", "rule": "official" | "fallback" | None, "reason"}``: the fallback is the
+    harmonic mean of the AUCs and pAUCs that exist (one domain only: that domain's AUC and the
+    pAUC); with none at all, ``value`` is None.
+    """
+    official = official_score(results)
+    if official is not None:
+        return {"value": official, "rule": "official", "reason": None}
+    available = [v for r in results for v in (r.auc_source, r.auc_target, r.pauc) if v is not None]
+    reasons = "; ".join(r.note for r in results if r.note)
+    return {"value": hmean(available) if available else None, "rule": "fallback" if available else None,
+            "reason": f"official score not applicable ({reasons})"
+                      + ("; shown: h-mean of the AUCs and pAUCs that exist" if available else "")}
 
 
 def write_result_csvs(result_dir: str, machine: str, section: str, filenames, scores, decisions) -> tuple[str, str]:
@@ -144,6 +172,7 @@ def metrics_document(machine: str, model: str, results: list[SectionResult], thr
         "sections": {r.section: {k: v for k, v in r.__dict__.items() if k != "section" and v is not None}
                      for r in results},
         "official_score": official_score(results),
+        "score": score_summary(results),
     }
 
 
@@ -153,23 +182,28 @@ def write_metrics_json(result_dir: str, document: dict) -> str:
 
 def format_table(machine: str, model: str, results: list[SectionResult]) -> str:
     """A per-section table with arithmetic and harmonic means and the official score."""
-    has_decisions = results[0].f1_source is not None
+    has_decisions = any(r.f1_source is not None or r.f1_target is not None for r in results)
     header = f"{machine} / {model}\n{'section':8s} {'AUC src':>8s} {'AUC tgt':>8s} {'pAUC':>8s}"
     if has_decisions:
         header += "".join(f" {name:>6s}" for name in ("P src", "R src", "F1 src", "FA src",
                                                        "P tgt", "R tgt", "F1 tgt", "FA tgt"))
     lines = [header]
+    number = lambda v, width=8, digits=4: f"{v:{width}.{digits}f}" if v is not None else f"{'-':>{width}s}"  # noqa: E731
     for r in results:
-        line = f"{r.section:8s} {r.auc_source:8.4f} {r.auc_target:8.4f} {r.pauc:8.4f}"
+        line = f"{r.section:8s} " + " ".join(number(v) for v in (r.auc_source, r.auc_target, r.pauc))
         if has_decisions:
             values = (r.precision_source, r.recall_source, r.f1_source, r.false_alarm_source,
                       r.precision_target, r.recall_target, r.f1_target, r.false_alarm_target)
-            line += "".join(f" {v:6.3f}" if v is not None else f" {'-':>6s}" for v in values)
+            line += "".join(f" {number(v, 6, 3)}" for v in values)
         lines.append(line)
-    columns = np.array([[r.auc_source, r.auc_target, r.pauc] for r in results])
-    lines.append(f"{'a-mean':8s} " + " ".join(f"{v:8.4f}" for v in columns.mean(axis=0)))
-    lines.append(f"{'h-mean':8s} " + " ".join(f"{v:8.4f}" for v in scipy.stats.hmean(np.maximum(columns, sys.float_info.epsilon), axis=0)))
-    lines.append(f"official score (h-mean of all AUCs and pAUCs): {official_score(results):.4f}")
+    columns = [[getattr(r, k) for r in results if getattr(r, k) is not None] for k in ("auc_source", "auc_target", "pauc")]
+    lines.append(f"{'a-mean':8s} " + " ".join(number(float(np.mean(c)) if c else None) for c in columns))
+    lines.append(f"{'h-mean':8s} " + " ".join(number(hmean(c) if c else None) for c in columns))
+    summary = score_summary(results)
+    if summary["rule"] == "official":
+        lines.append(f"official score (h-mean of all AUCs and pAUCs): {summary['value']:.4f}")
+    else:
+        lines.append(summary["reason"] + (f": {summary['value']:.4f}" if summary["value"] is not None else ""))
     if has_decisions:
         lines.append("P/R/F1: precision, recall, F1 of the decisions; FA: share of normal clips flagged (false alarms)")
     return "\n".join(lines)

@@ -248,7 +248,8 @@ def auc_table(runs: list[DetectorRun]) -> str:
         for run in runs:
             figures = run.metrics["sections"]
             if section == "h-mean":
-                values.append([hmean([figures[s][k] for s in figures]) for k in keys])
+                present = [[figures[s][k] for s in figures if figures[s].get(k) is not None] for k in keys]
+                values.append([hmean(p) if p else None for p in present])
             else:
                 values.append([figures.get(section, {}).get(k) for k in keys])
         best = [max((v[i] for v in values if v[i] is not None), default=None) for i in range(3)]
@@ -260,10 +261,13 @@ def auc_table(runs: list[DetectorRun]) -> str:
 
 def decision_table(runs: list[DetectorRun]) -> str:
     """Per detector: official score, and precision, recall, F1, false alarms per domain (means over sections)."""
-    header = ("<tr><th>detector</th><th>official score</th><th>threshold</th>"
+    header = ("<tr><th>detector</th><th>official score (* fallback)</th><th>threshold</th>"
               + "".join(f"<th>{what} {domain}</th>" for domain in ("src", "tgt")
                         for what in ("precision", "recall", "F1", "false alarms")) + "</tr>")
-    best = max(run.metrics["official_score"] for run in runs)
+    def score_of(run):
+        return (run.metrics.get("score") or {}).get("value", run.metrics.get("official_score"))
+
+    best = max((score_of(run) for run in runs if score_of(run) is not None), default=None)
     rows = []
     for run in runs:
         sections = run.metrics["sections"].values()
@@ -272,11 +276,11 @@ def decision_table(runs: list[DetectorRun]) -> str:
             values = [s[key] for s in sections if s.get(key) is not None]
             return float(np.mean(values)) if values else None
 
-        official = run.metrics["official_score"]
+        official = score_of(run)
         cells = "".join(_cell(mean(f"{what}_{domain}")) for domain in ("source", "target")
                         for what in ("precision", "recall", "f1", "false_alarm"))
         threshold = f"{run.threshold:.4g}" if run.threshold is not None else "–"
-        rows.append(f"<tr><th>{html.escape(run.title)}</th>{_cell(official, official == best and len(runs) > 1)}"
+        rows.append(f"<tr><th>{html.escape(run.title)}</th>{_cell(official, official is not None and official == best and len(runs) > 1)}"
                     f"<td>{threshold}</td>{cells}</tr>")
     return "<table>" + header + "".join(rows) + "</table>"
 

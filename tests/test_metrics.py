@@ -3,9 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from asdkeras.errors import AsdError
-from asdkeras.metrics import (format_table, metrics_document, official_score, read_score_csv, section_metrics,
-                              write_metrics_json, write_result_csvs)
+from asdkeras.metrics import (format_table, hmean, metrics_document, official_score, read_score_csv, score_summary,
+                              section_metrics, write_metrics_json, write_result_csvs)
 
 # One section, worked by hand. Source normals 0.1, 0.4; target normals 0.5, 0.9;
 # a source anomaly 0.8 and a target anomaly 0.3.
@@ -52,9 +51,24 @@ def test_precision_recall_f1_are_per_domain():
     assert (r.precision_target, r.recall_target, r.f1_target) == (0.0, 0.0, 0.0)
 
 
-def test_one_class_section_is_a_clear_error():
-    with pytest.raises(AsdError, match="needs both normal and anomalous clips"):
-        section_metrics("00", [0, 0], [0.1, 0.2], ["source", "target"])
+def test_one_class_section_has_no_auc_and_says_why():
+    result = section_metrics("00", [0, 0], [0.1, 0.2], ["source", "target"], [0, 1])
+    assert (result.auc_source, result.auc_target, result.pauc) == (None, None, None)
+    assert result.note == "section 00: only normal clips (2): no AUC" and result.false_alarm_target == 1.0
+    summary = score_summary([result])
+    assert summary["value"] is None and summary["rule"] is None and "not applicable" in summary["reason"]
+
+
+def test_one_domain_gives_that_domains_auc_and_the_fallback_score():
+    """DCASE 2020 and MIMII have no target domain: AUC(source) and pAUC, the official score N/A."""
+    result = section_metrics("00", [0, 0, 1, 1], [0.1, 0.3, 0.2, 0.9], ["source"] * 4)
+    assert result.auc_source == 0.75 and result.auc_target is None and result.pauc is not None
+    assert result.note == "section 00: no target normals: no AUC(target)"
+    assert official_score([result]) is None
+    summary = score_summary([result])
+    assert summary["rule"] == "fallback" and summary["value"] == pytest.approx(hmean([0.75, result.pauc]))
+    table = format_table("fan", "ae", [result])
+    assert "official score not applicable (section 00: no target normals" in table and "-" in table.splitlines()[2]
 
 
 def test_result_csvs_are_headerless_and_sorted_by_file_name(tmp_path):
