@@ -59,12 +59,17 @@ def _progress(description: str):
 
 
 def _print_summary(root: str) -> None:
-    from asdkeras.data.layout import summarize
+    from asdkeras.data.layout import LAYOUTS, summarize
     rows = summarize(root)
-    click.echo(f"{'machine':10s} {'sections':10s} {'train src':>9s} {'train tgt':>9s} {'test norm':>9s} {'test anom':>9s}")
+    unlabelled = any(row.test_unlabelled for row in rows)
+    click.echo(f"{'machine':10s} {'sections':10s} {'train src':>9s} {'train tgt':>9s} {'test norm':>9s} {'test anom':>9s}"
+               + (f" {'unlabelled':>10s}" if unlabelled else "") + "  layout")
     for row in rows:
         click.echo(f"{row.machine:10s} {','.join(row.sections):10s} {row.train_source:9d} {row.train_target:9d} "
-                   f"{row.test_normal:9d} {row.test_anomaly:9d}")
+                   f"{row.test_normal:9d} {row.test_anomaly:9d}" + (f" {row.test_unlabelled:10d}" if unlabelled else "")
+                   + f"  {row.layout}")
+    layouts = sorted({row.layout for row in rows})
+    click.echo("layouts: " + "; ".join(f"{name} = {LAYOUTS.get(name, name)}" for name in layouts))
 
 
 def _machine_list(value: str | None) -> list[str]:

@@ -8,7 +8,7 @@ import numpy as np
 
 from asdkeras.data.layout import ClipRecord, scan_split, sections, select
 from asdkeras.detector import Detector
-from asdkeras.errors import SkippedFiles
+from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.metrics import (SectionResult, format_table, hmean, metrics_document, official_score, score_summary,
                               section_metrics, write_metrics_json, write_result_csvs, write_score_record)
 from asdkeras.pipeline import Progress, no_progress
@@ -51,6 +51,7 @@ def evaluate(folder: str, machine: str, model_name: str, data_dir: str, result_d
     ``notes`` name the sections whose CSVs lack them); without it the first one raises.
     """
     records = records if records is not None else scan_split(data_dir, machine, "test", subset)
+    _check_split(folder, records)
     detector = Detector.load(folder)
     scores = detector.score_files([r.path for r in records], cache_dir, progress, skipped)
     kept = [i for i, r in enumerate(records) if skipped is None or r.path not in skipped]
@@ -59,6 +60,23 @@ def evaluate(folder: str, machine: str, model_name: str, data_dir: str, result_d
     evaluation.ensemble = detector.info.get("ensemble")
     evaluation.notes = missing_rows_notes(machine, records, set(range(len(records))) - set(kept))
     return evaluation
+
+
+def _check_split(folder: str, records: list[ClipRecord]) -> None:
+    """With a derived split (``split.json``), no test clip may be one the detector trained on."""
+    import json
+    import os
+
+    path = os.path.join(folder, "split.json")
+    if not os.path.isfile(path):
+        return
+    with open(path) as handle:
+        split = json.load(handle)
+    trained = {os.path.join(split["machine_folder"], name) for name in split["train"]}
+    overlap = [r.path for r in records if os.path.abspath(r.path) in trained]
+    if overlap:
+        raise AsdError(f"{overlap[0]}: the detector in {folder} trained on this clip ({len(overlap)} test clips "
+                       f"were training clips: the data changed since fit); fit again")
 
 
 def missing_rows_notes(machine: str, records: list[ClipRecord], missing: set[int]) -> list[str]:

@@ -17,7 +17,8 @@ import scipy.special
 
 from asdkeras.audio import CLIP_SAMPLES
 from asdkeras.augment import AugmentConfig
-from asdkeras.data.layout import MACHINE_TYPES, ClipRecord, list_machines, scan_split, select
+from asdkeras.data.layout import (DERIVED_SPLIT_RULE, MACHINE_TYPES, ClipRecord, derived_split, detect_layout,
+                                  list_machines, machine_dir, scan_split, select)
 from asdkeras.detector import Detector, detector_dir
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.features import ImageConfig, LogMelConfig
@@ -211,7 +212,8 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
               "epochs_run": len(history.history["loss"]),
               "best_val_loss": float(min(history.history["val_loss"])) if val_data else None,
               "fit_seconds": round(time.perf_counter() - started, 1)})
-    detector.save(config.folder(), {"config.json": asdict(config), "history.json": _history_dict(history)})
+    detector.save(config.folder(), {"config.json": asdict(config), "history.json": _history_dict(history),
+                                    **split_files(config)})
     return detector
 
 
@@ -395,7 +397,7 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
               "epochs_run": len(history.get("loss", [])),
               "best_val_loss": float(min(history["val_loss"])) if "val_loss" in history else None,
               "fit_seconds": round(time.perf_counter() - started, 1)})
-    detector.save(config.folder(), {"config.json": asdict(config), "history.json": history})
+    detector.save(config.folder(), {"config.json": asdict(config), "history.json": history, **split_files(config)})
     return detector
 
 
@@ -482,7 +484,7 @@ def fit_gmm(config: GmmConfig, progress: Progress = no_progress, verbose: int = 
               "clips": {"train_normal": len(train_paths), "val_normal": len(val_paths),
                         "train_outlier": 0, "val_outlier": 0},
               "epochs_run": 0, "fit_seconds": round(time.perf_counter() - started, 1)})
-    detector.save(config.folder(), {"config.json": asdict(config)})
+    detector.save(config.folder(), {"config.json": asdict(config), **split_files(config)})
     return detector
 
 
@@ -545,6 +547,26 @@ def fit_detector(kind: str, config, progress: Progress = no_progress, verbose: i
                  skipped: SkippedFiles | None = None) -> Detector:
     """Train and save the detector of ``kind`` described by ``config``; ``skipped`` as for the trainers."""
     return TRAINERS[kind].fit(config, progress, verbose, skipped)
+
+
+SPLIT_FILE = "split.json"
+
+
+def split_files(config: FitConfig) -> dict:
+    """``{"split.json": ...}`` for a dataset without its own train/test split (MIMII, plain folders), else {}.
+
+    The split is deterministic (:func:`asdkeras.data.layout.derived_split`); the record lets
+    ``test`` check that it scores none of the clips the detector trained on.
+    """
+    base = machine_dir(config.data_dir, config.machine, config.subset)
+    layout = detect_layout(base)
+    if layout not in ("mimii", "plain"):
+        return {}
+    train, test = derived_split(base, config.machine, layout)
+    return {SPLIT_FILE: {"layout": layout, "machine_folder": os.path.abspath(base),
+                         "rule": DERIVED_SPLIT_RULE,
+                         "train": [os.path.relpath(r.path, base) for r in train],
+                         "test": [os.path.relpath(r.path, base) for r in test]}}
 
 
 def _require_training_clips(paths: list[str], machine: str) -> None:

@@ -1,4 +1,5 @@
 import os
+import shutil
 
 import pytest
 
@@ -35,7 +36,12 @@ def test_irregular_attribute_string_is_kept_without_pairs():
     assert r.attributes == "noAttribute" and r.attribute_pairs == {}
 
 
-@pytest.mark.parametrize("name", ["normal_id_04_00000006.wav", "section_0_source_train_normal_0000_a.wav",
+def test_dcase2020_name_parses_with_the_machine_id_as_section():
+    record = parse_filename("/d/pump/test/anomaly_id_04_00000012.wav", "pump", "test")
+    assert (record.section, record.domain, record.label, record.index) == ("04", "source", "anomaly", 12)
+
+
+@pytest.mark.parametrize("name", ["normal_id_x_00000006.wav", "section_0_source_train_normal_0000_a.wav",
                                   "section_00_source_train_broken_0000_a.wav", "section_00_source.txt"])
 def test_unparseable_name_is_a_one_line_error_naming_the_file(name):
     with pytest.raises(AsdError) as err:
@@ -45,7 +51,7 @@ def test_unparseable_name_is_a_one_line_error_naming_the_file(name):
 
 
 def test_missing_and_empty_folders_are_clear_errors(tmp_path):
-    with pytest.raises(AsdError, match="no such folder"):
+    with pytest.raises(AsdError, match="no such machine folder \\(machines present: none\\)"):
         scan_split(str(tmp_path), "fan", "train")
     (tmp_path / "dev_data" / "fan" / "train").mkdir(parents=True)
     with pytest.raises(AsdError, match="machines present: fan"):
@@ -124,3 +130,65 @@ def test_eval_names_get_labels_from_a_ground_truth_folder(tmp_path):
     assert [(r.label, r.domain) for r in labelled] == [("anomaly", "target"), ("normal", "source")]
     with pytest.raises(AsdError, match="no such ground-truth file"):
         labelled_test_records(str(tmp_path), "fan", "eval_data", str(tmp_path))
+
+
+# --- Other public layouts -------------------------------------------------------------------------
+
+def _copy(src, dst):
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    shutil.copy(src, dst)
+
+
+def test_dcase2021_source_and_target_test_folders(tiny_dataset, tmp_path):
+    from asdkeras.data.layout import detect_layout
+
+    src = os.path.join(tiny_dataset, "dev_data", "fan")
+    for name in os.listdir(os.path.join(src, "train")):
+        _copy(os.path.join(src, "train", name), tmp_path / "dev_data" / "fan" / "train" / name)
+    for name in os.listdir(os.path.join(src, "test")):
+        folder = "source_test" if "_source_" in name else "target_test"
+        _copy(os.path.join(src, "test", name), tmp_path / "dev_data" / "fan" / folder / name)
+    assert detect_layout(str(tmp_path / "dev_data" / "fan")) == "dcase2021"
+    test = scan_split(str(tmp_path), "fan", "test")
+    assert len(test) == 36 and {r.domain for r in test} == {"source", "target"}
+    assert [r.filename for r in test] == sorted(r.filename for r in test)
+    assert summarize(str(tmp_path))[0].layout == "dcase2021"
+
+
+@needs_real_audio
+def test_dcase2020_names_id_as_section_one_domain_and_no_train_folder():
+    root = os.path.join(REAL_AUDIO, "dcase2020-dev")
+    rows = {row.machine: row for row in summarize(root)}
+    assert set(rows) == {"ToyCar", "ToyConveyor", "fan", "pump", "slider", "valve"}
+    assert rows["pump"].layout == "dcase2020" and rows["pump"].sections == ("04",)
+    assert (rows["pump"].train_source, rows["pump"].test_normal, rows["pump"].test_anomaly) == (0, 3, 3)
+    test = scan_split(root, "pump", "test")
+    assert {(r.section, r.domain) for r in test} == {("04", "source")} and {r.label for r in test} == {"normal", "anomaly"}
+
+
+def test_mimii_under_an_snr_prefix_and_a_plain_folder_get_a_derived_split(tiny_dataset, tmp_path):
+    from asdkeras.data.layout import derived_split, list_machines
+
+    test_dir = os.path.join(tiny_dataset, "dev_data", "valve", "test")
+    normals = sorted(n for n in os.listdir(test_dir) if "_normal_" in n)
+    anomalies = sorted(n for n in os.listdir(test_dir) if "_anomaly_" in n)
+    mimii = tmp_path / "mimii" / "-6_dB_pump" / "pump"
+    for i, name in enumerate(normals):
+        _copy(os.path.join(test_dir, name), mimii / "id_02" / "normal" / f"{i:08d}.wav")
+    for i, name in enumerate(anomalies[:5]):
+        _copy(os.path.join(test_dir, name), mimii / "id_02" / "abnormal" / f"{i:08d}.wav")
+    root = str(tmp_path / "mimii")
+    assert list_machines(root) == ["pump"]
+    train, test = scan_split(root, "pump", "train"), scan_split(root, "pump", "test")
+    assert len(train) == 13 and len(test) == 10 and {r.section for r in train + test} == {"02"}
+    assert not {r.path for r in train} & {r.path for r in test}
+    assert (train, test) == derived_split(str(mimii), "pump", "mimii")  # deterministic
+
+    plain = tmp_path / "plain" / "compressor"
+    for i, name in enumerate(normals[:6]):
+        _copy(os.path.join(test_dir, name), plain / "normal" / f"n{i}.wav")
+    _copy(os.path.join(test_dir, anomalies[0]), plain / "abnormal" / "a0.wav")
+    _copy(os.path.join(test_dir, anomalies[1]), plain / "recorded_today.wav")
+    row = summarize(str(tmp_path / "plain"))[0]
+    assert (row.machine, row.layout, row.train_source, row.test_normal, row.test_anomaly, row.test_unlabelled) == \
+        ("compressor", "plain", 5, 1, 1, 1)

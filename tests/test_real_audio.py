@@ -50,3 +50,26 @@ def test_autoencoder_on_real_8_channel_mimii_fan(tmp_path):
     metrics = json.load(open(tmp_path / "results" / "metrics_ae_fan.json"))
     print(f"\nreal MIMII fan id_00 (0 dB), clear AE on 12 clips: {metrics['sections']['00']}")
     assert 0 < metrics["official_score"] <= 1
+
+
+@needs_real_audio
+def test_mimii_folder_as_it_comes_fit_and_test_with_the_one_domain_fallback(tmp_path):
+    """MIMII's id_00/normal, id_00/abnormal read directly: derived split recorded, AUC(source) and pAUC."""
+    mimii = os.path.join(REAL_AUDIO, "mimii-0dB")
+    common = ["--data", mimii, "--models-dir", str(tmp_path / "models"), "--cache-dir", str(tmp_path / "cache")]
+    runner = CliRunner()
+    fitted = runner.invoke(cli.cli, ["fit", "--machine", "fan", "--model", "gmm", *common])
+    assert fitted.exit_code == 0, fitted.output
+    split = json.load(open(tmp_path / "models" / "fan" / "gmm" / "split.json"))
+    assert split["layout"] == "mimii" and len(split["train"]) == 10 and len(split["test"]) == 30
+    assert not set(split["train"]) & set(split["test"])
+    tested = runner.invoke(cli.cli, ["test", "--machine", "fan", "--model", "gmm", "--result-dir",
+                                     str(tmp_path / "results"), *common])
+    assert tested.exit_code == 0, tested.output
+    assert "official score not applicable (section 00: no target normals" in tested.output
+    metrics = json.load(open(tmp_path / "results" / "metrics_gmm_fan.json"))
+    assert metrics["official_score"] is None and metrics["score"]["rule"] == "fallback"
+    assert metrics["sections"]["00"]["auc_source"] > 0.7  # measured 0.935 with 10 training normals
+    strict = runner.invoke(cli.cli, ["test", "--machine", "fan", "--model", "gmm", "--strict", "--result-dir",
+                                     str(tmp_path / "strict"), *common])
+    assert strict.exit_code == 2 and "--strict asks for every official figure" in strict.output

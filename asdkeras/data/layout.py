@@ -1,6 +1,6 @@
-"""Read a DCASE 2022 Task 2 dataset tree and parse its file names into records.
+"""Read a machine-sound dataset tree and parse its file names into records.
 
-Layout::
+The DCASE 2022 Task 2 layout (also DCASE 2023 and 2024)::
 
     <root>/dev_data/<machine>/train/section_00_source_train_normal_0000_<attr>.wav
     <root>/dev_data/<machine>/test/section_00_target_test_anomaly_0012_<attr>.wav
@@ -9,6 +9,15 @@ Layout::
 
 The attribute string ``<attr>`` is kept verbatim and also split into key/value pairs where it
 alternates keys and values (``volt_1.0_wt_100`` -> ``{"volt": "1.0", "wt": "100"}``).
+
+Other public layouts are read too (:data:`LAYOUTS`, detected per machine folder): DCASE 2021
+(``source_test/`` and ``target_test/`` folders), DCASE 2020 (``normal_id_00_00000000.wav``; the
+machine ID is the section, one domain), MIMII and MIMII DUE (``<machine>/id_00/normal/``,
+``abnormal/``, under any SNR-prefixed parent such as ``-6_dB_fan/``), and a plain folder
+(``<machine>/normal/``, optional ``<machine>/abnormal/``, unlabelled clips directly in
+``<machine>/``). The machine folder is ``<root>/<subset>/<machine>``, else ``<root>/<machine>``,
+else ``<root>/<anything>_<machine>/<machine>``. MIMII and plain folders have no train/test
+split: :func:`derived_split` makes a deterministic one.
 """
 
 from __future__ import annotations
@@ -17,6 +26,8 @@ import csv
 import os
 import re
 from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from asdkeras.errors import AsdError
 
@@ -32,8 +43,17 @@ _LABELLED = re.compile(
     r"(?P<label>normal|anomaly)_(?P<index>\d+)(?:_(?P<attr>.+))?$")
 _ANONYMISED = re.compile(r"^section_(?P<section>\d{2})_(?P<index>\d+)$")
 
-EXPECTED_PATTERN = ("section_XX_{source|target}_{train|test}_{normal|anomaly}_NNNN_<attributes>.wav "
-                    "or section_XX_NNNN.wav")
+_DCASE2020 = re.compile(r"^(?P<label>normal|anomaly)_id_(?P<section>\d+)_(?P<index>\d+)$")
+
+EXPECTED_PATTERN = ("section_XX_{source|target}_{train|test}_{normal|anomaly}_NNNN_<attributes>.wav, "
+                    "section_XX_NNNN.wav or (DCASE 2020) {normal|anomaly}_id_XX_NNNNNNNN.wav")
+
+LAYOUTS = {"dcase2022": "DCASE 2022-2024 (train/, test/, section_XX_... names)",
+           "dcase2021": "DCASE 2021 (train/, source_test/, target_test/)",
+           "dcase2020": "DCASE 2020 (train/, test/, {normal|anomaly}_id_XX_... names; ID = section, one domain)",
+           "mimii": "MIMII / MIMII DUE (id_XX/normal/, id_XX/abnormal/; split derived)",
+           "plain": "plain folder (normal/, abnormal/, or unlabelled clips; split derived)"}
+"""Layout name -> description, as ``summary`` prints it."""
 
 
 @dataclass(frozen=True)
@@ -94,34 +114,84 @@ def parse_filename(path: str, machine: str, split: str) -> ClipRecord:
     if match:
         return ClipRecord(path=path, machine=machine, split=split, section=match["section"],
                           index=int(match["index"]))
-    raise AsdError(f"{path}: file name does not follow the DCASE 2022 pattern; expected {EXPECTED_PATTERN}")
+    match = _DCASE2020.match(stem)
+    if match:
+        return ClipRecord(path=path, machine=machine, split=split, section=f"{int(match['section']):02d}",
+                          index=int(match["index"]), domain="source", label=match["label"])
+    raise AsdError(f"{path}: file name does not follow the DCASE pattern; expected {EXPECTED_PATTERN}")
 
 
 def machine_dir(root: str, machine: str, subset: str = "dev_data") -> str:
-    """The folder ``<root>/<subset>/<machine>``, checked to exist."""
+    """The machine's folder: ``<root>/<subset>/<machine>``, ``<root>/<machine>`` or ``<root>/*_<machine>/<machine>``."""
     if subset not in SUBSETS:
         raise AsdError(f"unknown subset '{subset}'; use one of {', '.join(SUBSETS)}")
-    subset_dir = os.path.join(root, subset)
-    if not os.path.isdir(subset_dir):
-        raise AsdError(f"{subset_dir}: no such folder; point --data at a DCASE tree holding {subset}/<machine>/")
-    path = os.path.join(subset_dir, machine)
-    if not os.path.isdir(path):
-        present = ", ".join(list_machines(root, subset)) or "none"
-        raise AsdError(f"{path}: no such machine folder (machines present: {present}); "
-                       f"check --machine or generate it with 'python cli.py synth'")
-    return path
+    for candidate in _machine_candidates(root, subset, machine):
+        if os.path.isdir(candidate):
+            return candidate
+    if not os.path.isdir(root):
+        raise AsdError(f"{root}: no such folder; point --data at a dataset root")
+    present = ", ".join(list_machines(root, subset)) or "none"
+    raise AsdError(f"{os.path.join(root, subset, machine)}: no such machine folder (machines present: {present}); "
+                   f"check --machine or --data, or generate data with 'python cli.py synth'")
+
+
+def _machine_candidates(root: str, subset: str, machine: str) -> list[str]:
+    candidates = [os.path.join(root, subset, machine), os.path.join(root, machine)]
+    if os.path.isdir(root):
+        candidates += sorted(os.path.join(root, d, machine) for d in os.listdir(root) if d.endswith(f"_{machine}"))
+    return candidates
 
 
 def list_machines(root: str, subset: str = "dev_data") -> list[str]:
-    """Machine folders under ``<root>/<subset>``, sorted; [] when the subset folder is missing."""
+    """Machine folders of the dataset, sorted; [] when there are none.
+
+    Those under ``<root>/<subset>`` when it exists; otherwise the folders of ``<root>`` (and of
+    its SNR-prefixed MIMII folders) whose layout is recognised.
+    """
     subset_dir = os.path.join(root, subset)
-    if not os.path.isdir(subset_dir):
+    if os.path.isdir(subset_dir):
+        return sorted(d for d in os.listdir(subset_dir) if os.path.isdir(os.path.join(subset_dir, d)))
+    if not os.path.isdir(root) or any(os.path.isdir(os.path.join(root, s)) for s in SUBSETS):
         return []
-    return sorted(d for d in os.listdir(subset_dir) if os.path.isdir(os.path.join(subset_dir, d)))
+    found = set()
+    for name in os.listdir(root):
+        folder = os.path.join(root, name)
+        if not os.path.isdir(folder):
+            continue
+        nested = [os.path.join(folder, d) for d in os.listdir(folder) if name.endswith(f"_{d}")]
+        for candidate in nested or [folder]:
+            if os.path.isdir(candidate) and detect_layout(candidate, strict=False):
+                found.add(os.path.basename(candidate))
+    return sorted(found)
+
+
+def _audio_names(folder: str) -> list[str]:
+    if not os.path.isdir(folder):
+        return []
+    return sorted(n for n in os.listdir(folder)
+                  if os.path.splitext(n)[1].lower() in AUDIO_EXTENSIONS and not n.startswith("."))
+
+
+def detect_layout(folder: str, strict: bool = True) -> str | None:
+    """The layout (a key of :data:`LAYOUTS`) of a machine folder; None or an error when unknown."""
+    entries = set(os.listdir(folder)) if os.path.isdir(folder) else set()
+    if entries & {"source_test", "target_test"}:
+        return "dcase2021"
+    if entries & {"train", "test"}:
+        names = _audio_names(os.path.join(folder, "train")) + _audio_names(os.path.join(folder, "test"))
+        return "dcase2020" if names and _DCASE2020.match(os.path.splitext(names[0])[0]) else "dcase2022"
+    if any(re.fullmatch(r"id_\d+", e) and os.path.isdir(os.path.join(folder, e)) for e in entries):
+        return "mimii"
+    if entries & {"normal", "abnormal"} or _audio_names(folder):
+        return "plain"
+    if strict:
+        raise AsdError(f"{folder}: no known layout (expected train/ and test/, source_test/, id_XX/normal/, normal/ "
+                       f"or audio files); see 'python cli.py summary --help'")
+    return None
 
 
 def scan_split(root: str, machine: str, split: str, subset: str = "dev_data") -> list[ClipRecord]:
-    """All clips of one machine and split, sorted by file name.
+    """All clips of one machine and split, sorted by file name, whatever the layout.
 
     Raises
     ------
@@ -130,14 +200,61 @@ def scan_split(root: str, machine: str, split: str, subset: str = "dev_data") ->
     """
     if split not in SPLITS:
         raise AsdError(f"unknown split '{split}'; use one of {', '.join(SPLITS)}")
-    folder = os.path.join(machine_dir(root, machine, subset), split)
-    if not os.path.isdir(folder):
-        raise AsdError(f"{folder}: no such folder; a DCASE machine folder holds train/ and test/")
-    names = sorted(n for n in os.listdir(folder)
-                   if os.path.splitext(n)[1].lower() in AUDIO_EXTENSIONS and not n.startswith("."))
+    base = machine_dir(root, machine, subset)
+    layout = detect_layout(base)
+    if layout in ("mimii", "plain"):
+        train, test = derived_split(base, machine, layout)
+        records = train if split == "train" else test
+        if not records:
+            raise AsdError(f"{base}: no {split} clips in this {LAYOUTS[layout]} folder "
+                           f"({'add normal clips' if split == 'train' else 'add abnormal/ or unlabelled clips'})")
+        return records
+    folders = [os.path.join(base, split)]
+    if layout == "dcase2021" and split == "test":
+        folders = [os.path.join(base, f) for f in ("source_test", "target_test", "test")]
+    names = [(folder, n) for folder in folders for n in _audio_names(folder)]
+    if not any(os.path.isdir(f) for f in folders):
+        raise AsdError(f"{folders[0]}: no such folder; a DCASE machine folder holds train/ and test/")
     if not names:
-        raise AsdError(f"{folder}: holds no audio file (.wav, .flac, .ogg); check the download or the path")
-    return [parse_filename(os.path.join(folder, n), machine, split) for n in names]
+        raise AsdError(f"{folders[0]}: holds no audio file (.wav, .flac, .ogg); check the download or the path")
+    return sorted((parse_filename(os.path.join(folder, n), machine, split) for folder, n in names),
+                  key=lambda r: r.filename)
+
+
+DERIVED_TEST_SHARE = 0.5
+"""At most this share of a section's normals is held out for testing in a derived split."""
+
+DERIVED_SPLIT_RULE = (f"per section, as many normals held out for testing as there are abnormal clips (at most "
+                      f"{DERIVED_TEST_SHARE:.0%} of the normals), drawn at random with seed 0 from the sorted names; "
+                      f"test = those normals, every abnormal clip and the unlabelled clips")
+
+
+def derived_split(base: str, machine: str, layout: str, seed: int = 0) -> tuple[list[ClipRecord], list[ClipRecord]]:
+    """A deterministic train/test split of a folder that has none (MIMII, plain folders).
+
+    Per section (MIMII's machine ID; "00" for a plain folder), as the MIMII baseline does: as many
+    normals are held out for testing as there are abnormal clips, at most
+    :data:`DERIVED_TEST_SHARE` of the normals, drawn at random with ``seed`` from the sorted
+    names. Test = those normals + every abnormal clip + unlabelled clips. One domain ("source").
+    """
+    groups = ([(f"{int(d[3:]):02d}", os.path.join(base, d)) for d in sorted(os.listdir(base))
+               if re.fullmatch(r"id_\d+", d)] if layout == "mimii" else [("00", base)])
+    train, test = [], []
+    for section, folder in groups:
+        def records(sub: str, label: str | None, split: str) -> list[ClipRecord]:
+            where = os.path.join(folder, sub) if sub else folder
+            return [ClipRecord(path=os.path.join(where, n), machine=machine, split=split, section=section, index=i,
+                               domain="source" if label else None, label=label)
+                    for i, n in enumerate(_audio_names(where))]
+
+        normals = records("normal", "normal", "train")
+        abnormal = records("abnormal", "anomaly", "test")
+        unlabelled = records("", None, "test") if layout == "plain" else []
+        held = min(len(abnormal), int(len(normals) * DERIVED_TEST_SHARE))
+        chosen = set(np.random.default_rng(seed).choice(len(normals), size=held, replace=False).tolist()) if held else set()
+        train += [r for i, r in enumerate(normals) if i not in chosen]
+        test += [replace(r, split="test") for i, r in enumerate(normals) if i in chosen] + abnormal + unlabelled
+    return train, test
 
 
 def audio_files(paths: list[str]) -> list[str]:
@@ -231,7 +348,7 @@ def labelled_test_records(root: str, machine: str, subset: str = "dev_data",
 
 @dataclass(frozen=True)
 class MachineSummary:
-    """Clip counts of one machine type in a dev tree."""
+    """Clip counts of one machine type, and the layout its folder follows."""
 
     machine: str
     sections: tuple
@@ -240,19 +357,32 @@ class MachineSummary:
     test_normal: int
     test_anomaly: int
     test_unlabelled: int
+    layout: str = "dcase2022"
 
 
 def summarize(root: str, subset: str = "dev_data") -> list[MachineSummary]:
-    """Counts per machine type of the tree under ``<root>/<subset>``."""
+    """Counts per machine type of the dataset under ``root`` (a missing train/ or test/ counts 0)."""
     machines = list_machines(root, subset)
     if not machines:
         raise AsdError(f"{os.path.join(root, subset)}: no machine folders; "
-                       f"generate data with 'python cli.py synth --out {root}' or point --data at a DCASE tree")
+                       f"generate data with 'python cli.py synth --out {root}' or point --data at a dataset")
     rows = []
     for machine in machines:
-        train, test = scan_split(root, machine, "train", subset), scan_split(root, machine, "test", subset)
+        layout = detect_layout(machine_dir(root, machine, subset), strict=False) or "unknown"
+        train, test = (_scan_or_empty(root, machine, split, subset) for split in SPLITS)
         rows.append(MachineSummary(
             machine, tuple(sections(train + test)),
             len(select(train, domain="source")), len(select(train, domain="target")),
-            len(select(test, label="normal")), len(select(test, label="anomaly")), len(select(test, label=None))))
+            len(select(test, label="normal")), len(select(test, label="anomaly")), len(select(test, label=None)),
+            layout))
     return rows
+
+
+def _scan_or_empty(root: str, machine: str, split: str, subset: str) -> list[ClipRecord]:
+    try:
+        return scan_split(root, machine, split, subset)
+    except AsdError as exc:
+        if "no such folder" in str(exc) or "holds no audio" in str(exc) or "no train clips" in str(exc) \
+                or "no test clips" in str(exc):
+            return []
+        raise
