@@ -270,9 +270,12 @@ def _pair(text: str | None) -> tuple[float, float] | None:
 @click.option("--data", default="data", show_default=True, help="Dataset root; the synthetic default is generated there when missing.")
 @click.option("--models-dir", default="saved_models", show_default=True, help="Where detectors are saved.")
 @click.option("--cache-dir", default="cache", show_default=True, help="Feature, image and augmentation cache folder.")
+@click.option("--name", help="Save the detector as <models-dir>/<machine>/<NAME> instead of <model>, so a variant "
+                                "(--loss mse, another outlier) does not replace the default one; test it with --name too.")
 @click.option("--strict", is_flag=True, help="Stop at the first unreadable audio file (default: report it, skip it, go on, exit 1 at the end).")
 @user_errors
-def fit(machine, model_kind, ensemble_mode, combine, seed, data, models_dir, cache_dir, strict, stretch_range, **options):
+def fit(machine, model_kind, ensemble_mode, combine, seed, data, models_dir, cache_dir, name, strict, stretch_range,
+        **options):
     """Train one detector for a machine type over all its sections and save it.
 
     Example: python cli.py fit --machine gearbox --model all
@@ -282,8 +285,11 @@ def fit(machine, model_kind, ensemble_mode, combine, seed, data, models_dir, cac
     if model_kind not in (ENSEMBLE, "all") and (ensemble_mode or combine):
         raise AsdError(f"--{'ensemble' if ensemble_mode else 'combine'} applies to --model ensemble or all, "
                        f"not --model {model_kind}")
+    _check_name(name, model_kind)
     _ensure_data(data)
     options = dict(options, stretch_range=_pair(stretch_range))
+    if name:
+        options["output_dir"] = os.path.join(models_dir, machine, name)
     skipped = _skipped_files(strict)
     for kind in MODEL_KINDS if model_kind == "all" else () if model_kind == ENSEMBLE else (model_kind,):
         if model_kind == "all":
@@ -297,6 +303,16 @@ def fit(machine, model_kind, ensemble_mode, combine, seed, data, models_dir, cac
                            f"saved detectors); use --model all to refit them")
         _fit_ensemble(machine, ensemble_mode, combine, data, models_dir, cache_dir, skipped)
     _finish(skipped)
+
+
+def _check_name(name: str | None, model_kind: str) -> None:
+    """A variant's folder name: one plain folder name, and not another kind's folder."""
+    if name is None:
+        return
+    if model_kind in (ENSEMBLE, "all"):
+        raise AsdError(f"--name applies to one detector, not --model {model_kind}")
+    if not name or os.sep in name or name.startswith(".") or (name in DETECTOR_KINDS and name != model_kind):
+        raise AsdError(f"--name {name!r}: use a plain folder name other than {', '.join(DETECTOR_KINDS)}")
 
 
 def _skipped_files(strict: bool):
@@ -346,9 +362,10 @@ def _fit_ensemble(machine, mode, combine, data, models_dir, cache_dir, skipped):
 @click.option("--ground-truth", "ground_truth_dir", default=None,
               help="Folder of official ground-truth CSVs (ground_truth_<machine>_section_XX_test.csv, and "
                    "ground_truth_domain_... when present) that label anonymised eval_data names.")
+@click.option("--name", help="Test the detector saved with 'fit --name NAME' (results are labelled NAME).")
 @click.option("--strict", is_flag=True, help="Stop at the first unreadable audio file (default: report it, skip it, go on, exit 1 at the end).")
 @user_errors
-def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, ground_truth_dir, strict):
+def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, ground_truth_dir, name, strict):
     """Score the test clips: official DCASE CSVs, and metrics for labelled data.
 
     Example: python cli.py test --machine gearbox --model ensemble
@@ -359,8 +376,8 @@ def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, g
 
     records = labelled_test_records(data, machine, subset, ground_truth_dir)
     skipped = _skipped_files(strict)
-    evaluation = evaluate(detector_dir(models_dir, machine, model_kind), machine, model_kind, data, result_dir,
-                          cache_dir, subset, _progress("features"), records, skipped)
+    evaluation = evaluate(detector_dir(models_dir, machine, name or model_kind), machine, name or model_kind, data,
+                          result_dir, cache_dir, subset, _progress("features"), records, skipped)
     if evaluation.ensemble:
         from asdkeras.ensemble import describe_choice
         click.echo(describe_choice(evaluation.ensemble))

@@ -6,6 +6,7 @@ Each trainer takes its configuration dataclass and returns the saved :class:`~as
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -177,6 +178,7 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
     (train_records, train_normal), (val_records, val_normal), (outliers, outlier_paths) = _cached(
         cache, [train_records, val_records, outliers], progress, skipped)
     _require_training_clips(train_normal, config.machine)
+    _note_held_out(val_normal, train_normal, config)
     outlier_val = split_validation([(r.section,) for r in outliers], config.validation_fraction, config.seed + 1)
     train_outlier, val_outlier = partition(outlier_paths, outlier_val)
 
@@ -339,6 +341,7 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
     (train_records, train_real_images), (val_records, val_real_images) = _cached(
         images, [train_records, val_records], progress, skipped)
     _require_training_clips(train_real_images, config.machine)
+    _note_held_out(val_real_images, train_real_images, config)
     train_real, val_real = [r.path for r in train_records], [r.path for r in val_records]
     augmented_count = 2 * len(train_real) if config.augmented_clips is None else config.augmented_clips
     augmented = augmented_clips(train_real, augmented_count, config.augment_config(), config.cache_dir, config.seed,
@@ -464,6 +467,7 @@ def fit_gmm(config: GmmConfig, progress: Progress = no_progress, verbose: int = 
     (train_records, train_paths), (val_records, val_paths) = _cached(
         cache, [train_records, val_records], progress, skipped)
     _require_training_clips(train_paths, config.machine)
+    _note_held_out(val_paths, train_paths, config)
 
     pooled = np.asarray(pooling_model(*frontend.input_shape, decays).predict(frontend.dataset(train_paths), verbose=0),
                         np.float64)
@@ -567,6 +571,16 @@ def split_files(config: FitConfig) -> dict:
                          "rule": DERIVED_SPLIT_RULE,
                          "train": [os.path.relpath(r.path, base) for r in train],
                          "test": [os.path.relpath(r.path, base) for r in test]}}
+
+
+def _note_held_out(held_out: list, trained: list, config: FitConfig) -> None:
+    """Say so when too few training clips leave no (or too little) validation set."""
+    if len(held_out) < MIN_HELD_OUT:
+        logging.getLogger("asdkeras").info(
+            f"{config.machine}: {len(trained) + len(held_out)} training clips leave {len(held_out)} held out "
+            f"(validation fraction {config.validation_fraction:g} of each section and domain); "
+            + ("no validation set: early stopping watches the training loss; " if not held_out else "")
+            + "the threshold is fitted on training clips too and may flag more normals than intended")
 
 
 def _require_training_clips(paths: list[str], machine: str) -> None:

@@ -254,3 +254,17 @@ def test_debug_shows_the_traceback_and_quiet_keeps_the_result(tiny_dataset, work
     assert plain.exit_code == 2 and "Traceback" not in plain.output
     debug = CliRunner().invoke(cli.cli, ["--debug", "test", "--machine", "nothing", "--data", tiny_dataset])
     assert debug.exit_code == 1 and type(debug.exception).__name__ == "AsdError"
+
+
+def test_a_named_variant_keeps_the_default_detector(tiny_dataset, tmp_path):
+    common = ["--data", tiny_dataset, "--models-dir", tmp_path / "models", "--cache-dir", tmp_path / "cache"]
+    assert _run("fit", "--machine", "gearbox", "--epochs", "1", *common).exit_code == 0
+    variant = _run("fit", "--machine", "gearbox", "--epochs", "1", "--loss", "mse", "--outlier", "none",
+                   "--name", "clear-ae", *common)
+    assert variant.exit_code == 0, variant.output
+    assert json.load(open(tmp_path / "models" / "gearbox" / "ae" / "detector.json"))["loss"] == "oe"
+    assert json.load(open(tmp_path / "models" / "gearbox" / "clear-ae" / "detector.json"))["loss"] == "mse"
+    tested = _run("test", "--machine", "gearbox", "--name", "clear-ae", "--result-dir", tmp_path / "results", *common)
+    assert tested.exit_code == 0 and os.path.isfile(tmp_path / "results" / "metrics_clear-ae_gearbox.json")
+    refused = _run("fit", "--machine", "gearbox", "--name", "gmm", *common)
+    assert refused.exit_code == 2 and "plain folder name other than" in refused.output

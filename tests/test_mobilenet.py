@@ -30,19 +30,22 @@ def test_imagenet_weights_are_loaded_from_keras_cache():
     np.testing.assert_array_equal(_conv1_kernel(from_path), stored)
 
 
-def test_missing_imagenet_weights_say_which_file_to_place_where(tmp_path, monkeypatch):
+def test_missing_imagenet_weights_say_which_file_to_place_where(tmp_path, monkeypatch, capsys):
     from keras.src.utils import file_utils
 
-    def offline(*args, **kwargs):  # what Keras raises when the download fails
+    def offline(*args, **kwargs):  # what Keras prints and raises when the download fails
+        print("Downloading data from https://storage.googleapis.com/...")
         raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- no network")
 
     monkeypatch.setattr(file_utils, "get_file", offline)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     with pytest.raises(AsdError) as err:
-        build_mobilenet(96, 0.35, "imagenet")
+        build_mobilenet(160, 0.35, "imagenet")
     message = str(err.value)
-    assert imagenet_weights_file(0.35, 96) in message and str(tmp_path / "models") in message
+    # The 224 file serves every size: that is the one to place, whatever size was asked for.
+    assert imagenet_weights_file(0.35) in message and "_160_" not in message and str(tmp_path / "models") in message
     assert "--weights PATH" in message and "\n" not in message
+    assert "Downloading data from" not in capsys.readouterr().out
 
 
 def test_bad_weights_arguments():

@@ -11,6 +11,9 @@ model serves training, testing and TFLite export. Output: p(this machine) in (0,
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import warnings
 
@@ -51,14 +54,21 @@ def _base(image_size: int, width: float, weights: str | None) -> keras.Model:
             weights = fallback
     elif weights is not None and not os.path.isfile(weights):
         raise AsdError(f"{weights}: no such weights file; pass --weights imagenet, none or the path of a no-top .h5")
+    keras_output = io.StringIO()  # Keras prints "Downloading data from <url>" before it knows it fails
     try:
-        return keras.applications.MobileNetV2(input_shape=(image_size, image_size, 3), alpha=width,
-                                              include_top=False, weights=weights)
+        with contextlib.redirect_stdout(keras_output):
+            base = keras.applications.MobileNetV2(input_shape=(image_size, image_size, 3), alpha=width,
+                                                  include_top=False, weights=weights)
+        if weights == "imagenet" and "Downloading" in keras_output.getvalue():
+            logging.getLogger("asdkeras").info(f"downloaded the ImageNet weights of MobileNetV2 width {width} "
+                                               f"into {keras_cache_dir()}/")
+        return base
     except Exception as exc:  # Keras raises a bare Exception when the download fails
         if weights == "imagenet":
-            raise AsdError(f"cannot download the ImageNet weights for MobileNetV2 width {width} (offline?); place "
-                           f"{imagenet_weights_file(width, image_size)} in {keras_cache_dir()}/ (Keras' cache, set by "
-                           f"KERAS_HOME) or pass --weights PATH") from None
+            raise AsdError(f"no ImageNet weights for MobileNetV2 width {width} in {keras_cache_dir()}/ and the "
+                           f"download failed (offline?); place {imagenet_weights_file(width)} there (the 224 file "
+                           f"serves every image size; Keras' cache, set by KERAS_HOME; 'make weights' copies it from "
+                           f"../shared/assets/keras-models/) or pass --weights PATH") from None
         raise AsdError(f"{weights}: cannot load these weights into MobileNetV2 width {width} "
                        f"({str(exc).splitlines()[0][:120]}); they must be a no-top .h5 of the same width") from None
 
