@@ -267,6 +267,8 @@ def _pair(text: str | None) -> tuple[float, float] | None:
 @click.option("--pitch-semitones", type=float, help="mobilenet: PitchShift range +- semitones [2].")
 @click.option("--stretch-range", help="mobilenet: TimeStretch rate range MIN,MAX [0.9,1.1].")
 @click.option("--background-noise", "background_noise_dir", help="mobilenet: folder of noise files for AddBackgroundNoise (off by default).")
+@click.option("--channel", "channel_text", help="Multichannel recordings (MIMII's 8 microphones): a channel index "
+                                               "from 0, or mean to average them [mean]; saved with the detector.")
 @click.option("--data", default="data", show_default=True, help="Dataset root; the synthetic default is generated there when missing.")
 @click.option("--models-dir", default="saved_models", show_default=True, help="Where detectors are saved.")
 @click.option("--cache-dir", default="cache", show_default=True, help="Feature, image and augmentation cache folder.")
@@ -274,8 +276,8 @@ def _pair(text: str | None) -> tuple[float, float] | None:
                                 "(--loss mse, another outlier) does not replace the default one; test it with --name too.")
 @click.option("--strict", is_flag=True, help="Stop at the first unreadable audio file (default: report it, skip it, go on, exit 1 at the end).")
 @user_errors
-def fit(machine, model_kind, ensemble_mode, combine, seed, data, models_dir, cache_dir, name, strict, stretch_range,
-        **options):
+def fit(machine, model_kind, ensemble_mode, combine, seed, channel_text, data, models_dir, cache_dir, name, strict,
+        stretch_range, **options):
     """Train one detector for a machine type over all its sections and save it.
 
     Example: python cli.py fit --machine gearbox --model all
@@ -287,7 +289,7 @@ def fit(machine, model_kind, ensemble_mode, combine, seed, data, models_dir, cac
                        f"not --model {model_kind}")
     _check_name(name, model_kind)
     _ensure_data(data)
-    options = dict(options, stretch_range=_pair(stretch_range))
+    options = dict(options, stretch_range=_pair(stretch_range), channel=_channel(channel_text))
     if name:
         options["output_dir"] = os.path.join(models_dir, machine, name)
     skipped = _skipped_files(strict)
@@ -303,6 +305,15 @@ def fit(machine, model_kind, ensemble_mode, combine, seed, data, models_dir, cac
                            f"saved detectors); use --model all to refit them")
         _fit_ensemble(machine, ensemble_mode, combine, data, models_dir, cache_dir, skipped)
     _finish(skipped)
+
+
+def _channel(text: str | None) -> int | None:
+    """``--channel N|mean`` -> the channel index, or None to average."""
+    if text is None or text == "mean":
+        return None
+    if not text.isdigit():
+        raise AsdError(f"--channel {text}: use a channel index (0, 1, ...) or mean")
+    return int(text)
 
 
 def _check_name(name: str | None, model_kind: str) -> None:
@@ -451,7 +462,7 @@ def score(paths, tflite_path, csv_path, threads, result_dir, strict):
 
     detector = LiteDetector(tflite_path, threads)
     files = audio_files(list(paths))
-    note = conversion_note(files, detector.sample_rate, detector.clip_samples)
+    note = conversion_note(files, detector.sample_rate, detector.clip_samples, detector.sidecar["frontend"].get("channel"))
     if note:
         click.echo(f"note: {note}", err=True)
     skipped = _skipped_files(strict)

@@ -226,7 +226,8 @@ def describe(path: str) -> AudioInfo:
         return AudioInfo(rate, data.shape[1], data.shape[0])
 
 
-def conversion_note(paths: list[str], sample_rate: int = SAMPLE_RATE, clip_samples: int = CLIP_SAMPLES) -> str | None:
+def conversion_note(paths: list[str], sample_rate: int = SAMPLE_RATE, clip_samples: int = CLIP_SAMPLES,
+                    channel: int | None = None) -> str | None:
     """One line saying how many files are converted on load (resampled, downmixed, cropped or padded).
 
     None when every file is already mono, at ``sample_rate`` and ``clip_samples`` long.
@@ -244,7 +245,8 @@ def conversion_note(paths: list[str], sample_rate: int = SAMPLE_RATE, clip_sampl
         downmixed += info.channels > 1
         refitted += round(info.frames * sample_rate / info.sample_rate) != clip_samples
     parts = [f"{n} resampled {rate} Hz -> {sample_rate} Hz" for rate, n in sorted(resampled.items())]
-    parts += [f"{downmixed} multichannel averaged to mono"] if downmixed else []
+    parts += [f"{downmixed} multichannel, " + ("averaged to mono" if channel is None else f"channel {channel} kept")
+              ] if downmixed else []
     parts += [f"{refitted} cropped or zero-padded to {clip_samples / sample_rate:g} s"] if refitted else []
     return f"{len(paths)} files read: " + "; ".join(parts) if parts else None
 

@@ -78,15 +78,15 @@ _WORKER_AUGMENTER = {}
 
 
 def write_augmented(job: tuple) -> str:
-    """Worker job ``(source_path, target_path, seed, config)``: augment one clip and write it atomically.
+    """Worker job ``(source_path, target_path, seed, config, channel)``: augment one clip, write it atomically.
 
     An existing target is kept (it is a cache). Runs in pool workers; the augmenter is built once per process.
     """
     from asdkeras.audio import load_clip, write_wav_atomic
 
-    source, target, seed, config = job
+    source, target, seed, config, channel = job
     if not os.path.isfile(target):
         if config not in _WORKER_AUGMENTER:
             _WORKER_AUGMENTER[config] = make_augmenter(config)
-        write_wav_atomic(target, augment_clip(load_clip(source), seed, _WORKER_AUGMENTER[config], config))
+        write_wav_atomic(target, augment_clip(load_clip(source, channel), seed, _WORKER_AUGMENTER[config], config))
     return target

@@ -306,8 +306,12 @@ def fit_ensemble(machine: str, models_dir: str = "saved_models", mode: str = DEF
                           "machine_types": sorted({r.machine for r in proxies}), "clips": len(proxies),
                           "excluded_outlier_types": sorted(outliers)},
                 "held_out": {"clips": len(held_out), "shared_by_all": enough}}
+    channels = {m.detector.frontend.channel for m in used}
+    if len(channels) > 1:
+        raise AsdError(f"{machine}: the members read different channels ({', '.join(map(str, channels))}); "
+                       f"fit them with the same --channel")
     detector = Detector(
-        kind=ENSEMBLE, machine=machine, frontend=WaveformFrontend(), model=model, score_units=units,
+        kind=ENSEMBLE, machine=machine, frontend=WaveformFrontend(channel=channels.pop()), model=model, score_units=units,
         thresholds=thresholds, threshold_rule=rule, normal_scores=normal_scores,
         info={"ensemble": document, "outlier": next(iter(sorted(outliers)), None),
               "clips": {"held_out": len(held_out)}})

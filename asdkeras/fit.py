@@ -41,7 +41,8 @@ class FitConfig:
     ``validation_fraction`` of the training normals (within every section and domain) is held
     out: validation for the networks, and the clips the threshold is fitted to, its
     ``threshold_quantile`` the share of normals kept as normal. The detector goes to
-    ``output_dir``, or ``<models_dir>/<machine>/<kind>``.
+    ``output_dir``, or ``<models_dir>/<machine>/<kind>``. ``channel``: the channel kept from
+    multichannel recordings (None: the channels are averaged), saved with the front-end.
     """
 
     kind: ClassVar[str]
@@ -54,6 +55,7 @@ class FitConfig:
     cache_dir: str = "cache"
     subset: str = "dev_data"
     output_dir: str | None = None
+    channel: int | None = None
 
     def folder(self) -> str:
         return self.output_dir or detector_dir(self.models_dir, self.machine, self.kind)
@@ -173,7 +175,7 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
     outlier_machine = config.resolved_outlier()
     outliers = outlier_records(config.data_dir, config.subset, outlier_machine,
                                config.outlier_clips or len(train_records) + len(val_records), config.seed + 1)
-    frontend = LogMelFrontend(config.features)
+    frontend = LogMelFrontend(config.features, channel=config.channel)
     cache = frontend.cache(config.cache_dir)
     (train_records, train_normal), (val_records, val_normal), (outliers, outlier_paths) = _cached(
         cache, [train_records, val_records, outliers], progress, skipped)
@@ -335,7 +337,7 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     model = build_mobilenet(config.image_size, config.width, config.weights, config.dropout)  # fail fast on weights
-    frontend = ImageFrontend(config.image_config())
+    frontend = ImageFrontend(config.image_config(), channel=config.channel)
     images = frontend.cache(config.cache_dir)
     train_records, val_records = config.normal_split()
     (train_records, train_real_images), (val_records, val_real_images) = _cached(
@@ -345,7 +347,7 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
     train_real, val_real = [r.path for r in train_records], [r.path for r in val_records]
     augmented_count = 2 * len(train_real) if config.augmented_clips is None else config.augmented_clips
     augmented = augmented_clips(train_real, augmented_count, config.augment_config(), config.cache_dir, config.seed,
-                                progress, config.workers)
+                                progress, config.workers, config.channel)
     outlier_machine = resolve_outlier("mobilenet", config.machine, config.outlier, config.machine_types())
     outliers = outlier_records(config.data_dir, config.subset, outlier_machine,
                                config.outlier_clips or len(train_real) + len(augmented), config.seed + 1)
@@ -462,7 +464,7 @@ def fit_gmm(config: GmmConfig, progress: Progress = no_progress, verbose: int = 
     keras.utils.set_random_seed(config.seed)
     decays, components, reason = config.pooling()
     train_records, val_records = config.normal_split()
-    frontend = LogMelFrontend(config.features)
+    frontend = LogMelFrontend(config.features, channel=config.channel)
     cache = frontend.cache(config.cache_dir)
     (train_records, train_paths), (val_records, val_paths) = _cached(
         cache, [train_records, val_records], progress, skipped)

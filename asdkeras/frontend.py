@@ -28,12 +28,14 @@ GRAPH_SCOPE = "frontend"
 
 
 class _Settings:
-    """What every front-end saves: its type, the sample rate, the clip length and its parameters."""
+    """What every front-end saves: its type, the sample rate, the clip length, the channel kept
+    from multichannel files (None: averaged) and its parameters."""
 
     reads_waveforms: ClassVar[bool] = False
 
     def settings(self) -> dict:
-        return {"type": self.name, "sample_rate": SAMPLE_RATE, "clip_samples": self.clip_samples, **asdict(self.config)}
+        return {"type": self.name, "sample_rate": SAMPLE_RATE, "clip_samples": self.clip_samples,
+                "channel": self.channel, **asdict(self.config)}
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class LogMelFrontend(_Settings):
 
     config: LogMelConfig = field(default_factory=LogMelConfig)
     clip_samples: int = CLIP_SAMPLES
+    channel: int | None = None
     name: ClassVar[str] = "logmel"
 
     @property
@@ -57,7 +60,7 @@ class LogMelFrontend(_Settings):
         return log_mel_spectrogram(waveforms, self.config, pin)
 
     def cache(self, root: str) -> FeatureCache:
-        return logmel_cache(root, self.config)
+        return logmel_cache(root, self.config, self.channel)
 
     def dataset(self, cache_paths: Sequence[str], batch_size: int = 8) -> tf.data.Dataset:
         """Batches of cached features, clips in the given order."""
@@ -73,6 +76,7 @@ class ImageFrontend(_Settings):
 
     config: ImageConfig = field(default_factory=ImageConfig)
     clip_samples: int = CLIP_SAMPLES
+    channel: int | None = None
     name: ClassVar[str] = "image"
 
     @property
@@ -84,7 +88,7 @@ class ImageFrontend(_Settings):
         return spectrogram_image(waveforms, self.config, pin)
 
     def cache(self, root: str) -> FeatureCache:
-        return image_cache(root, self.config)
+        return image_cache(root, self.config, self.channel)
 
     def dataset(self, cache_paths: Sequence[str], batch_size: int = 32) -> tf.data.Dataset:
         return image_dataset(cache_paths, self.config, batch_size)
@@ -95,8 +99,11 @@ class WaveformConfig:
     """No parameters: the model reads the samples themselves."""
 
 
+@dataclass(frozen=True)
 class _AudioFiles:
     """The "cache" of a waveform front-end: the audio files themselves, decoded when read."""
+
+    channel: int | None = None
 
     def ensure(self, paths: Sequence[str], progress: Progress = no_progress,
                skipped: SkippedFiles | None = None) -> list[str]:
@@ -108,9 +115,9 @@ class _AudioFiles:
         for path in progress(paths, len(paths)):
             if not os.path.isfile(path):
                 skipped.add(path, f"{path}: no such file; was the dataset moved while running?")
-            elif not decodes_in_graph(path):
+            elif self.channel is not None or not decodes_in_graph(path):
                 try:
-                    load_clip(path)
+                    load_clip(path, self.channel)
                 except AsdError as exc:
                     skipped.add(path, str(exc))
         return [p for p in paths if p not in skipped]
@@ -126,6 +133,7 @@ class WaveformFrontend(_Settings):
 
     config: WaveformConfig = field(default_factory=WaveformConfig)
     clip_samples: int = CLIP_SAMPLES
+    channel: int | None = None
     name: ClassVar[str] = "waveform"
     reads_waveforms: ClassVar[bool] = True
 
@@ -137,11 +145,11 @@ class WaveformFrontend(_Settings):
         return waveforms
 
     def cache(self, root: str) -> _AudioFiles:
-        return _AudioFiles()
+        return _AudioFiles(self.channel)
 
     def dataset(self, paths: Sequence[str], batch_size: int = 8) -> tf.data.Dataset:
         """Batches of decoded clips, in the given order."""
-        return waveform_dataset(list(paths)).batch(batch_size).prefetch(AUTOTUNE)
+        return waveform_dataset(list(paths), channel=self.channel).batch(batch_size).prefetch(AUTOTUNE)
 
 
 FRONTENDS = {frontend.name: frontend for frontend in (LogMelFrontend, ImageFrontend, WaveformFrontend)}
@@ -159,8 +167,9 @@ def frontend_from_settings(settings: dict):
         raise AsdError(f"the detector was trained at {rate} Hz but this asdkeras works at {SAMPLE_RATE} Hz; "
                        f"re-fit it with 'python cli.py fit'")
     clip_samples = settings.pop("clip_samples", CLIP_SAMPLES)
+    channel = settings.pop("channel", None)
     try:
-        return FRONTENDS[kind](CONFIGS[kind](**settings), clip_samples)
+        return FRONTENDS[kind](CONFIGS[kind](**settings), clip_samples, channel)
     except TypeError as exc:
         raise AsdError(f"front-end settings in detector.json do not match this asdkeras ({exc}); "
                        f"re-fit the detector with 'python cli.py fit'") from None

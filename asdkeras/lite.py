@@ -134,7 +134,8 @@ def score_paths(detector: LiteDetector, paths: list[str], on_error=lambda path, 
     scored = []
     for path in progress(paths, len(paths)):
         try:
-            clip = load_clip(path, sample_rate=detector.sample_rate, clip_samples=detector.clip_samples)
+            clip = load_clip(path, channel=detector.sidecar["frontend"].get("channel"), sample_rate=detector.sample_rate,
+                             clip_samples=detector.clip_samples)
         except AsdError as exc:
             on_error(path, str(exc))
             continue

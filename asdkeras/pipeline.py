@@ -63,6 +63,8 @@ class FeatureCache:
         Batched TF function from waveforms ``(batch, samples)`` to features ``(batch, ...)``.
     batch_size : int
         Clips per feature batch when filling the cache.
+    channel : int, optional
+        Channel kept from multichannel files; None averages them. Part of the key.
     """
 
     root: str
@@ -70,9 +72,11 @@ class FeatureCache:
     describe: dict
     compute: Callable[[tf.Tensor], tf.Tensor]
     batch_size: int = 16
+    channel: int | None = None
 
     def path_for(self, audio_path: str) -> str:
-        key = json.dumps([file_fingerprint(audio_path), self.describe], sort_keys=True)
+        describe = self.describe if self.channel is None else {**self.describe, "channel": self.channel}
+        key = json.dumps([file_fingerprint(audio_path), describe], sort_keys=True)
         digest = hashlib.sha1(key.encode()).hexdigest()
         return os.path.join(self.root, self.name, digest[:2], f"{digest}.npy")
 
@@ -91,7 +95,7 @@ class FeatureCache:
         cache_paths = {p: self.path_for(p) for p in present}
         missing = sorted({a: c for a, c in cache_paths.items() if not os.path.isfile(c)}.items())
         if missing:
-            note = conversion_note([a for a, _ in missing])
+            note = conversion_note([a for a, _ in missing], channel=self.channel)
             if note:
                 LOG.info(note)
             for _, cache_path in missing:
@@ -111,7 +115,7 @@ class FeatureCache:
             share = tf.reduce_mean(tf.cast(magnitude >= FULL_SCALE, tf.float32), axis=1)
             return self.compute(waveforms), tf.reduce_max(magnitude, axis=1), share
 
-        dataset = (waveform_dataset(audio)
+        dataset = (waveform_dataset(audio, channel=self.channel)
                    .batch(self.batch_size)
                    .map(with_levels, num_parallel_calls=AUTOTUNE, deterministic=True)
                    .prefetch(2))
@@ -137,7 +141,7 @@ class FeatureCache:
         except tf.errors.OpError:
             for index in progress(range(written, len(missing)), len(missing) - written):
                 try:
-                    waveform = decode_one(missing[index][0])
+                    waveform = decode_one(missing[index][0], self.channel)
                 except AsdError as exc:
                     skipped.add(missing[index][0], str(exc))
                     continue
@@ -146,14 +150,14 @@ class FeatureCache:
             LOG.info(f"{problem}; scored as it is")
 
 
-def decode_one(path: str) -> np.ndarray:
+def decode_one(path: str, channel: int | None = None) -> np.ndarray:
     """One clip as :func:`waveform_dataset` decodes it, or the file's one-line :class:`AsdError`."""
-    if decodes_in_graph(path):
+    if channel is None and decodes_in_graph(path):
         try:
             return _decode_wav_in_graph(tf.constant(path)).numpy()
         except tf.errors.OpError:
             pass  # soundfile reads some files the in-graph decoder refuses, or says why it cannot
-    return load_clip(path)
+    return load_clip(path, channel)
 
 
 def decodes_in_graph(path: str) -> bool:
@@ -210,17 +214,19 @@ def _decode_wav_in_graph(path: tf.Tensor) -> tf.Tensor:
     return tf.pad(mono, [[0, CLIP_SAMPLES - tf.shape(mono)[0]]])
 
 
-def waveform_dataset(paths: Sequence[str], failures: list[str] | None = None) -> tf.data.Dataset:
+def waveform_dataset(paths: Sequence[str], failures: list[str] | None = None,
+                     channel: int | None = None) -> tf.data.Dataset:
     """Decoded clips ``(CLIP_SAMPLES,)`` float32, in order, decoded in parallel.
 
-    Files in the DCASE format are decoded by TensorFlow; others by the Python loader (resampling,
-    FLAC/OGG, other sample formats), whose one-line error messages are appended to ``failures``.
+    Files in the DCASE format are decoded by TensorFlow (channels averaged); others, and every
+    file when a ``channel`` is picked, by the Python loader (resampling, FLAC/OGG, other sample
+    formats, channel choice), whose one-line error messages are appended to ``failures``.
     """
     failures = [] if failures is None else failures
 
     def decode_in_python(path: bytes) -> np.ndarray:
         try:
-            return load_clip(path.decode())
+            return load_clip(path.decode(), channel)
         except AsdError as exc:
             failures.append(str(exc))
             raise
@@ -230,25 +236,26 @@ def waveform_dataset(paths: Sequence[str], failures: list[str] | None = None) ->
                        lambda: tf.numpy_function(decode_in_python, [path], tf.float32, stateful=False))
         return tf.ensure_shape(clip, [CLIP_SAMPLES])
 
-    flags = [decodes_in_graph(p) for p in paths]
+    flags = [channel is None and decodes_in_graph(p) for p in paths]
     return (tf.data.Dataset.from_tensor_slices((list(paths), flags))
             .map(decode, num_parallel_calls=AUTOTUNE, deterministic=True))
 
 
-def logmel_cache(root: str, config: LogMelConfig = LogMelConfig()) -> FeatureCache:
+def logmel_cache(root: str, config: LogMelConfig = LogMelConfig(), channel: int | None = None) -> FeatureCache:
     """Cache of log-mel frames ``(frames, n_mels)`` float32 (313 x 128 for 10 s: 160 kB a clip)."""
     return FeatureCache(root, "logmel", {"clip_samples": CLIP_SAMPLES, **asdict(config)},
-                        lambda waves: log_mel_spectrogram(waves, config))
+                        lambda waves: log_mel_spectrogram(waves, config), channel=channel)
 
 
-def image_cache(root: str, config: ImageConfig = ImageConfig()) -> FeatureCache:
+def image_cache(root: str, config: ImageConfig = ImageConfig(), channel: int | None = None) -> FeatureCache:
     """Cache of spectrogram images as one uint8 channel ``(size, size)`` (100 kB a clip at 320 px).
 
     The three channels of a spectrogram image are identical and its pixels lie in [0, 255], so a
     rounded single channel stores it whole, as the report's saved pictures did.
     """
     return FeatureCache(root, "image", {"clip_samples": CLIP_SAMPLES, **asdict(config)},
-                        lambda waves: tf.cast(tf.round(spectrogram_image(waves, config)[..., 0]), tf.uint8))
+                        lambda waves: tf.cast(tf.round(spectrogram_image(waves, config)[..., 0]), tf.uint8),
+                        channel=channel)
 
 
 def image_dataset(cache_paths: Sequence[str], config: ImageConfig, batch_size: int, labels: Sequence[float] | None = None,
@@ -271,7 +278,7 @@ def image_dataset(cache_paths: Sequence[str], config: ImageConfig, batch_size: i
 
 
 def augmented_clips(source_paths: Sequence[str], count: int, config, cache_root: str, seed: int,
-                    progress: Progress = no_progress, workers: int | None = None) -> list[str]:
+                    progress: Progress = no_progress, workers: int | None = None, channel: int | None = None) -> list[str]:
     """``count`` augmented copies of the source clips (cycling through them), cached as WAV files.
 
     Copy ``i`` is made from ``source_paths[i % len(source_paths)]`` with seed ``seed + i``; the
@@ -286,10 +293,11 @@ def augmented_clips(source_paths: Sequence[str], count: int, config, cache_root:
         return []
     if not source_paths:
         raise AsdError("no clips to augment")
-    key = json.dumps([file_fingerprint(p) for p in source_paths] + [asdict(config), seed], sort_keys=True)
+    key = json.dumps([file_fingerprint(p) for p in source_paths] + [asdict(config), seed]
+                     + ([channel] if channel is not None else []), sort_keys=True)
     folder = os.path.join(cache_root, "augmented", hashlib.sha1(key.encode()).hexdigest()[:16])
     os.makedirs(folder, exist_ok=True)
-    jobs = [(source_paths[i % len(source_paths)], os.path.join(folder, f"aug_{i:05d}.wav"), seed + i, config)
+    jobs = [(source_paths[i % len(source_paths)], os.path.join(folder, f"aug_{i:05d}.wav"), seed + i, config, channel)
             for i in range(count)]
     todo = [job for job in jobs if not os.path.isfile(job[1])]
     workers = min(workers or os.cpu_count() or 1, max(len(todo), 1))

@@ -130,4 +130,4 @@ def test_conversion_note_says_what_was_converted(tmp_path):
     other = str(tmp_path / "other.wav")
     sf.write(other, np.zeros((44100 * 12, 2), np.float32), 44100)
     assert conversion_note([dcase, other]) == ("2 files read: 1 resampled 44100 Hz -> 16000 Hz; "
-                                               "1 multichannel averaged to mono; 1 cropped or zero-padded to 10 s")
+                                               "1 multichannel, averaged to mono; 1 cropped or zero-padded to 10 s")

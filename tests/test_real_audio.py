@@ -42,7 +42,7 @@ def test_autoencoder_on_real_8_channel_mimii_fan(tmp_path):
     fitted = runner.invoke(cli.cli, ["fit", "--machine", "fan", "--loss", "mse", "--outlier", "none",
                                      "--epochs", "5", *common])
     assert fitted.exit_code == 0, fitted.output
-    assert "note: 12 files read: 12 multichannel averaged to mono" in fitted.output
+    assert "note: 12 files read: 12 multichannel, averaged to mono" in fitted.output
     tested = runner.invoke(cli.cli, ["test", "--machine", "fan", "--result-dir", str(tmp_path / "results"), *common])
     assert tested.exit_code == 0, tested.output
     rows = list(csv.reader(open(tmp_path / "results" / "anomaly_score_fan_section_00_test.csv")))
@@ -73,3 +73,25 @@ def test_mimii_folder_as_it_comes_fit_and_test_with_the_one_domain_fallback(tmp_
     strict = runner.invoke(cli.cli, ["test", "--machine", "fan", "--model", "gmm", "--strict", "--result-dir",
                                      str(tmp_path / "strict"), *common])
     assert strict.exit_code == 2 and "--strict asks for every official figure" in strict.output
+
+
+@needs_real_audio
+def test_channel_choice_is_saved_with_the_detector_and_used_by_test(tmp_path):
+    mimii = os.path.join(REAL_AUDIO, "mimii-0dB")
+    common = ["--data", mimii, "--models-dir", str(tmp_path / "models"), "--cache-dir", str(tmp_path / "cache")]
+    runner = CliRunner()
+    fitted = runner.invoke(cli.cli, ["fit", "--machine", "fan", "--model", "gmm", "--channel", "0", *common])
+    assert fitted.exit_code == 0, fitted.output
+    assert "10 multichannel, channel 0 kept" in fitted.output
+    assert json.load(open(tmp_path / "models" / "fan" / "gmm" / "detector.json"))["frontend"]["channel"] == 0
+    tested = runner.invoke(cli.cli, ["test", "--machine", "fan", "--model", "gmm", "--result-dir",
+                                     str(tmp_path / "results"), *common])
+    assert tested.exit_code == 0, tested.output
+    mean_fit = runner.invoke(cli.cli, ["fit", "--machine", "fan", "--model", "gmm", "--name", "gmm-mean", *common])
+    assert mean_fit.exit_code == 0
+    # Different channel choices give different features (separate cache entries), hence other scores.
+    channel0 = json.load(open(tmp_path / "models" / "fan" / "gmm" / "detector.json"))["normal_scores"]["mean"]
+    averaged = json.load(open(tmp_path / "models" / "fan" / "gmm-mean" / "detector.json"))["normal_scores"]["mean"]
+    assert channel0 != averaged
+    bad = runner.invoke(cli.cli, ["fit", "--machine", "fan", "--model", "gmm", "--channel", "9", "--name", "c9", *common])
+    assert bad.exit_code == 2 and "has 8 channel(s), cannot pick channel 9" in bad.output
