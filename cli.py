@@ -17,6 +17,7 @@ import click  # noqa: E402
 
 from asdkeras.data.layout import MACHINE_TYPES as MACHINE_CHOICES  # noqa: E402
 from asdkeras.errors import AsdError  # noqa: E402
+from asdkeras.audio import LONG_CLIP_MODES  # noqa: E402
 from asdkeras.kinds import COMBINATIONS, DEFAULT_ENSEMBLE_MODE, DETECTOR_KINDS, ENSEMBLE, ENSEMBLE_MODES, MODEL_KINDS, QUANTISATIONS  # noqa: E402
 
 
@@ -307,6 +308,19 @@ def fit(machine, model_kind, ensemble_mode, combine, seed, channel_text, data, m
     _finish(skipped)
 
 
+def _note_long_clips(paths: list[str], mode: str, clip_samples: int | None = None, sample_rate: int | None = None) -> None:
+    """Say how clips longer than the model's length are scored."""
+    from asdkeras.audio import CLIP_SAMPLES, SAMPLE_RATE, is_long
+
+    clip_samples, sample_rate = clip_samples or CLIP_SAMPLES, sample_rate or SAMPLE_RATE
+    count = sum(is_long(p, clip_samples, sample_rate) for p in paths)
+    if count:
+        seconds = clip_samples / sample_rate
+        click.echo(f"note: {count} clip(s) longer than {seconds:g} s: " + (
+            f"cropped to the first {seconds:g} s (--long-clips max or mean scores overlapping windows)" if mode == "crop"
+            else f"scored in overlapping {seconds:g} s windows, their {mode} taken"), err=True)
+
+
 def _channel(text: str | None) -> int | None:
     """``--channel N|mean`` -> the channel index, or None to average."""
     if text is None or text == "mean":
@@ -373,10 +387,13 @@ def _fit_ensemble(machine, mode, combine, data, models_dir, cache_dir, skipped):
 @click.option("--ground-truth", "ground_truth_dir", default=None,
               help="Folder of official ground-truth CSVs (ground_truth_<machine>_section_XX_test.csv, and "
                    "ground_truth_domain_... when present) that label anonymised eval_data names.")
+@click.option("--long-clips", type=click.Choice(LONG_CLIP_MODES), default="crop", show_default=True,
+              help="Clips longer than the model's 10 s: crop to the first 10 s, or score overlapping 10 s windows "
+                   "(hop 5 s, the last one ending with the clip) and take their max or mean.")
 @click.option("--name", help="Test the detector saved with 'fit --name NAME' (results are labelled NAME).")
 @click.option("--strict", is_flag=True, help="Stop at the first unreadable audio file (default: report it, skip it, go on, exit 1 at the end).")
 @user_errors
-def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, ground_truth_dir, name, strict):
+def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, ground_truth_dir, long_clips, name, strict):
     """Score the test clips: official DCASE CSVs, and metrics for labelled data.
 
     Example: python cli.py test --machine gearbox --model ensemble
@@ -387,8 +404,9 @@ def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, g
 
     records = labelled_test_records(data, machine, subset, ground_truth_dir)
     skipped = _skipped_files(strict)
+    _note_long_clips([r.path for r in records], long_clips)
     evaluation = evaluate(detector_dir(models_dir, machine, name or model_kind), machine, name or model_kind, data,
-                          result_dir, cache_dir, subset, _progress("features"), records, skipped)
+                          result_dir, cache_dir, subset, _progress("features"), records, skipped, long_clips)
     if evaluation.ensemble:
         from asdkeras.ensemble import describe_choice
         click.echo(describe_choice(evaluation.ensemble))
@@ -448,9 +466,12 @@ def export_tflite(machines, all_machines, model_kind, quant, int8_io, models_dir
 @click.option("--csv", "csv_path", help="Write file,score,decision rows here (atomically).")
 @click.option("--threads", type=click.IntRange(1), help="Interpreter threads [TFLite's default].")
 @click.option("--result-dir", help="Also write the official DCASE CSVs (and metrics for labelled names) of DCASE-named clips here.")
+@click.option("--long-clips", type=click.Choice(LONG_CLIP_MODES), default="crop", show_default=True,
+              help="Clips longer than the model's 10 s: crop to the first 10 s, or score overlapping 10 s windows "
+                   "(hop 5 s, the last one ending with the clip) and take their max or mean.")
 @click.option("--strict", is_flag=True, help="Stop at the first unreadable audio file (default: report it, skip it, go on, exit 1 at the end).")
 @user_errors
-def score(paths, tflite_path, csv_path, threads, result_dir, strict):
+def score(paths, tflite_path, csv_path, threads, result_dir, long_clips, strict):
     """Score audio files or folders with a TFLite model alone (no Keras): score and decision per clip.
 
     Example: python cli.py score data/dev_data/fan/test --tflite tflite/fan_ae_int8_waveform.tflite --csv fan.csv
@@ -466,7 +487,8 @@ def score(paths, tflite_path, csv_path, threads, result_dir, strict):
     if note:
         click.echo(f"note: {note}", err=True)
     skipped = _skipped_files(strict)
-    scored = score_paths(detector, files, skipped.add, _progress("scoring"))
+    _note_long_clips(files, long_clips, detector.clip_samples, detector.sample_rate)
+    scored = score_paths(detector, files, skipped.add, _progress("scoring"), long_clips)
     for clip in scored:
         click.echo(f"{clip.path},{clip.score:.6g},{'anomaly' if clip.decision else 'normal'}")
     if csv_path:

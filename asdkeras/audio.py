@@ -216,6 +216,49 @@ def level_statistics(clip: np.ndarray) -> tuple[float, float]:
     return float(magnitude.max(initial=0.0)), float(np.mean(magnitude >= FULL_SCALE)) if clip.size else 0.0
 
 
+LONG_CLIP_MODES = ("crop", "max", "mean")
+"""What a clip longer than the model's length gets: cropped to its start (the default, as
+training clips are), or scored in overlapping windows whose scores are aggregated by max or mean."""
+
+MAX_WINDOWED_SECONDS = 600.0
+"""At most this much of a long recording is read for window scoring."""
+
+
+def is_long(path: str, clip_samples: int = CLIP_SAMPLES, sample_rate: int = SAMPLE_RATE) -> bool:
+    """Whether a file holds noticeably more (1 %) than one clip of audio; unreadable files are not long."""
+    try:
+        info = describe(path)
+    except AsdError:
+        return False
+    return info.frames / info.sample_rate > 1.01 * clip_samples / sample_rate
+
+
+def load_windows(path: str, channel: int | None = None, sample_rate: int = SAMPLE_RATE,
+                 clip_samples: int = CLIP_SAMPLES, hop_samples: int | None = None) -> np.ndarray:
+    """A long recording as overlapping clips ``(windows, clip_samples)`` float32.
+
+    Windows start every ``hop_samples`` (default half a clip); the last one ends at the
+    recording's end, so no part is left out. At most :data:`MAX_WINDOWED_SECONDS` are read.
+    """
+    data, rate = read_file(path, max_seconds=MAX_WINDOWED_SECONDS)
+    mono = resample(to_mono(data, channel, path), rate, sample_rate).astype(np.float32)
+    if not np.all(np.isfinite(mono)):
+        raise AsdError(f"{path}: holds NaN or infinite samples; re-record or remove it")
+    if mono.shape[0] <= clip_samples:
+        return fit_length(mono, clip_samples)[np.newaxis]
+    hop = hop_samples or clip_samples // 2
+    starts = list(range(0, mono.shape[0] - clip_samples + 1, hop))
+    if starts[-1] != mono.shape[0] - clip_samples:
+        starts.append(mono.shape[0] - clip_samples)
+    return np.stack([mono[start:start + clip_samples] for start in starts])
+
+
+def aggregate_windows(scores, mode: str) -> float:
+    """One clip score from its windows' scores: ``max`` (a fault in any window counts) or ``mean``."""
+    scores = np.asarray(scores, np.float64)
+    return float(scores.max() if mode == "max" else scores.mean())
+
+
 def describe(path: str) -> AudioInfo:
     """Rate, channel count and length of a file, read from its header where possible."""
     try:

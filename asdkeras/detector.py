@@ -94,17 +94,31 @@ class Detector:
         return np.asarray(self.model.predict(features, verbose=0), dtype=np.float64).reshape(-1)
 
     def score_files(self, paths: list[str], cache_dir: str, progress: Progress = no_progress,
-                    skipped: SkippedFiles | None = None) -> np.ndarray:
+                    skipped: SkippedFiles | None = None, long_clips: str = "crop") -> np.ndarray:
         """Clip scores of audio files, features computed once into ``cache_dir`` and reused.
 
         An unreadable file raises its one-line error, or, given ``skipped``, is recorded there and
-        gets the score NaN (the others are scored all the same).
+        gets the score NaN (the others are scored all the same). ``long_clips``: files longer than
+        the clip length are cropped ("crop"), or scored in overlapping windows aggregated by
+        "max" or "mean" (see :func:`asdkeras.audio.load_windows`).
         """
+        from asdkeras.audio import aggregate_windows, is_long, load_windows
+
         scores = np.full(len(paths), np.nan)
-        cache_paths = self.frontend.cache(cache_dir).ensure(paths, progress, skipped)
+        windowed = {i for i, p in enumerate(paths)
+                    if long_clips != "crop" and is_long(p, self.frontend.clip_samples)}
+        cached = [p for i, p in enumerate(paths) if i not in windowed]
+        cache_paths = self.frontend.cache(cache_dir).ensure(cached, progress, skipped)
         if cache_paths:
-            readable = np.array([skipped is None or p not in skipped for p in paths])
+            readable = np.array([i not in windowed and (skipped is None or p not in skipped) for i, p in enumerate(paths)])
             scores[readable] = self.score_features(self.frontend.dataset(cache_paths))
+        for i in sorted(windowed):
+            try:
+                windows = load_windows(paths[i], self.frontend.channel, clip_samples=self.frontend.clip_samples)
+            except AsdError as exc:
+                (skipped if skipped is not None else SkippedFiles(strict=True)).add(paths[i], str(exc))
+                continue
+            scores[i] = aggregate_windows(self.score_waveforms(windows), long_clips)
         return scores
 
     def score_waveforms(self, waveforms: np.ndarray, batch_size: int = 8) -> np.ndarray:

@@ -43,17 +43,19 @@ def _labelled(records: list[ClipRecord]) -> bool:
 
 def evaluate(folder: str, machine: str, model_name: str, data_dir: str, result_dir: str, cache_dir: str,
              subset: str = "dev_data", progress: Progress = no_progress,
-             records: list[ClipRecord] | None = None, skipped: SkippedFiles | None = None) -> Evaluation:
+             records: list[ClipRecord] | None = None, skipped: SkippedFiles | None = None,
+             long_clips: str = "crop") -> Evaluation:
     """Score every test clip of ``machine``, write the official CSVs per section and, for labelled
     data, ``metrics_<model>_<machine>.json``.
 
     Given ``skipped``, unreadable clips are recorded there and left out (the evaluation's
     ``notes`` name the sections whose CSVs lack them); without it the first one raises.
+    ``long_clips``: "crop", "max" or "mean" (see :meth:`Detector.score_files`).
     """
     records = records if records is not None else scan_split(data_dir, machine, "test", subset)
     _check_split(folder, records)
     detector = Detector.load(folder)
-    scores = detector.score_files([r.path for r in records], cache_dir, progress, skipped)
+    scores = detector.score_files([r.path for r in records], cache_dir, progress, skipped, long_clips)
     kept = [i for i, r in enumerate(records) if skipped is None or r.path not in skipped]
     evaluation = write_evaluation(machine, model_name, [records[i] for i in kept], scores[kept],
                                   detector.decide(scores[kept]), detector.threshold, result_dir)

@@ -122,26 +122,31 @@ class ScoredClip:
 
 
 def score_paths(detector: LiteDetector, paths: list[str], on_error=lambda path, message: None,
-                progress=lambda iterable, total: iterable) -> list[ScoredClip]:
+                progress=lambda iterable, total: iterable, long_clips: str = "crop") -> list[ScoredClip]:
     """Score audio files one by one; a file that cannot be read is passed to ``on_error`` and skipped.
 
-    Files of another rate, channel count or length are converted as ``test`` converts them.
+    Files of another rate, channel count or length are converted as ``test`` converts them;
+    ``long_clips`` as for :meth:`asdkeras.detector.Detector.score_files`.
     """
     import logging
 
-    from asdkeras.audio import level_problem, level_statistics, load_clip
+    from asdkeras.audio import aggregate_windows, is_long, level_problem, level_statistics, load_clip, load_windows
 
+    channel = detector.sidecar["frontend"].get("channel")
     scored = []
     for path in progress(paths, len(paths)):
         try:
-            clip = load_clip(path, channel=detector.sidecar["frontend"].get("channel"), sample_rate=detector.sample_rate,
-                             clip_samples=detector.clip_samples)
+            if long_clips != "crop" and is_long(path, detector.clip_samples, detector.sample_rate):
+                clips = load_windows(path, channel, detector.sample_rate, detector.clip_samples)
+            else:
+                clips = load_clip(path, channel=channel, sample_rate=detector.sample_rate,
+                                  clip_samples=detector.clip_samples)[np.newaxis]
         except AsdError as exc:
             on_error(path, str(exc))
             continue
-        problem = level_problem(*level_statistics(clip))
+        problem = level_problem(*level_statistics(clips))
         if problem:
             logging.getLogger("asdkeras").info(f"{path}: {problem}; scored as it is")
-        score = detector.score_clip(clip)
+        score = aggregate_windows([detector.score_clip(clip) for clip in clips], long_clips)
         scored.append(ScoredClip(path, score, detector.decide(score)))
     return scored
