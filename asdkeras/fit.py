@@ -471,15 +471,28 @@ def fit_gmm(config: GmmConfig, progress: Progress = no_progress, verbose: int = 
     _require_training_clips(train_paths, config.machine)
     _note_held_out(val_paths, train_paths, config)
 
-    pooled = np.asarray(pooling_model(*frontend.input_shape, decays).predict(frontend.dataset(train_paths), verbose=0),
-                        np.float64)
+    pooler = pooling_model(*frontend.input_shape, decays)
+    pooled = np.asarray(pooler.predict(frontend.dataset(train_paths), verbose=0), np.float64)
     mean, variance = pooled.mean(axis=0), np.maximum(pooled.var(axis=0), 1e-6)
     weights, means, chol, mixture = fit_mixture(
         (pooled - mean) / np.sqrt(variance), np.array([r.domain for r in train_records]),
         np.array([r.section for r in train_records]), components, config.covariance_reg, config.seed)
     scoring = gmm_scoring_model(*frontend.input_shape, decays, mean, variance, weights, means, chol)
-    thresholds, normal_scores = held_out_threshold(scoring, frontend, val_paths, train_paths, config.threshold_quantile,
-                                                   [r.domain for r in val_records], [r.domain for r in train_records])
+    if len(val_paths) >= MIN_HELD_OUT:
+        thresholds, normal_scores = held_out_threshold(scoring, frontend, val_paths, train_paths,
+                                                       config.threshold_quantile, [r.domain for r in val_records],
+                                                       [r.domain for r in train_records])
+    else:  # too few held out: refits are cheap, so every clip is scored by a mixture fitted without it
+        records = train_records + val_records
+        every = pooled if not val_paths else np.r_[pooled, pooler.predict(frontend.dataset(val_paths), verbose=0)]
+        scores, folds = gmm_out_of_fold_scores(every, np.array([r.domain for r in records]),
+                                               np.array([r.section for r in records]), components,
+                                               config.covariance_reg, config.seed)
+        what = (f"out-of-fold scores of all {len(records)} training-normal clips (too few held out: each scored by "
+                f"a mixture fitted without it, {folds} folds)")
+        thresholds = {"quantile": quantile_threshold(scores, config.threshold_quantile, what,
+                                                     [r.domain for r in records])}
+        normal_scores = {**score_statistics(scores), "clips": what}
     detector = Detector(
         kind="gmm", machine=config.machine, frontend=frontend, model=scoring,
         score_units="negative log-likelihood of the clip's GWRP-pooled, standardised log-mel levels",
@@ -492,6 +505,29 @@ def fit_gmm(config: GmmConfig, progress: Progress = no_progress, verbose: int = 
               "epochs_run": 0, "fit_seconds": round(time.perf_counter() - started, 1)})
     detector.save(config.folder(), {"config.json": asdict(config), **split_files(config)})
     return detector
+
+
+def gmm_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: np.ndarray, components: int,
+                           covariance_reg: float, seed: int, folds: int = 5) -> tuple[np.ndarray, int]:
+    """Each clip's score under a mixture fitted (standardisation included) without its fold.
+
+    For the threshold when too few clips can be held out: the scores of clips a mixture was
+    fitted on run low (each target clip is a component of its own), so a threshold on them flags
+    nearly every new normal clip. Returns the scores and the number of folds used.
+    """
+    from asdkeras.models.gmm import fit_mixture, mixture_nll
+
+    folds = max(2, min(folds, len(pooled)))
+    fold = np.empty(len(pooled), dtype=int)
+    fold[np.random.default_rng(seed).permutation(len(pooled))] = np.arange(len(pooled)) % folds
+    scores = np.empty(len(pooled))
+    for f in range(folds):
+        fit = fold != f
+        mean, variance = pooled[fit].mean(axis=0), np.maximum(pooled[fit].var(axis=0), 1e-6)
+        weights, means, chol, _ = fit_mixture((pooled[fit] - mean) / np.sqrt(variance), domains[fit], sections[fit],
+                                              components, covariance_reg, seed)
+        scores[~fit] = mixture_nll((pooled[~fit] - mean) / np.sqrt(variance), weights, means, chol)
+    return scores, folds
 
 
 @dataclass(frozen=True)

@@ -78,3 +78,22 @@ def test_fit_and_test_gmm_from_the_command_line(tiny_dataset, tmp_path):
     assert 0 < json.load(open(tmp_path / "results" / "metrics_gmm_valve.json"))["official_score"] <= 1
     wrong = CliRunner().invoke(cli.cli, ["fit", "--machine", "valve", "--model", "gmm", "--epochs", "3", *common])
     assert wrong.exit_code == 2 and "--epochs does not apply to --model gmm" in wrong.output
+
+
+def test_out_of_fold_scores_look_like_new_clips_not_like_fitted_ones():
+    """A mixture scores the clips it was fitted on low; out-of-fold scores are what a threshold needs."""
+    from asdkeras.fit import gmm_out_of_fold_scores
+    from asdkeras.models.gmm import fit_mixture, mixture_nll
+
+    rng = np.random.default_rng(0)
+    clips = rng.normal(size=(30, 6))
+    domains, sections = np.array(["source"] * 26 + ["target"] * 4), np.array(["00"] * 30)
+    new = rng.normal(size=(200, 6))
+    weights, means, chol, _ = fit_mixture(clips, domains, sections, 2, 0.1)
+    in_sample, unseen = mixture_nll(clips, weights, means, chol), mixture_nll(new, weights, means, chol)
+    out_of_fold, folds = gmm_out_of_fold_scores(clips, domains, sections, 2, 0.1, seed=0)
+    assert folds == 5 and out_of_fold.shape == (30,)
+    assert np.median(in_sample) < np.median(out_of_fold)
+    # The 0.9 quantile should flag about 10 % of new normals: on in-sample scores it flags 65 %.
+    assert np.mean(unseen > np.quantile(in_sample, 0.9)) > 0.4
+    assert 0.02 < np.mean(unseen > np.quantile(out_of_fold, 0.9)) < 0.2  # measured 0.07

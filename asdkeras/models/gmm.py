@@ -112,6 +112,19 @@ class GaussianMixtureNLL(layers.Layer):
         return {**super().get_config(), "components": self.components, "dim": self.dim}
 
 
+def mixture_nll(vectors: np.ndarray, weights: np.ndarray, means: np.ndarray,
+                precisions_cholesky: np.ndarray) -> np.ndarray:
+    """:class:`GaussianMixtureNLL` in NumPy (float64): ``(n, d)`` vectors -> ``(n,)`` negative log-likelihoods."""
+    from scipy.special import logsumexp
+
+    d = means.shape[1]
+    projected = np.einsum("nd,kde->nke", vectors, precisions_cholesky) - np.einsum("kd,kde->ke", means,
+                                                                                   precisions_cholesky)
+    log_det = np.log(np.diagonal(precisions_cholesky, axis1=1, axis2=2)).sum(axis=1)
+    log_norm = np.log(weights) + log_det - 0.5 * d * math.log(2 * math.pi)
+    return -logsumexp(log_norm - 0.5 * np.sum(projected ** 2, axis=-1), axis=1)
+
+
 def gmm_scoring_model(frames_per_clip: int, n_mels: int, decays, mean: np.ndarray, variance: np.ndarray,
                       weights: np.ndarray, means: np.ndarray, precisions_cholesky: np.ndarray,
                       name: str = "gmm_score") -> keras.Model:
