@@ -143,7 +143,7 @@ def separation(normal_scores: np.ndarray, anomalous_scores: np.ndarray) -> dict:
 
 
 def contamination_figures(members: list[Member], held_out: list[ClipRecord], others: list[ClipRecord],
-                          seed: int = 0) -> dict[str, dict]:
+                          seed: int = 0, channel: int | None = None) -> dict[str, dict]:
     """Per member: AUC and pAUC of held-out normals against their contaminated copies, per level and averaged.
 
     ``other_types_alone``: the same against the other machine types' clips themselves, for the record.
@@ -153,8 +153,8 @@ def contamination_figures(members: list[Member], held_out: list[ClipRecord], oth
     rng = np.random.default_rng(seed)
     if len(held_out) > PROXY_MAX_NORMALS:
         held_out = [held_out[i] for i in np.sort(rng.choice(len(held_out), PROXY_MAX_NORMALS, replace=False))]
-    normals = np.stack([load_clip(r.path) for r in held_out]).astype(np.float32)
-    sounds = np.stack([load_clip(r.path) for r in others])
+    normals = np.stack([load_clip(r.path, channel) for r in held_out]).astype(np.float32)
+    sounds = np.stack([load_clip(r.path, channel) for r in others])
     mixtures = {snr: contaminate(normals, sounds, snr, rng) for snr in PROXY_SNRS_DB}
     figures = {}
     for member in members:
@@ -252,6 +252,11 @@ def fit_ensemble(machine: str, models_dir: str = "saved_models", mode: str = DEF
     if how not in COMBINATIONS:
         raise AsdError(f"fuse combines by {' or '.join(COMBINATIONS)}, not '{how}'")
     members = load_members(models_dir, machine, kinds, folders)
+    channels = {m.detector.frontend.channel for m in members}
+    if len(channels) > 1:
+        raise AsdError(f"{machine}: the members read different channels ({', '.join(map(str, channels))}); "
+                       f"fit them with the same --channel")
+    channel = channels.pop()
     data_dir = data_dir or members[0].config.data_dir
     subset = members[0].config.subset
     for member in members:  # the members' splits must be computed on the data they were fitted on
@@ -263,8 +268,8 @@ def fit_ensemble(machine: str, models_dir: str = "saved_models", mode: str = DEF
     readable = [i for i, r in enumerate(held_out) if skipped is None or r.path not in skipped]
     held_out, held_scores = [held_out[i] for i in readable], {k: v[readable] for k, v in held_scores.items()}
     outliers = {m.detector.info.get("outlier") for m in members} - {None}
-    proxies = [r for r in proxy_records(data_dir, subset, machine, outliers) if _readable(r.path, skipped)]
-    contamination = contamination_figures(members, held_out, proxies) if proxies else {}
+    proxies = [r for r in proxy_records(data_dir, subset, machine, outliers) if _readable(r.path, skipped, channel)]
+    contamination = contamination_figures(members, held_out, proxies, channel=channel) if proxies else {}
     figures = {}
     for member in members:
         figures[member.kind] = {
@@ -291,7 +296,7 @@ def fit_ensemble(machine: str, models_dir: str = "saved_models", mode: str = DEF
         if mode == "paper":
             kind, reason = _paper_choice(machine, [m.kind for m in members])
         elif proxies:
-            kind, reason = pick_by_proxy({k: v for k, v in figures.items()})
+            kind, reason = pick_by_proxy(figures)
         else:
             kind, reason = members[0].kind, "no other machine type to contaminate clips with: the first member"
         used = [m for m in members if m.kind == kind]
@@ -306,12 +311,8 @@ def fit_ensemble(machine: str, models_dir: str = "saved_models", mode: str = DEF
                           "machine_types": sorted({r.machine for r in proxies}), "clips": len(proxies),
                           "excluded_outlier_types": sorted(outliers)},
                 "held_out": {"clips": len(held_out), "shared_by_all": enough}}
-    channels = {m.detector.frontend.channel for m in used}
-    if len(channels) > 1:
-        raise AsdError(f"{machine}: the members read different channels ({', '.join(map(str, channels))}); "
-                       f"fit them with the same --channel")
     detector = Detector(
-        kind=ENSEMBLE, machine=machine, frontend=WaveformFrontend(channel=channels.pop()), model=model, score_units=units,
+        kind=ENSEMBLE, machine=machine, frontend=WaveformFrontend(channel=channel), model=model, score_units=units,
         thresholds=thresholds, threshold_rule=rule, normal_scores=normal_scores,
         info={"ensemble": document, "outlier": next(iter(sorted(outliers)), None),
               "clips": {"held_out": len(held_out)}})
@@ -322,11 +323,11 @@ def fit_ensemble(machine: str, models_dir: str = "saved_models", mode: str = DEF
     return detector
 
 
-def _readable(path: str, skipped: SkippedFiles | None) -> bool:
+def _readable(path: str, skipped: SkippedFiles | None, channel: int | None = None) -> bool:
     from asdkeras.audio import load_clip
 
     try:
-        load_clip(path)
+        load_clip(path, channel)
         return True
     except AsdError as exc:
         (skipped if skipped is not None else SkippedFiles(strict=True)).add(path, str(exc))
