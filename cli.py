@@ -477,13 +477,14 @@ def score(paths, tflite_path, csv_path, threads, result_dir, long_clips, strict)
     Example: python cli.py score data/dev_data/fan/test --tflite tflite/fan_ae_int8_waveform.tflite --csv fan.csv
     """
     from asdkeras.atomic import write_text
-    from asdkeras.audio import conversion_note
+    from asdkeras.audio import conversion_note, is_long
     from asdkeras.data.layout import audio_files
     from asdkeras.lite import LiteDetector, score_paths
 
     detector = LiteDetector(tflite_path, threads)
     files = audio_files(list(paths))
-    note = conversion_note(files, detector.sample_rate, detector.clip_samples, detector.sidecar["frontend"].get("channel"))
+    cropped = [f for f in files if long_clips == "crop" or not is_long(f, detector.clip_samples, detector.sample_rate)]
+    note = conversion_note(cropped, detector.sample_rate, detector.clip_samples, detector.sidecar["frontend"].get("channel"))
     if note:
         click.echo(f"note: {note}", err=True)
     skipped = _skipped_files(strict)
