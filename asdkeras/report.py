@@ -106,6 +106,7 @@ def roc_figure(runs: list[DetectorRun], section: str):
 
     figure, axes = plt.subplots(1, 2, figsize=(9, 4), sharey=True)
     for axis, domain in zip(axes, ("source", "target")):
+        drawn = 0
         for run in runs:
             rows = [r for r in _section_rows(run, section) if r["label"] == "anomaly" or r["domain"] == domain]
             labels = np.array([r["label"] == "anomaly" for r in rows], dtype=int)
@@ -114,10 +115,15 @@ def roc_figure(runs: list[DetectorRun], section: str):
             scores = np.array([r["score"] for r in rows])
             fpr, tpr, _ = roc_curve(labels, scores)
             axis.plot(fpr, tpr, color=COLOURS.get(run.kind), label=f"{run.title} (AUC {roc_auc_score(labels, scores):.3f})")
+            drawn += 1
         axis.plot([0, 1], [0, 1], color="#999999", linestyle=":", linewidth=1)
         axis.axvspan(0, 0.1, color="#f2f2f2", zorder=0)
         axis.set(title=f"{domain} normals vs all anomalies", xlabel="false positive rate", xlim=(0, 1), ylim=(0, 1.01))
-        axis.legend(loc="lower right", fontsize=8)
+        if drawn:
+            axis.legend(loc="lower right", fontsize=8)
+        else:
+            axis.text(0.5, 0.5, f"no {domain}-domain normals\n(or no anomalies) in this section", ha="center",
+                      va="center", color="#666666", transform=axis.transAxes)
     axes[0].set_ylabel("true positive rate")
     figure.suptitle(f"section {section}: ROC (shaded: FPR <= 0.1, the pAUC range)")
     figure.tight_layout()
@@ -277,10 +283,14 @@ def decision_table(runs: list[DetectorRun]) -> str:
             return float(np.mean(values)) if values else None
 
         official = score_of(run)
+        fallback = (run.metrics.get("score") or {}).get("rule") == "fallback"
         cells = "".join(_cell(mean(f"{what}_{domain}")) for domain in ("source", "target")
                         for what in ("precision", "recall", "f1", "false_alarm"))
         threshold = f"{run.threshold:.4g}" if run.threshold is not None else "–"
-        rows.append(f"<tr><th>{html.escape(run.title)}</th>{_cell(official, official is not None and official == best and len(runs) > 1)}"
+        score_cell = _cell(official, official is not None and official == best and len(runs) > 1)
+        if fallback:
+            score_cell = score_cell.replace("</td>", "*</td>")
+        rows.append(f"<tr><th>{html.escape(run.title)}</th>{score_cell}"
                     f"<td>{threshold}</td>{cells}</tr>")
     return "<table>" + header + "".join(rows) + "</table>"
 

@@ -75,6 +75,11 @@ def test_mimii_folder_as_it_comes_fit_and_test_with_the_one_domain_fallback(tmp_
     detector = json.load(open(tmp_path / "models" / "fan" / "gmm" / "detector.json"))
     assert "out-of-fold scores" in detector["thresholds"]["quantile"]["description"]
     assert metrics["sections"]["00"]["false_alarm_source"] <= 0.3
+    page = runner.invoke(cli.cli, ["report", "--machine", "fan", "--result-dir", str(tmp_path / "results"),
+                                   "--models-dir", str(tmp_path / "models"), "--data", mimii, "--out", str(tmp_path / "rep")])
+    assert page.exit_code == 0, page.output
+    html = open(tmp_path / "rep" / "report_fan.html").read()
+    assert "*</td>" in html and "official score (* fallback)" in html  # the fallback score is marked
     strict = runner.invoke(cli.cli, ["test", "--machine", "fan", "--model", "gmm", "--strict", "--result-dir",
                                      str(tmp_path / "strict"), *common])
     assert strict.exit_code == 2 and "--strict asks for every official figure" in strict.output
