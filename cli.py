@@ -529,14 +529,10 @@ def report(machines, all_machines, model_kind, out, result_dir, models_dir, data
 
     Reads what 'test' and 'fit' saved; no TensorFlow. Example: python cli.py report --machine gearbox
     """
-    from asdkeras.report import write_report
+    from asdkeras.report import tested_machines, write_report
 
     if all_machines or not machines:
-        found = sorted({name.rsplit("_", 1)[1][:-5] for name in os.listdir(result_dir)
-                        if name.startswith("metrics_") and name.endswith(".json")}) if os.path.isdir(result_dir) else []
-        machines = [m for m in MACHINE_CHOICES if m in found] + [m for m in found if m not in MACHINE_CHOICES]
-        if not machines:
-            raise AsdError(f"{result_dir}: no test results; run 'python cli.py test' first")
+        machines = tested_machines(result_dir)
     kinds = DETECTOR_KINDS if model_kind == "all" else (model_kind,)
     path = write_report(list(machines), kinds, result_dir, models_dir, out, data)
     click.echo(f"wrote {path} (and its PNGs under {out}/)")

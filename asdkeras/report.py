@@ -78,6 +78,17 @@ def load_runs(machine: str, kinds, result_dir: str, models_dir: str) -> list[Det
     return runs
 
 
+def tested_machines(result_dir: str) -> list[str]:
+    """Machine types with a ``metrics_*`` file in ``result_dir``: the seven DCASE 2022 types first, then others."""
+    from asdkeras.data.layout import MACHINE_TYPES
+
+    names = os.listdir(result_dir) if os.path.isdir(result_dir) else []
+    found = sorted({n[:-len(".json")].rsplit("_", 1)[1] for n in names if n.startswith("metrics_") and n.endswith(".json")})
+    if not found:
+        raise AsdError(f"{result_dir}: no test results; run 'python cli.py test' first")
+    return [m for m in MACHINE_TYPES if m in found] + [m for m in found if m not in MACHINE_TYPES]
+
+
 def _json_or_none(path: str) -> dict | None:
     try:
         with open(path) as handle:
