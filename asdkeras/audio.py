@@ -172,16 +172,25 @@ def load_clip(path: str, channel: int | None = None, sample_rate: int = SAMPLE_R
         Input shorter than this many seconds is refused with an :class:`AsdError`.
     """
     # Crop before resampling: only the input that becomes the clip is read (plus the filter's reach).
-    data, rate = read_file(path, max_seconds=clip_samples / sample_rate + RESAMPLE_MARGIN_SECONDS)
+    mono = _read_mono(path, channel, sample_rate, clip_samples / sample_rate + RESAMPLE_MARGIN_SECONDS, min_seconds)
+    return _finite(path, fit_length(mono, clip_samples).astype(np.float32))
+
+
+def _read_mono(path: str, channel: int | None, sample_rate: int, max_seconds: float,
+               min_seconds: float = 0.0) -> np.ndarray:
+    """The first ``max_seconds`` of a file, one channel (or the mean), at ``sample_rate`` Hz."""
+    data, rate = read_file(path, max_seconds=max_seconds)
     if data.shape[0] < min_seconds * rate:
         raise AsdError(f"{path}: only {data.shape[0] / rate:.2f} s of audio, at least {min_seconds:g} s "
                        f"needed; use a longer recording")
-    mono = to_mono(data, channel, path)
-    mono = resample(mono, rate, sample_rate)
-    clip = fit_length(mono, clip_samples).astype(np.float32)
-    if not np.all(np.isfinite(clip)):
+    return resample(to_mono(data, channel, path), rate, sample_rate)
+
+
+def _finite(path: str, samples: np.ndarray) -> np.ndarray:
+    """``samples``, or the file's one-line error when any is NaN or infinite."""
+    if not np.all(np.isfinite(samples)):
         raise AsdError(f"{path}: holds NaN or infinite samples; re-record or remove it")
-    return clip
+    return samples
 
 
 FULL_SCALE = 0.999
@@ -240,10 +249,7 @@ def load_windows(path: str, channel: int | None = None, sample_rate: int = SAMPL
     Windows start every ``hop_samples`` (default half a clip); the last one ends at the
     recording's end, so no part is left out. At most :data:`MAX_WINDOWED_SECONDS` are read.
     """
-    data, rate = read_file(path, max_seconds=MAX_WINDOWED_SECONDS)
-    mono = resample(to_mono(data, channel, path), rate, sample_rate).astype(np.float32)
-    if not np.all(np.isfinite(mono)):
-        raise AsdError(f"{path}: holds NaN or infinite samples; re-record or remove it")
+    mono = _finite(path, _read_mono(path, channel, sample_rate, MAX_WINDOWED_SECONDS).astype(np.float32))
     if mono.shape[0] <= clip_samples:
         return fit_length(mono, clip_samples)[np.newaxis]
     hop = hop_samples or clip_samples // 2
