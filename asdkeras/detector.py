@@ -104,19 +104,20 @@ class Detector:
         """
         from asdkeras.audio import aggregate_windows, is_long, load_windows
 
+        skipped = SkippedFiles.or_strict(skipped)
         scores = np.full(len(paths), np.nan)
         windowed = {i for i, p in enumerate(paths)
                     if long_clips != "crop" and is_long(p, self.frontend.clip_samples)}
         cached = [p for i, p in enumerate(paths) if i not in windowed]
         cache_paths = self.frontend.cache(cache_dir).ensure(cached, progress, skipped)
         if cache_paths:
-            readable = np.array([i not in windowed and (skipped is None or p not in skipped) for i, p in enumerate(paths)])
+            readable = np.array([i not in windowed and p not in skipped for i, p in enumerate(paths)])
             scores[readable] = self.score_features(self.frontend.dataset(cache_paths))
         for i in sorted(windowed):
             try:
                 windows = load_windows(paths[i], self.frontend.channel, clip_samples=self.frontend.clip_samples)
             except AsdError as exc:
-                (skipped if skipped is not None else SkippedFiles(strict=True)).add(paths[i], str(exc))
+                skipped.add(paths[i], str(exc))
                 continue
             scores[i] = aggregate_windows(self.score_waveforms(windows), long_clips)
         return scores

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from asdkeras.data.layout import ClipRecord, list_machines, scan_split, select
-from asdkeras.detector import Detector, detector_dir
+from asdkeras.detector import DETECTOR_FILE, Detector, detector_dir
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.fit import MIN_HELD_OUT, load_config
 from asdkeras.frontend import WaveformFrontend
@@ -79,7 +79,7 @@ def load_members(models_dir: str, machine: str, kinds=MODEL_KINDS, folders: dict
     members = []
     for kind in kinds:
         folder = (folders or {}).get(kind) or detector_dir(models_dir, machine, kind)
-        if os.path.isfile(os.path.join(folder, "detector.json")):
+        if os.path.isfile(os.path.join(folder, DETECTOR_FILE)):
             members.append(Member(kind, folder, Detector.load(folder), load_config(folder, kind)))
     if not members:
         raise AsdError(f"{models_dir}/{machine}: no fitted detector to build an ensemble from; "
@@ -142,11 +142,12 @@ def separation(normal_scores: np.ndarray, anomalous_scores: np.ndarray) -> dict:
             "pauc": float(roc_auc_score(labels, values, max_fpr=MAX_FPR))}
 
 
-def contamination_figures(members: list[Member], held_out: list[ClipRecord], others: list[ClipRecord],
+def contamination_figures(members: list[Member], held_out: list[ClipRecord], sounds: np.ndarray,
                           seed: int = 0, channel: int | None = None) -> dict[str, dict]:
     """Per member: AUC and pAUC of held-out normals against their contaminated copies, per level and averaged.
 
-    ``other_types_alone``: the same against the other machine types' clips themselves, for the record.
+    ``sounds``: decoded clips of the other machine types ``(clips, samples)``. ``other_types_alone``:
+    the same figures against those clips themselves, for the record.
     """
     from asdkeras.audio import load_clip
 
@@ -154,7 +155,6 @@ def contamination_figures(members: list[Member], held_out: list[ClipRecord], oth
     if len(held_out) > PROXY_MAX_NORMALS:
         held_out = [held_out[i] for i in np.sort(rng.choice(len(held_out), PROXY_MAX_NORMALS, replace=False))]
     normals = np.stack([load_clip(r.path, channel) for r in held_out]).astype(np.float32)
-    sounds = np.stack([load_clip(r.path, channel) for r in others])
     mixtures = {snr: contaminate(normals, sounds, snr, rng) for snr in PROXY_SNRS_DB}
     figures = {}
     for member in members:
@@ -251,6 +251,7 @@ def fit_ensemble(machine: str, models_dir: str = "saved_models", mode: str = DEF
         raise AsdError(f"unknown ensemble mode '{mode}'; use one of {', '.join(ENSEMBLE_MODES)}")
     if how not in COMBINATIONS:
         raise AsdError(f"fuse combines by {' or '.join(COMBINATIONS)}, not '{how}'")
+    skipped = SkippedFiles.or_strict(skipped)
     members = load_members(models_dir, machine, kinds, folders)
     channels = {m.detector.frontend.channel for m in members}
     if len(channels) > 1:
@@ -265,11 +266,11 @@ def fit_ensemble(machine: str, models_dir: str = "saved_models", mode: str = DEF
     held_out, enough = shared_held_out(members)
     held_scores = {m.kind: m.detector.score_files([r.path for r in held_out], cache_dir, progress, skipped)
                    for m in members}
-    readable = [i for i, r in enumerate(held_out) if skipped is None or r.path not in skipped]
+    readable = [i for i, r in enumerate(held_out) if r.path not in skipped]
     held_out, held_scores = [held_out[i] for i in readable], {k: v[readable] for k, v in held_scores.items()}
     outliers = {m.detector.info.get("outlier") for m in members} - {None}
-    proxies = [r for r in proxy_records(data_dir, subset, machine, outliers) if _readable(r.path, skipped, channel)]
-    contamination = contamination_figures(members, held_out, proxies, channel=channel) if proxies else {}
+    proxies, sounds = _decode_readable(proxy_records(data_dir, subset, machine, outliers), channel, skipped)
+    contamination = contamination_figures(members, held_out, sounds, channel=channel) if proxies else {}
     figures = {}
     for member in members:
         figures[member.kind] = {
@@ -323,15 +324,20 @@ def fit_ensemble(machine: str, models_dir: str = "saved_models", mode: str = DEF
     return detector
 
 
-def _readable(path: str, skipped: SkippedFiles | None, channel: int | None = None) -> bool:
+def _decode_readable(records: list[ClipRecord], channel: int | None,
+                     skipped: SkippedFiles) -> tuple[list[ClipRecord], np.ndarray | None]:
+    """The records that decode, and their clips ``(clips, samples)`` (None when there are none)."""
     from asdkeras.audio import load_clip
 
-    try:
-        load_clip(path, channel)
-        return True
-    except AsdError as exc:
-        (skipped if skipped is not None else SkippedFiles(strict=True)).add(path, str(exc))
-        return False
+    readable, clips = [], []
+    for record in records:
+        try:
+            clips.append(load_clip(record.path, channel))
+        except AsdError as exc:
+            skipped.add(record.path, str(exc))
+            continue
+        readable.append(record)
+    return readable, np.stack(clips) if clips else None
 
 
 def _paper_choice(machine: str, available: list[str]) -> tuple[str, str]:

@@ -34,6 +34,11 @@ class SkippedFiles:
         self.report = report or (lambda message: None)
         self.messages: dict[str, str] = {}
 
+    @classmethod
+    def or_strict(cls, skipped: "SkippedFiles | None") -> "SkippedFiles":
+        """``skipped`` itself, or (None) a strict record: the first unreadable file raises."""
+        return skipped if skipped is not None else cls(strict=True)
+
     def add(self, path: str, message: str) -> None:
         """Record an unreadable file (``message`` names it and says what to do); raise when strict."""
         if self.strict:

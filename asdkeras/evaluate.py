@@ -53,10 +53,11 @@ def evaluate(folder: str, machine: str, model_name: str, data_dir: str, result_d
     ``long_clips``: "crop", "max" or "mean" (see :meth:`Detector.score_files`).
     """
     records = records if records is not None else scan_split(data_dir, machine, "test", subset)
+    skipped = SkippedFiles.or_strict(skipped)
     _check_split(folder, records)
     detector = Detector.load(folder)
     scores = detector.score_files([r.path for r in records], cache_dir, progress, skipped, long_clips)
-    kept = [i for i, r in enumerate(records) if skipped is None or r.path not in skipped]
+    kept = [i for i, r in enumerate(records) if r.path not in skipped]
     evaluation = write_evaluation(machine, model_name, [records[i] for i in kept], scores[kept],
                                   detector.decide(scores[kept]), detector.threshold, result_dir)
     evaluation.ensemble = detector.info.get("ensemble")

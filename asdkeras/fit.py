@@ -142,9 +142,10 @@ def _cached(cache, groups: list[list[ClipRecord]], progress: Progress,
     The groups are cached in one pass (one progress bar, one conversion note); unreadable files
     go to ``skipped``.
     """
+    skipped = SkippedFiles.or_strict(skipped)
     records = [r for group in groups for r in group]
     paths = cache.ensure([r.path for r in records], progress, skipped)
-    cached = dict(zip([r.path for r in records if skipped is None or r.path not in skipped], paths))
+    cached = dict(zip([r.path for r in records if r.path not in skipped], paths))
     return [([r for r in group if r.path in cached], [cached[r.path] for r in group if r.path in cached])
             for group in groups]
 

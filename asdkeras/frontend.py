@@ -111,7 +111,7 @@ class _AudioFiles:
 
         Files the in-graph decoder takes are trusted from their header; the others are decoded once.
         """
-        skipped = skipped if skipped is not None else SkippedFiles(strict=True)
+        skipped = SkippedFiles.or_strict(skipped)
         for path in progress(paths, len(paths)):
             if not os.path.isfile(path):
                 skipped.add(path, f"{path}: no such file; was the dataset moved while running?")

@@ -87,7 +87,7 @@ class FeatureCache:
         An unreadable file raises its one-line :class:`AsdError`, or, given ``skipped``, is
         recorded there and left out of the returned list (the rest are computed all the same).
         """
-        skipped = skipped if skipped is not None else SkippedFiles(strict=True)
+        skipped = SkippedFiles.or_strict(skipped)
         for path in audio_paths:
             if not os.path.isfile(path):
                 skipped.add(path, f"{path}: no such file; was the dataset moved while running?")
