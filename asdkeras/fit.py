@@ -459,7 +459,7 @@ def fit_gmm(config: GmmConfig, progress: Progress = no_progress, verbose: int = 
     """Pool, fit the Gaussian mixture, threshold on held-out normals and save the detector."""
     import keras
 
-    from asdkeras.models.gmm import fit_mixture, gmm_scoring_model, pooling_model
+    from asdkeras.models.gmm import gmm_scoring_model, pooling_model
 
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
@@ -474,10 +474,9 @@ def fit_gmm(config: GmmConfig, progress: Progress = no_progress, verbose: int = 
 
     pooler = pooling_model(*frontend.input_shape, decays)
     pooled = np.asarray(pooler.predict(frontend.dataset(train_paths), verbose=0), np.float64)
-    mean, variance = pooled.mean(axis=0), np.maximum(pooled.var(axis=0), 1e-6)
-    weights, means, chol, mixture = fit_mixture(
-        (pooled - mean) / np.sqrt(variance), np.array([r.domain for r in train_records]),
-        np.array([r.section for r in train_records]), components, config.covariance_reg, config.seed)
+    mean, variance, (weights, means, chol, mixture) = _standardised_mixture(
+        pooled, np.array([r.domain for r in train_records]), np.array([r.section for r in train_records]),
+        components, config.covariance_reg, config.seed)
     scoring = gmm_scoring_model(*frontend.input_shape, decays, mean, variance, weights, means, chol)
     if len(val_paths) >= MIN_HELD_OUT:
         thresholds, normal_scores = held_out_threshold(scoring, frontend, val_paths, train_paths,
@@ -516,7 +515,7 @@ def gmm_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: np
     fitted on run low (each target clip is a component of its own), so a threshold on them flags
     nearly every new normal clip. Returns the scores and the number of folds used.
     """
-    from asdkeras.models.gmm import fit_mixture, mixture_nll
+    from asdkeras.models.gmm import mixture_nll
 
     folds = max(2, min(folds, len(pooled)))
     fold = np.empty(len(pooled), dtype=int)
@@ -524,11 +523,20 @@ def gmm_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: np
     scores = np.empty(len(pooled))
     for f in range(folds):
         fit = fold != f
-        mean, variance = pooled[fit].mean(axis=0), np.maximum(pooled[fit].var(axis=0), 1e-6)
-        weights, means, chol, _ = fit_mixture((pooled[fit] - mean) / np.sqrt(variance), domains[fit], sections[fit],
-                                              components, covariance_reg, seed)
+        mean, variance, (weights, means, chol, _) = _standardised_mixture(
+            pooled[fit], domains[fit], sections[fit], components, covariance_reg, seed)
         scores[~fit] = mixture_nll((pooled[~fit] - mean) / np.sqrt(variance), weights, means, chol)
     return scores, folds
+
+
+def _standardised_mixture(pooled: np.ndarray, domains: np.ndarray, sections: np.ndarray, components: int,
+                          covariance_reg: float, seed: int) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """Per-dimension mean and variance of pooled vectors, and :func:`fit_mixture` on them standardised."""
+    from asdkeras.models.gmm import fit_mixture
+
+    mean, variance = pooled.mean(axis=0), np.maximum(pooled.var(axis=0), 1e-6)
+    return mean, variance, fit_mixture((pooled - mean) / np.sqrt(variance), domains, sections, components,
+                                       covariance_reg, seed)
 
 
 @dataclass(frozen=True)
