@@ -470,7 +470,7 @@ def fit_gmm(config: GmmConfig, progress: Progress = no_progress, verbose: int = 
     (train_records, train_paths), (val_records, val_paths) = _cached(
         cache, [train_records, val_records], progress, skipped)
     _require_training_clips(train_paths, config.machine)
-    _note_held_out(val_paths, train_paths, config)
+    _note_held_out(val_paths, train_paths, config, "the threshold comes from out-of-fold scores of all of them")
 
     pooler = pooling_model(*frontend.input_shape, decays)
     pooled = np.asarray(pooler.predict(frontend.dataset(train_paths), verbose=0), np.float64)
@@ -620,14 +620,18 @@ def split_files(config: FitConfig) -> dict:
                          "test": [os.path.relpath(r.path, base) for r in test]}}
 
 
-def _note_held_out(held_out: list, trained: list, config: FitConfig) -> None:
-    """Say so when too few training clips leave no (or too little) validation set."""
+IN_SAMPLE_THRESHOLD = "the threshold is fitted on training clips too and may flag more normals than intended"
+
+
+def _note_held_out(held_out: list, trained: list, config: FitConfig, threshold: str = IN_SAMPLE_THRESHOLD) -> None:
+    """Say so when too few training clips leave no (or too little) validation set, and what the
+    threshold is then fitted on (``threshold``)."""
     if len(held_out) < MIN_HELD_OUT:
         logging.getLogger("asdkeras").info(
             f"{config.machine}: {len(trained) + len(held_out)} training clips leave {len(held_out)} held out "
             f"(validation fraction {config.validation_fraction:g} of each section and domain); "
             + ("no validation set: early stopping watches the training loss; " if not held_out else "")
-            + "the threshold is fitted on training clips too and may flag more normals than intended")
+            + threshold)
 
 
 def _require_training_clips(paths: list[str], machine: str) -> None:
