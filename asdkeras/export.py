@@ -366,7 +366,7 @@ def representative_inputs(detector: Detector, data_dir: str, subset: str, cache_
             yield from batch.numpy()
 
     def waveforms():
-        for clip in waveform_dataset(chosen[:max(1, len(chosen) // 2)]):
+        for clip in waveform_dataset(chosen[:max(1, len(chosen) // 2)], channel=detector.frontend.channel):
             yield clip.numpy()
 
     return features, waveforms
