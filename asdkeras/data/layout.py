@@ -165,11 +165,14 @@ def list_machines(root: str, subset: str = "dev_data") -> list[str]:
     return sorted(found)
 
 
+def _is_audio_name(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS and not name.startswith(".")
+
+
 def _audio_names(folder: str) -> list[str]:
     if not os.path.isdir(folder):
         return []
-    return sorted(n for n in os.listdir(folder)
-                  if os.path.splitext(n)[1].lower() in AUDIO_EXTENSIONS and not n.startswith("."))
+    return sorted(n for n in os.listdir(folder) if _is_audio_name(n))
 
 
 def detect_layout(folder: str, strict: bool = True) -> str | None:
@@ -190,8 +193,11 @@ def detect_layout(folder: str, strict: bool = True) -> str | None:
     return None
 
 
-def scan_split(root: str, machine: str, split: str, subset: str = "dev_data") -> list[ClipRecord]:
+def scan_split(root: str, machine: str, split: str, subset: str = "dev_data",
+               missing_ok: bool = False) -> list[ClipRecord]:
     """All clips of one machine and split, sorted by file name, whatever the layout.
+
+    ``missing_ok``: a split with no folder or no clip gives [] instead of the error.
 
     Raises
     ------
@@ -205,7 +211,7 @@ def scan_split(root: str, machine: str, split: str, subset: str = "dev_data") ->
     if layout in ("mimii", "plain"):
         train, test = derived_split(base, machine, layout)
         records = train if split == "train" else test
-        if not records:
+        if not records and not missing_ok:
             raise AsdError(f"{base}: no {split} clips in this {LAYOUTS[layout]} folder "
                            f"({'add normal clips' if split == 'train' else 'add abnormal/ or unlabelled clips'})")
         return records
@@ -213,6 +219,8 @@ def scan_split(root: str, machine: str, split: str, subset: str = "dev_data") ->
     if layout == "dcase2021" and split == "test":
         folders = [os.path.join(base, f) for f in ("source_test", "target_test", "test")]
     names = [(folder, n) for folder in folders for n in _audio_names(folder)]
+    if not names and missing_ok:
+        return []
     if not any(os.path.isdir(f) for f in folders):
         raise AsdError(f"{folders[0]}: no such folder; a DCASE machine folder holds train/ and test/")
     if not names:
@@ -263,7 +271,7 @@ def audio_files(paths: list[str]) -> list[str]:
     for path in paths:
         if os.path.isdir(path):
             found += sorted(os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names
-                            if os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS and not name.startswith("."))
+                            if _is_audio_name(name))
         elif os.path.exists(path):
             found.append(path)
         else:
@@ -369,7 +377,7 @@ def summarize(root: str, subset: str = "dev_data") -> list[MachineSummary]:
     rows = []
     for machine in machines:
         layout = detect_layout(machine_dir(root, machine, subset), strict=False) or "unknown"
-        train, test = (_scan_or_empty(root, machine, split, subset) for split in SPLITS)
+        train, test = (scan_split(root, machine, split, subset, missing_ok=True) for split in SPLITS)
         rows.append(MachineSummary(
             machine, tuple(sections(train + test)),
             len(select(train, domain="source")), len(select(train, domain="target")),
@@ -377,12 +385,3 @@ def summarize(root: str, subset: str = "dev_data") -> list[MachineSummary]:
             layout))
     return rows
 
-
-def _scan_or_empty(root: str, machine: str, split: str, subset: str) -> list[ClipRecord]:
-    try:
-        return scan_split(root, machine, split, subset)
-    except AsdError as exc:
-        if "no such folder" in str(exc) or "holds no audio" in str(exc) or "no train clips" in str(exc) \
-                or "no test clips" in str(exc):
-            return []
-        raise
