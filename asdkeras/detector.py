@@ -35,6 +35,8 @@ FORMAT_VERSION = 2
 
 MODEL_FILE = "model.keras"
 DETECTOR_FILE = "detector.json"
+SPLIT_FILE = "split.json"
+"""Train/test split a fit derived for data without one (MIMII, plain folders)."""
 SCORE_DIRECTION = "higher is more anomalous"
 
 

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from asdkeras.data.layout import ClipRecord, scan_split, sections, select
-from asdkeras.detector import Detector
+from asdkeras.detector import SPLIT_FILE, Detector
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.metrics import (SectionResult, format_table, hmean, metrics_document, official_score, score_summary,
-                              section_metrics, write_metrics_json, write_result_csvs, write_score_record)
+                              metrics_path, section_metrics, write_metrics_json, write_result_csvs,
+                              write_score_record)
 from asdkeras.pipeline import Progress, no_progress
 
 
@@ -70,7 +71,7 @@ def _check_split(folder: str, records: list[ClipRecord]) -> None:
     import json
     import os
 
-    path = os.path.join(folder, "split.json")
+    path = os.path.join(folder, SPLIT_FILE)
     if not os.path.isfile(path):
         return
     with open(path) as handle:
@@ -118,7 +119,7 @@ def read_evaluation(result_dir: str, model_name: str, machine: str) -> Evaluatio
     import json
     import os
 
-    with open(os.path.join(result_dir, f"metrics_{model_name}_{machine}.json")) as handle:
+    with open(metrics_path(result_dir, model_name, machine)) as handle:
         document = json.load(handle)
     fields = SectionResult.__dataclass_fields__
     results = [SectionResult(section, **{k: figures.get(k) for k in fields if k != "section"})

@@ -412,7 +412,9 @@ def official_score_of(result_dir: str, kind: str, machine: str) -> float | None:
     """The official score in ``<result_dir>/metrics_<kind>_<machine>.json`` (written by ``test``), if any."""
     import json
 
-    path = os.path.join(result_dir, f"metrics_{kind}_{machine}.json")
+    from asdkeras.metrics import metrics_path
+
+    path = metrics_path(result_dir, kind, machine)
     try:
         with open(path) as handle:
             return float(json.load(handle)["official_score"])

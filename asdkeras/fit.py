@@ -20,7 +20,7 @@ from asdkeras.audio import CLIP_SAMPLES
 from asdkeras.augment import AugmentConfig
 from asdkeras.data.layout import (DERIVED_SPLIT_RULE, MACHINE_TYPES, ClipRecord, derived_split, detect_layout,
                                   list_machines, machine_dir, scan_split, select)
-from asdkeras.detector import Detector, detector_dir
+from asdkeras.detector import SPLIT_FILE, Detector, detector_dir
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.features import ImageConfig, LogMelConfig
 from asdkeras.frontend import ImageFrontend, LogMelFrontend
@@ -598,9 +598,6 @@ def fit_detector(kind: str, config, progress: Progress = no_progress, verbose: i
                  skipped: SkippedFiles | None = None) -> Detector:
     """Train and save the detector of ``kind`` described by ``config``; ``skipped`` as for the trainers."""
     return TRAINERS[kind].fit(config, progress, verbose, skipped)
-
-
-SPLIT_FILE = "split.json"
 
 
 def split_files(config: FitConfig) -> dict:

@@ -176,8 +176,13 @@ def metrics_document(machine: str, model: str, results: list[SectionResult], thr
     }
 
 
+def metrics_path(result_dir: str, model: str, machine: str) -> str:
+    """``<result_dir>/metrics_<model>_<machine>.json``, the document of :func:`metrics_document`."""
+    return os.path.join(result_dir, f"metrics_{model}_{machine}.json")
+
+
 def write_metrics_json(result_dir: str, document: dict) -> str:
-    return write_json(os.path.join(result_dir, f"metrics_{document['model']}_{document['machine']}.json"), document)
+    return write_json(metrics_path(result_dir, document["model"], document["machine"]), document)
 
 
 def format_table(machine: str, model: str, results: list[SectionResult]) -> str:

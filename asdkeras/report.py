@@ -31,7 +31,7 @@ import numpy as np
 from asdkeras.atomic import write_bytes, write_text
 from asdkeras.errors import AsdError
 from asdkeras.kinds import DETECTOR_KINDS
-from asdkeras.metrics import hmean, read_score_record, score_record_path
+from asdkeras.metrics import hmean, metrics_path, read_score_record, score_record_path
 
 TITLES = {"ae": "AE", "mobilenet": "MobileNetV2", "gmm": "Pooled GMM", "ensemble": "Ensemble"}
 COLOURS = {"ae": "#1f77b4", "mobilenet": "#d62728", "gmm": "#2ca02c", "ensemble": "#9467bd"}
@@ -62,11 +62,11 @@ def load_runs(machine: str, kinds, result_dir: str, models_dir: str) -> list[Det
     """The detectors of ``machine`` that ``test`` has evaluated (at least one, else a one-line error)."""
     runs = []
     for kind in kinds:
-        metrics_path = os.path.join(result_dir, f"metrics_{kind}_{machine}.json")
+        metrics_file = metrics_path(result_dir, kind, machine)
         scores_path = score_record_path(result_dir, kind, machine)
-        if not (os.path.isfile(metrics_path) and os.path.isfile(scores_path)):
+        if not (os.path.isfile(metrics_file) and os.path.isfile(scores_path)):
             continue
-        with open(metrics_path) as handle:
+        with open(metrics_file) as handle:
             metrics = json.load(handle)
         folder = os.path.join(models_dir, machine, kind)
         runs.append(DetectorRun(kind, metrics, read_score_record(scores_path),
