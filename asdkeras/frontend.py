@@ -10,7 +10,6 @@ New front-ends plug in by adding a class to :data:`FRONTENDS`.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar, Sequence
 
@@ -19,8 +18,8 @@ import tensorflow as tf
 from asdkeras.audio import CLIP_SAMPLES, SAMPLE_RATE, load_clip
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.features import ImageConfig, LogMelConfig, log_mel_spectrogram, spectrogram_image
-from asdkeras.pipeline import (AUTOTUNE, FeatureCache, Progress, decodes_in_graph, image_cache, image_dataset,
-                               load_cached, logmel_cache, no_progress, waveform_dataset)
+from asdkeras.pipeline import (AUTOTUNE, FeatureCache, Progress, decodes_in_graph, existing_files, image_cache,
+                               image_dataset, load_cached, logmel_cache, no_progress, waveform_dataset)
 
 
 GRAPH_SCOPE = "frontend"
@@ -112,10 +111,9 @@ class _AudioFiles:
         Files the in-graph decoder takes are trusted from their header; the others are decoded once.
         """
         skipped = SkippedFiles.or_strict(skipped)
-        for path in progress(paths, len(paths)):
-            if not os.path.isfile(path):
-                skipped.add(path, f"{path}: no such file; was the dataset moved while running?")
-            elif self.channel is not None or not decodes_in_graph(path):
+        present = existing_files(paths, skipped)
+        for path in progress(present, len(present)):
+            if not decodes_in_graph(path, self.channel):
                 try:
                     load_clip(path, self.channel)
                 except AsdError as exc:

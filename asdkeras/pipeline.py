@@ -88,10 +88,7 @@ class FeatureCache:
         recorded there and left out of the returned list (the rest are computed all the same).
         """
         skipped = SkippedFiles.or_strict(skipped)
-        for path in audio_paths:
-            if not os.path.isfile(path):
-                skipped.add(path, f"{path}: no such file; was the dataset moved while running?")
-        present = [p for p in audio_paths if p not in skipped]
+        present = existing_files(audio_paths, skipped)
         cache_paths = {p: self.path_for(p) for p in present}
         missing = sorted({a: c for a, c in cache_paths.items() if not os.path.isfile(c)}.items())
         if missing:
@@ -150,9 +147,17 @@ class FeatureCache:
             LOG.info(f"{problem}; scored as it is")
 
 
+def existing_files(paths: Sequence[str], skipped: SkippedFiles) -> list[str]:
+    """The paths that exist, in order; each missing one goes to ``skipped`` (which raises when strict)."""
+    for path in paths:
+        if not os.path.isfile(path):
+            skipped.add(path, f"{path}: no such file; was the dataset moved while running?")
+    return [p for p in paths if p not in skipped]
+
+
 def decode_one(path: str, channel: int | None = None) -> np.ndarray:
     """One clip as :func:`waveform_dataset` decodes it, or the file's one-line :class:`AsdError`."""
-    if channel is None and decodes_in_graph(path):
+    if decodes_in_graph(path, channel):
         try:
             return _decode_wav_in_graph(tf.constant(path)).numpy()
         except tf.errors.OpError:
@@ -160,12 +165,15 @@ def decode_one(path: str, channel: int | None = None) -> np.ndarray:
     return load_clip(path, channel)
 
 
-def decodes_in_graph(path: str) -> bool:
-    """True for files TensorFlow decodes as they are: 16-bit PCM WAV at the working rate, long enough.
+def decodes_in_graph(path: str, channel: int | None = None) -> bool:
+    """True for files TensorFlow decodes as they are: 16-bit PCM WAV at the working rate, long enough,
+    with its channels averaged (``channel`` None).
 
     That is the DCASE format; ``tf.audio.decode_wav`` reads it inside the tf.data graph, in parallel
     and without Python. Anything else goes through :func:`asdkeras.audio.load_clip`.
     """
+    if channel is not None:  # the in-graph decoder averages the channels; a choice of one is the loader's
+        return False
     try:
         info = sf.info(path)
     except (RuntimeError, sf.LibsndfileError):
@@ -236,7 +244,7 @@ def waveform_dataset(paths: Sequence[str], failures: list[str] | None = None,
                        lambda: tf.numpy_function(decode_in_python, [path], tf.float32, stateful=False))
         return tf.ensure_shape(clip, [CLIP_SAMPLES])
 
-    flags = [channel is None and decodes_in_graph(p) for p in paths]
+    flags = [decodes_in_graph(p, channel) for p in paths]
     return (tf.data.Dataset.from_tensor_slices((list(paths), flags))
             .map(decode, num_parallel_calls=AUTOTUNE, deterministic=True))
 
