@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from asdkeras.data.layout import ClipRecord, list_machines, scan_split, select
+from asdkeras.data.layout import ClipRecord, list_machines, random_subset, scan_split, select
 from asdkeras.detector import DETECTOR_FILE, Detector, detector_dir
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.fit import MIN_HELD_OUT, load_config
@@ -112,7 +112,7 @@ def proxy_records(data_dir: str, subset: str, machine: str, exclude: set[str],
         if other == machine or other in exclude:
             continue
         clips = select(scan_split(data_dir, other, "train", subset), label="normal")
-        chosen += [clips[i] for i in np.sort(rng.choice(len(clips), min(per_type, len(clips)), replace=False))]
+        chosen += random_subset(clips, per_type, rng)
     return chosen
 
 
@@ -153,7 +153,7 @@ def contamination_figures(members: list[Member], held_out: list[ClipRecord], sou
 
     rng = np.random.default_rng(seed)
     if len(held_out) > PROXY_MAX_NORMALS:
-        held_out = [held_out[i] for i in np.sort(rng.choice(len(held_out), PROXY_MAX_NORMALS, replace=False))]
+        held_out = random_subset(held_out, PROXY_MAX_NORMALS, rng)
     normals = np.stack([load_clip(r.path, channel) for r in held_out]).astype(np.float32)
     mixtures = {snr: contaminate(normals, sounds, snr, rng) for snr in PROXY_SNRS_DB}
     figures = {}

@@ -343,14 +343,14 @@ def representative_inputs(detector: Detector, data_dir: str, subset: str, cache_
     returning an iterable: ``count`` clips as features (from the feature cache), half as many as
     waveforms (decoded; calibrating a waveform model also runs its float front-end).
     """
-    from asdkeras.data.layout import scan_split, select
+    from asdkeras.data.layout import random_subset, scan_split, select
     from asdkeras.pipeline import waveform_dataset
 
     rng = np.random.default_rng(seed)
 
     def sample(machine: str, size: int) -> list[str]:
         clips = select(scan_split(data_dir, machine, "train", subset), label="normal")
-        return [clips[i].path for i in np.sort(rng.choice(len(clips), min(size, len(clips)), replace=False))]
+        return [r.path for r in random_subset(clips, size, rng)]
 
     outlier = detector.info.get("outlier")
     chosen = sample(detector.machine, count * 3 // 4 if outlier else count)

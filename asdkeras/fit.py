@@ -19,7 +19,7 @@ import scipy.special
 from asdkeras.audio import CLIP_SAMPLES
 from asdkeras.augment import AugmentConfig
 from asdkeras.data.layout import (DERIVED_SPLIT_RULE, MACHINE_TYPES, ClipRecord, derived_split, detect_layout,
-                                  list_machines, machine_dir, scan_split, select)
+                                  list_machines, machine_dir, random_subset, scan_split, select)
 from asdkeras.detector import SPLIT_FILE, Detector, detector_dir
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.features import ImageConfig, LogMelConfig
@@ -118,9 +118,7 @@ class AutoencoderConfig(FitConfig):
 def _subsample(records: list[ClipRecord], count: int | None, seed: int) -> list[ClipRecord]:
     if count is None or count >= len(records):
         return records
-    rng = np.random.default_rng(seed)
-    keep = np.sort(rng.choice(len(records), size=count, replace=False))
-    return [records[i] for i in keep]
+    return random_subset(records, count, np.random.default_rng(seed))
 
 
 def outlier_records(data_dir: str, subset: str, outlier_machine: str | None, count: int, seed: int) -> list[ClipRecord]:

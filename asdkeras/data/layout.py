@@ -291,6 +291,11 @@ def select(records: list[ClipRecord], **criteria) -> list[ClipRecord]:
     return [r for r in records if all(getattr(r, k) == v for k, v in criteria.items())]
 
 
+def random_subset(items: list, count: int, rng: np.random.Generator) -> list:
+    """``count`` items drawn at random with ``rng`` (all when there are fewer), kept in their order."""
+    return [items[i] for i in np.sort(rng.choice(len(items), min(count, len(items)), replace=False))]
+
+
 def load_ground_truth(csv_path: str) -> dict[str, str]:
     """Read an official ground-truth CSV (``section_03_0000.wav,1``, no header) into name -> value."""
     if not os.path.isfile(csv_path):
