@@ -593,6 +593,7 @@ def demo(data, machines, epochs, width, image_size, mobilenet_epochs, models_dir
     import subprocess
     import time
 
+    from asdkeras.detector import detector_dir
     from asdkeras.evaluate import evaluate, format_decision_summary, read_evaluation
     from asdkeras.export import export_folder, official_score_of
 
@@ -611,10 +612,10 @@ def demo(data, machines, epochs, width, image_size, mobilenet_epochs, models_dir
         _fit_ensemble(machine, None, None, data, models_dir, cache_dir, skipped)
         rows = []
         for kind in DETECTOR_KINDS:
-            rows.append(evaluate(os.path.join(models_dir, machine, kind), machine, kind, data, result_dir, cache_dir,
+            rows.append(evaluate(detector_dir(models_dir, machine, kind), machine, kind, data, result_dir, cache_dir,
                                  progress=_progress(f"testing {kind}"), skipped=skipped))
         click.echo(f"== {machine}: exporting the ensemble to int8 TFLite", err=True)
-        folder = os.path.join(models_dir, machine, ENSEMBLE)
+        folder = detector_dir(models_dir, machine, ENSEMBLE)
         _, files = export_folder(folder, tflite_dir, ["int8"], cache_dir, data,
                                  official_score=official_score_of(result_dir, ENSEMBLE, machine))
         lite_results = os.path.join(result_dir, "tflite")
