@@ -18,7 +18,8 @@ import click  # noqa: E402
 from asdkeras.data.layout import MACHINE_TYPES as MACHINE_CHOICES  # noqa: E402
 from asdkeras.errors import AsdError  # noqa: E402
 from asdkeras.audio import LONG_CLIP_MODES  # noqa: E402
-from asdkeras.kinds import COMBINATIONS, DEFAULT_ENSEMBLE_MODE, DETECTOR_KINDS, ENSEMBLE, ENSEMBLE_MODES, MODEL_KINDS, QUANTISATIONS  # noqa: E402
+from asdkeras.kinds import (COMBINATIONS, DEFAULT_ENSEMBLE_MODE, DETECTOR_KINDS, ENSEMBLE, ENSEMBLE_MODES, MODEL_KINDS,  # noqa: E402
+                            QUANTISATIONS, int8_result_name)
 
 
 def _run_option(name: str) -> bool:
@@ -206,6 +207,8 @@ def _ensure_data(data: str) -> None:
 
 
 def _print_fit_summary(detector, folder: str) -> None:
+    from asdkeras.detector import int8_twin_dir, read_detector_json
+
     info, clips = detector.info, detector.info["clips"]
     augmented = f" + {clips['augmented']} augmented" if "augmented" in clips else ""
     rule = detector.thresholds[detector.threshold_rule]
@@ -214,6 +217,11 @@ def _print_fit_summary(detector, folder: str) -> None:
                f"{info.get('outlier') or 'none'}: {clips['train_outlier']} + {clips['val_outlier']}; "
                f"{info['epochs_run']} epochs, {info['fit_seconds']:.0f} s)")
     click.echo(f"threshold {detector.threshold:.4g}: {rule['description']}")
+    twin_folder = int8_twin_dir(folder)
+    if twin_folder:
+        twin = read_detector_json(twin_folder)
+        click.echo(f"int8 twin (quantisation-aware, {twin['int8_epochs']} epochs, {twin['fit_seconds']:.0f} s) in "
+                   f"{twin_folder}: threshold {twin['threshold']:.4g}; the integer TFLite variants are made from it")
 
 
 def _pair(text: str | None) -> tuple[float, float] | None:
@@ -262,6 +270,8 @@ def _pair(text: str | None) -> tuple[float, float] | None:
 @click.option("--augmented-clips", type=click.IntRange(0), help="mobilenet: augmented copies [twice --train-clips].")
 @click.option("--fine-tune-epochs", type=click.IntRange(0), help="mobilenet: epochs with the top blocks unfrozen [5].")
 @click.option("--fine-tune-blocks", type=click.IntRange(0, 16), help="mobilenet: top blocks to unfreeze [3].")
+@click.option("--int8-epochs", type=click.IntRange(0), help="mobilenet: quantisation-aware fine-tuning epochs of the int8 twin "
+                                                           "that the integer TFLite variants come from; 0: no twin [2].")
 @click.option("--threshold-rule", type=click.Choice(["quantile", "eq2"]),
               help="mobilenet: quantile of held-out normals [default] or the report's Eq. 2 (both are saved).")
 @click.option("--threshold-alpha", type=float, help="mobilenet: the report's alpha in Eq. 2 [0.04].")
@@ -400,21 +410,23 @@ def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, g
     """
     from asdkeras.data.layout import labelled_test_records
     from asdkeras.detector import detector_dir
-    from asdkeras.evaluate import evaluate
+    from asdkeras.evaluate import evaluate_with_int8_twin
 
     records = labelled_test_records(data, machine, subset, ground_truth_dir)
     skipped = _skipped_files(strict)
     _note_long_clips([r.path for r in records], long_clips)
-    evaluation = evaluate(detector_dir(models_dir, machine, name or model_kind), machine, name or model_kind, data,
-                          result_dir, cache_dir, subset, _progress("features"), records, skipped, long_clips)
-    if evaluation.ensemble:
-        from asdkeras.ensemble import describe_choice
-        click.echo(describe_choice(evaluation.ensemble))
-    click.echo(evaluation.table())
-    click.echo(f"wrote {len(evaluation.files)} files under {result_dir}/")
-    for note in evaluation.notes:
+    evaluations = evaluate_with_int8_twin(detector_dir(models_dir, machine, name or model_kind), machine,
+                                          name or model_kind, data, result_dir, cache_dir, subset,
+                                          _progress("features"), records, skipped, long_clips)
+    for evaluation in evaluations:
+        if evaluation.ensemble:
+            from asdkeras.ensemble import describe_choice
+            click.echo(describe_choice(evaluation.ensemble))
+        click.echo(evaluation.table())
+    click.echo(f"wrote {len({f for e in evaluations for f in e.files})} files under {result_dir}/")
+    for note in dict.fromkeys(note for e in evaluations for note in e.notes):
         click.echo(f"note: {note}", err=True)
-    incomplete = [r.note for r in evaluation.results if r.note]
+    incomplete = [r.note for e in evaluations for r in e.results if r.note]
     if strict and incomplete:
         raise AsdError(f"{incomplete[0]}; the CSVs are written, but --strict asks for every official figure")
     _finish(skipped)
@@ -453,7 +465,8 @@ def export_tflite(machines, all_machines, model_kind, quant, int8_io, models_dir
         kind, machine = os.path.basename(folder), os.path.basename(os.path.dirname(folder))
         _, files = export_folder(folder, out, quantisations, cache_dir, data, int8_io,
                                  official_score_of(result_dir, kind, machine),
-                                 announce=lambda name: None if _run_option("quiet") else click.echo(f"exporting {name}", err=True))
+                                 announce=lambda name: None if _run_option("quiet") else click.echo(f"exporting {name}", err=True),
+                                 int8_official_score=official_score_of(result_dir, int8_result_name(kind), machine))
         for exported in files:
             click.echo(f"{exported.path} ({os.path.getsize(exported.path) / 1024:.0f} kB) + {os.path.basename(exported.sidecar)}")
         count += len(files)
@@ -594,7 +607,7 @@ def demo(data, machines, epochs, width, image_size, mobilenet_epochs, models_dir
     import time
 
     from asdkeras.detector import detector_dir
-    from asdkeras.evaluate import evaluate, format_decision_summary, read_evaluation
+    from asdkeras.evaluate import evaluate_with_int8_twin, format_decision_summary, read_evaluation
     from asdkeras.export import export_folder, official_score_of
 
     started = time.perf_counter()
@@ -612,8 +625,8 @@ def demo(data, machines, epochs, width, image_size, mobilenet_epochs, models_dir
         _fit_ensemble(machine, None, None, data, models_dir, cache_dir, skipped)
         rows = []
         for kind in DETECTOR_KINDS:
-            rows.append(evaluate(detector_dir(models_dir, machine, kind), machine, kind, data, result_dir, cache_dir,
-                                 progress=_progress(f"testing {kind}"), skipped=skipped))
+            rows += evaluate_with_int8_twin(detector_dir(models_dir, machine, kind), machine, kind, data, result_dir,
+                                            cache_dir, progress=_progress(f"testing {kind}"), skipped=skipped)
         click.echo(f"== {machine}: exporting the ensemble to int8 TFLite", err=True)
         folder = detector_dir(models_dir, machine, ENSEMBLE)
         _, files = export_folder(folder, tflite_dir, ["int8"], cache_dir, data,

@@ -10,7 +10,9 @@ A detector folder (``<models-dir>/<machine>/<kind>/``) holds
   machine, front-end settings (sample rate, clip length, feature parameters), score units and
   direction, the threshold with the rule that set it (and the other rules' values), the score
   statistics of held-out training normals, and facts of the fit;
-* ``config.json`` and ``history.json``: the training configuration and per-epoch losses.
+* ``config.json`` and ``history.json``: the training configuration and per-epoch losses;
+* ``int8/`` (MobileNetV2): the quantisation-aware twin, a detector folder of its own, from which
+  the integer TFLite variants are converted (:mod:`asdkeras.models.quantise`).
 
 Every kind is the same type: new kinds plug in with a scoring model and a front-end, no branch.
 """
@@ -27,6 +29,7 @@ import numpy as np
 from asdkeras.atomic import write_json
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.frontend import frontend_from_settings
+from asdkeras.kinds import INT8_TWIN_DIR
 from asdkeras.pipeline import Progress, no_progress
 from asdkeras.scoring import decide
 
@@ -153,17 +156,26 @@ class Detector:
             **self.info,
         }
 
-    def save(self, folder: str, extra: dict | None = None) -> str:
+    def save(self, folder: str, extra: dict | None = None, int8_twin: "Detector | None" = None,
+             int8_twin_extra: dict | None = None) -> str:
         """Write the folder atomically (a failure leaves a previous detector there untouched).
 
         ``extra`` maps further JSON file names to documents (``config.json``, ``history.json``).
+        ``int8_twin``: a quantisation-aware twin, saved in :data:`~asdkeras.kinds.INT8_TWIN_DIR`
+        with the ``extra`` documents, updated by ``int8_twin_extra`` (its own ``history.json``).
         """
         def write(tmp_dir: str) -> None:
-            self.model.save(os.path.join(tmp_dir, MODEL_FILE))
-            for name, document in {DETECTOR_FILE: self.describe(), **(extra or {})}.items():
-                write_json(os.path.join(tmp_dir, name), document)
+            self._write(tmp_dir, extra)
+            if int8_twin is not None:
+                os.makedirs(os.path.join(tmp_dir, INT8_TWIN_DIR))
+                int8_twin._write(os.path.join(tmp_dir, INT8_TWIN_DIR), {**(extra or {}), **(int8_twin_extra or {})})
 
         return save_atomically(folder, write)
+
+    def _write(self, folder: str, extra: dict | None) -> None:
+        self.model.save(os.path.join(folder, MODEL_FILE))
+        for name, document in {DETECTOR_FILE: self.describe(), **(extra or {})}.items():
+            write_json(os.path.join(folder, name), document)
 
     @classmethod
     def load(cls, folder: str) -> "Detector":
@@ -174,6 +186,12 @@ class Detector:
                    score_units=document["score_units"], thresholds=document["thresholds"],
                    threshold_rule=document["threshold_rule"], normal_scores=document["normal_scores"],
                    info={k: v for k, v in document.items() if k not in _DESCRIBED})
+
+
+def int8_twin_dir(folder: str) -> str | None:
+    """The quantisation-aware twin's folder inside a detector folder, or None when it has none."""
+    twin = os.path.join(folder, INT8_TWIN_DIR)
+    return twin if os.path.isfile(os.path.join(twin, DETECTOR_FILE)) else None
 
 
 _DESCRIBED = {"format", "kind", "machine", "frontend", "input_shape", "score_units", "score_direction", "threshold",
@@ -210,6 +228,7 @@ def load_scoring_model(folder: str):
     import asdkeras.models.autoencoder  # noqa: F401  (registers the autoencoder's layers)
     import asdkeras.models.gmm  # noqa: F401  (registers the pooling and mixture layers)
     import asdkeras.models.layers  # noqa: F401  (registers the clip-score layers)
+    import asdkeras.models.quantise  # noqa: F401  (registers the quantisation-aware layers)
 
     path = os.path.join(folder, MODEL_FILE)
     if not os.path.isfile(path):

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from asdkeras.data.layout import ClipRecord, scan_split, sections, select
-from asdkeras.detector import SPLIT_FILE, Detector
+from asdkeras.detector import SPLIT_FILE, Detector, int8_twin_dir
+from asdkeras.kinds import int8_result_name
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.metrics import (SectionResult, format_table, hmean, metrics_document, official_score, score_summary,
                               metrics_path, section_metrics, write_metrics_json, write_result_csvs,
@@ -64,6 +65,18 @@ def evaluate(folder: str, machine: str, model_name: str, data_dir: str, result_d
     evaluation.ensemble = detector.info.get("ensemble")
     evaluation.notes = missing_rows_notes(machine, records, set(range(len(records))) - set(kept))
     return evaluation
+
+
+def evaluate_with_int8_twin(folder: str, machine: str, model_name: str, *args, **kwargs) -> list[Evaluation]:
+    """:func:`evaluate` the detector in ``folder`` and its quantisation-aware twin, when it has one.
+
+    The twin's results are named ``<model_name>-int8``: what its integer TFLite variants decide.
+    It is scored first, so the official per-section CSVs left in the result folder are the
+    detector's own. Returns ``[detector's, twin's]`` evaluations (the detector's alone without twin).
+    """
+    twin = int8_twin_dir(folder)
+    twin_evaluation = [evaluate(twin, machine, int8_result_name(model_name), *args, **kwargs)] if twin else []
+    return [evaluate(folder, machine, model_name, *args, **kwargs)] + twin_evaluation
 
 
 def _check_split(folder: str, records: list[ClipRecord]) -> None:

@@ -36,10 +36,10 @@ import numpy as np
 
 import asdkeras
 from asdkeras.atomic import write_bytes, write_json
-from asdkeras.detector import SCORE_DIRECTION, Detector
+from asdkeras.detector import SCORE_DIRECTION, Detector, int8_twin_dir
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.frontend import GRAPH_SCOPE
-from asdkeras.kinds import QUANTISATIONS
+from asdkeras.kinds import INTEGER_VARIANTS, QUANTISATIONS
 
 SIGNATURE = "score"
 FLOAT_TAIL = ("/stack_frames", "/normalise", "/error", "/clip_score", "/logit", "/merge_clips", "/gwrp", "/standardise",
@@ -167,22 +167,28 @@ def _has_network(model_content: bytes) -> bool:
 
 
 def convert(saved_model: str, quantisation: str, representative: Callable[[], Iterable[dict]] | None = None,
-            int8_io: bool = False, float_model: bytes | None = None) -> bytes:
+            int8_io: bool = False, float_model: bytes | None = None, quantisation_aware: bool = False) -> bytes:
     """Convert a SavedModel endpoint to TFLite bytes in one quantisation variant.
 
     ``float_model``: the endpoint's float32 TFLite model when already converted (the dynamic and
-    int8 variants inspect it); converted here otherwise.
+    int8 variants inspect it); converted here otherwise. ``quantisation_aware``: the endpoint is
+    a quantisation-aware twin (:mod:`asdkeras.models.quantise`); its fake-quantisation ranges
+    and weights make the int8 network, with no calibration (dynamic and int8 give that model).
     """
     import tensorflow as tf
 
     if quantisation not in QUANTISATIONS:
         raise AsdError(f"unknown quantisation '{quantisation}'; use any of {', '.join(QUANTISATIONS)}")
 
+    if quantisation_aware and quantisation not in INTEGER_VARIANTS:
+        raise AsdError(f"a quantisation-aware twin is exported as {' or '.join(INTEGER_VARIANTS)} only, "
+                       f"not {quantisation}; export the float detector for that")
     with _native_output_silenced():
-        return _convert(saved_model, quantisation, representative, int8_io, float_model)
+        return _convert(saved_model, quantisation, representative, int8_io, float_model, quantisation_aware)
 
 
-def _convert(saved_model: str, quantisation: str, representative, int8_io: bool, float_model: bytes | None) -> bytes:
+def _convert(saved_model: str, quantisation: str, representative, int8_io: bool, float_model: bytes | None,
+             quantisation_aware: bool = False) -> bytes:
     import tensorflow as tf
 
     def converter():
@@ -193,6 +199,8 @@ def _convert(saved_model: str, quantisation: str, representative, int8_io: bool,
             c.target_spec.supported_types = [tf.float16]
         return c
 
+    if quantisation_aware:  # the fake-quantisation ops set every range: no representative data
+        return converter().convert()
     if quantisation == "float32":
         return float_model or converter().convert()
     if quantisation in ("dynamic", "int8") and not int8_io:
@@ -249,18 +257,24 @@ def sidecar(detector: Detector, quantisation: str, waveform: bool, model_content
     """The JSON document written beside a ``.tflite`` file: everything an app needs to use it."""
     frontend = detector.frontend.settings()
     integer = _integer_tensor_count(model_content)
-    precision = {"float32": "float32", "float16": "float16 weights, float32 compute",
-                 "dynamic": "int8 weights, float32 activations (hybrid)" if integer
-                 else "float32 throughout: the whole model is front-end and score tail",
-                 "int8": ("int8 network" + ("" if int8_io and not waveform else "; front-end and score tail float32"))
-                 if integer else "float32 throughout: the whole model is front-end and score tail"}
+    float_tail = "" if int8_io and not waveform else "; front-end and score tail float32"
+    if detector.info.get("quantisation_aware"):
+        precision = ("int8 network, quantisation-aware (the detector's int8/ twin, fine-tuned with int8 weights and "
+                     "activations; its dynamic and int8 variants are the same conversion); input, front-end and "
+                     "score tail float32")
+    elif not integer and quantisation in INTEGER_VARIANTS:
+        precision = "float32 throughout: the whole model is front-end and score tail"
+    else:
+        precision = {"float32": "float32", "float16": "float16 weights, float32 compute",
+                     "dynamic": "int8 weights, float32 activations (hybrid)",
+                     "int8": "int8 network" + float_tail}[quantisation]
     return {
         "format": 1,
         "signature": SIGNATURE,
         "machine": detector.machine,
         "kind": detector.kind,
         "quantisation": quantisation,
-        "precision": precision[quantisation],
+        "precision": precision,
         "input": "waveform" if waveform else "features",
         **io_details(model_content),
         "sample_rate": frontend["sample_rate"],
@@ -286,7 +300,8 @@ def export_detector(detector: Detector, out_dir: str, quantisations: Iterable[st
                     features: Callable[[], Iterable[np.ndarray]] | None = None,
                     waveforms: Callable[[], Iterable[np.ndarray]] | None = None,
                     int8_io: bool = False, official_score: float | None = None,
-                    announce: Callable[[str], None] = lambda name: None) -> list[ExportedFile]:
+                    announce: Callable[[str], None] = lambda name: None, int8_twin: Detector | None = None,
+                    int8_official_score: float | None = None) -> list[ExportedFile]:
     """Export ``detector`` in each quantisation, feature-in and waveform-in, each with its sidecar.
 
     A detector whose front-end is the waveform itself (the ensemble) gets the waveform model only.
@@ -302,33 +317,45 @@ def export_detector(detector: Detector, out_dir: str, quantisations: Iterable[st
         Return iterables of representative inputs for int8 calibration: features of one clip
         ``frontend.input_shape``, or waveforms ``(clip_samples,)`` float32. Needed for ``int8``.
     int8_io : bool
-        int8 input and output for the int8 feature model.
+        int8 input and output for the int8 feature model (not for a quantisation-aware twin's,
+        whose input scaling stays float).
     official_score : float, optional
         The Keras detector's official score on its test split, recorded in the sidecars.
+    int8_twin : Detector, optional
+        The detector's quantisation-aware twin: the dynamic and int8 variants are converted from
+        it (no calibration), with its threshold and ``int8_official_score`` in their sidecars.
     """
     written = []
     variants = ((True, waveforms),) if detector.frontend.reads_waveforms else ((False, features), (True, waveforms))
     with tempfile.TemporaryDirectory(prefix="asdkeras-export-") as tmp:
         for waveform, source in variants:
-            saved = _saved_model(detector, waveform, tmp)
+            saved = _saved_model(detector, waveform, os.path.join(tmp, "float"))
+            twin_saved = None
             key = "waveform" if waveform else "features"
 
             def representative(source=source, key=key):
                 for item in source():
                     yield {key: np.asarray(item, np.float32)[np.newaxis]}
 
-            float_model = convert(saved, "float32")
+            float_model = None
             for quantisation in quantisations:
                 name = model_name(detector.machine, detector.kind, quantisation, waveform)
                 announce(name)
-                if quantisation == "int8" and source is None:
-                    raise AsdError(f"{name}: int8 needs representative {key}; pass the training data")
-                content = convert(saved, quantisation, representative if source else None,
-                                  int8_io and not waveform, float_model)
+                if int8_twin is not None and quantisation in INTEGER_VARIANTS:
+                    twin_saved = twin_saved or _saved_model(int8_twin, waveform, os.path.join(tmp, "int8"))
+                    content = convert(twin_saved, quantisation, quantisation_aware=True)
+                    exported, score = int8_twin, int8_official_score
+                else:
+                    if quantisation == "int8" and source is None:
+                        raise AsdError(f"{name}: int8 needs representative {key}; pass the training data")
+                    float_model = float_model or convert(saved, "float32")
+                    content = convert(saved, quantisation, representative if source else None,
+                                      int8_io and not waveform, float_model)
+                    exported, score = detector, official_score
                 path = os.path.join(out_dir, name)
                 write_bytes(path, content)
                 side = write_json(os.path.splitext(path)[0] + ".json",
-                                  sidecar(detector, quantisation, waveform, content, int8_io, official_score))
+                                  sidecar(exported, quantisation, waveform, content, int8_io, score))
                 written.append(ExportedFile(path, side, quantisation, waveform))
     return written
 
@@ -374,22 +401,28 @@ def representative_inputs(detector: Detector, data_dir: str, subset: str, cache_
 
 def export_folder(folder: str, out_dir: str, quantisations: Iterable[str] = QUANTISATIONS, cache_dir: str = "cache",
                   data_dir: str | None = None, int8_io: bool = False, official_score: float | None = None,
-                  announce: Callable[[str], None] = lambda name: None) -> tuple[Detector, list[ExportedFile]]:
+                  announce: Callable[[str], None] = lambda name: None,
+                  int8_official_score: float | None = None) -> tuple[Detector, list[ExportedFile]]:
     """Export the saved detector in ``folder``: load it and, for int8, calibrate on its training data.
 
-    ``data_dir`` overrides the dataset root recorded in the detector's ``config.json``.
+    A detector with a quantisation-aware twin (``int8/``) has its integer variants converted
+    from the twin instead, with no calibration. ``data_dir`` overrides the dataset root recorded
+    in the detector's ``config.json``.
     """
     import json
 
     detector = Detector.load(folder)
+    twin_folder = int8_twin_dir(folder)
+    int8_twin = Detector.load(twin_folder) if twin_folder else None
     calibration = (None, None)
-    if "int8" in quantisations:
+    if "int8" in quantisations and int8_twin is None:
         with open(os.path.join(folder, "config.json")) as handle:
             config = json.load(handle)
         calibration = representative_inputs(detector, data_dir or config["data_dir"],
                                             config.get("subset", "dev_data"), cache_dir)
     return detector, export_detector(detector, out_dir, quantisations, *calibration, int8_io=int8_io,
-                                     official_score=official_score, announce=announce)
+                                     official_score=official_score, announce=announce, int8_twin=int8_twin,
+                                     int8_official_score=int8_official_score)
 
 
 def saved_detectors(models_dir: str, machines: Iterable[str] | None, kinds: Iterable[str]) -> list[str]:

@@ -268,6 +268,10 @@ class MobileNetConfig(FitConfig):
     ``fine_tune_learning_rate``; from scratch (``weights`` None or "none") the whole network
     trains for ``epochs + fine_tune_epochs`` at ``learning_rate`` and its batch-norm statistics
     are then recomputed for the final weights.
+    ``int8_epochs``: epochs of quantisation-aware fine-tuning of the int8 twin
+    (:mod:`asdkeras.models.quantise`), saved in the detector's ``int8/`` folder with its own
+    thresholds; the integer TFLite variants are converted from it. 0: no twin (those variants
+    then come from post-training quantisation of the float network, which changes decisions).
     ``threshold_rule`` decides: "quantile" (``threshold_quantile`` of held-out normals' scores,
     as for every detector) or "eq2" (the report's Eq. 2 with ``threshold_alpha``); both are saved.
     Augmentation: PitchShift within +-``pitch_semitones``, TimeStretch rates in ``stretch_range``,
@@ -287,6 +291,7 @@ class MobileNetConfig(FitConfig):
     fine_tune_blocks: int = 3
     learning_rate: float = 1e-3
     fine_tune_learning_rate: float = 1e-4
+    int8_epochs: int = 2
     batch_size: int = 32
     patience: int = 3
     dropout: float = 0.2
@@ -366,12 +371,12 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
     val_data = image_dataset(val_paths, config.image_config(), config.batch_size, val_labels) if val_paths else None
     monitor = early_stopping_monitor(config.weights, has_validation=val_data is not None)
 
-    def run_phase(epochs: int, learning_rate: float):
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
-                      metrics=["binary_accuracy"])
+    def run_phase(epochs: int, learning_rate: float, network=model):
+        network.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
+                        metrics=["binary_accuracy"])
         stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience, restore_best_weights=True)
-        return model.fit(train_data, validation_data=val_data, epochs=epochs, class_weight=class_weight,
-                         callbacks=[stop], verbose=verbose)
+        return network.fit(train_data, validation_data=val_data, epochs=epochs, class_weight=class_weight,
+                           callbacks=[stop], verbose=verbose)
 
     if config.weights is None:  # random initialisation: the whole network trains in one phase
         histories = [run_phase(config.epochs + config.fine_tune_epochs, config.learning_rate)]
@@ -382,26 +387,41 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
         unfreeze_top_blocks(model, config.fine_tune_blocks)
         histories.append(run_phase(config.fine_tune_epochs, config.fine_tune_learning_rate))
 
-    scoring = mobilenet_scoring_model(model)
-    thresholds, normal_scores = held_out_threshold(scoring, frontend, val_real_images, train_real_images,
-                                                   config.threshold_quantile, [r.domain for r in val_records],
-                                                   [r.domain for r in train_records])
-    train_logits = -np.asarray(scoring.predict(frontend.dataset(train_real_images), verbose=0), np.float64)
-    thresholds["eq2"] = eq2_threshold(scipy.special.expit(train_logits), config.threshold_alpha)
+    def thresholded(network: keras.Model, **info) -> Detector:
+        scoring = mobilenet_scoring_model(network)
+        thresholds, normal_scores = held_out_threshold(scoring, frontend, val_real_images, train_real_images,
+                                                       config.threshold_quantile, [r.domain for r in val_records],
+                                                       [r.domain for r in train_records])
+        train_logits = -np.asarray(scoring.predict(frontend.dataset(train_real_images), verbose=0), np.float64)
+        thresholds["eq2"] = eq2_threshold(scipy.special.expit(train_logits), config.threshold_alpha)
+        return Detector(kind="mobilenet", machine=config.machine, frontend=frontend, model=scoring,
+                        score_units="-z, the negative logit of p(this machine) = sigmoid(z)",
+                        thresholds=thresholds, threshold_rule=config.threshold_rule, normal_scores=normal_scores,
+                        info={"outlier": outlier_machine,
+                              "weights": config.weights if config.weights in (None, "imagenet")
+                              else os.path.abspath(config.weights),
+                              "width": config.width, **info})
+
     history = _history_dict(*histories)
-    detector = Detector(
-        kind="mobilenet", machine=config.machine, frontend=frontend, model=scoring,
-        score_units="-z, the negative logit of p(this machine) = sigmoid(z)",
-        thresholds=thresholds, threshold_rule=config.threshold_rule, normal_scores=normal_scores,
-        info={"outlier": outlier_machine,
-              "weights": config.weights if config.weights in (None, "imagenet") else os.path.abspath(config.weights),
-              "width": config.width,
-              "clips": {"train_normal": len(train_real), "augmented": len(augmented), "val_normal": len(val_real),
-                        "train_outlier": len(train_outlier), "val_outlier": len(val_outlier)},
-              "epochs_run": len(history.get("loss", [])),
-              "best_val_loss": float(min(history["val_loss"])) if "val_loss" in history else None,
-              "fit_seconds": round(time.perf_counter() - started, 1)})
-    detector.save(config.folder(), {"config.json": asdict(config), "history.json": history, **split_files(config)})
+    detector = thresholded(
+        model,
+        clips={"train_normal": len(train_real), "augmented": len(augmented), "val_normal": len(val_real),
+               "train_outlier": len(train_outlier), "val_outlier": len(val_outlier)},
+        epochs_run=len(history.get("loss", [])),
+        best_val_loss=float(min(history["val_loss"])) if "val_loss" in history else None,
+        fit_seconds=round(time.perf_counter() - started, 1))
+    twin, twin_history = None, None
+    if config.int8_epochs > 0:
+        from asdkeras.models.quantise import calibrate_ranges, quantisation_aware
+
+        started = time.perf_counter()
+        network, _ = quantisation_aware(model, config.dropout)
+        calibrate_ranges(model, network, train_data)
+        twin_history = _history_dict(run_phase(config.int8_epochs, config.fine_tune_learning_rate, network))
+        twin = thresholded(network, quantisation_aware=True, int8_epochs=len(twin_history.get("loss", [])),
+                           fit_seconds=round(time.perf_counter() - started, 1))
+    detector.save(config.folder(), {"config.json": asdict(config), "history.json": history, **split_files(config)},
+                  int8_twin=twin, int8_twin_extra={"history.json": twin_history})
     return detector
 
 

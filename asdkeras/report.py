@@ -30,11 +30,13 @@ import numpy as np
 
 from asdkeras.atomic import write_bytes, write_text
 from asdkeras.errors import AsdError
-from asdkeras.kinds import DETECTOR_KINDS
+from asdkeras.kinds import DETECTOR_KINDS, INT8_TWIN_DIR, int8_result_name
 from asdkeras.metrics import hmean, metrics_path, read_score_record, score_record_path
 
-TITLES = {"ae": "AE", "mobilenet": "MobileNetV2", "gmm": "Pooled GMM", "ensemble": "Ensemble"}
-COLOURS = {"ae": "#1f77b4", "mobilenet": "#d62728", "gmm": "#2ca02c", "ensemble": "#9467bd"}
+TITLES = {"ae": "AE", "mobilenet": "MobileNetV2", "mobilenet-int8": "MobileNetV2 int8 twin", "gmm": "Pooled GMM",
+          "ensemble": "Ensemble"}
+COLOURS = {"ae": "#1f77b4", "mobilenet": "#d62728", "mobilenet-int8": "#ff9896", "gmm": "#2ca02c",
+           "ensemble": "#9467bd"}
 SPECTROGRAM_WINDOW = 4096
 """Samples (256 ms at 16 kHz), with 50 % overlap: the MobileNetV2 images' STFT."""
 
@@ -61,14 +63,16 @@ class DetectorRun:
 def load_runs(machine: str, kinds, result_dir: str, models_dir: str) -> list[DetectorRun]:
     """The detectors of ``machine`` that ``test`` has evaluated (at least one, else a one-line error)."""
     runs = []
-    for kind in kinds:
+    # a quantisation-aware twin (results "<kind>-int8", detector in "<kind>/int8") follows its detector
+    named = [(name, os.path.join(models_dir, machine, *folder)) for kind in kinds
+             for name, folder in ((kind, (kind,)), (int8_result_name(kind), (kind, INT8_TWIN_DIR)))]
+    for kind, folder in named:
         metrics_file = metrics_path(result_dir, kind, machine)
         scores_path = score_record_path(result_dir, kind, machine)
         if not (os.path.isfile(metrics_file) and os.path.isfile(scores_path)):
             continue
         with open(metrics_file) as handle:
             metrics = json.load(handle)
-        folder = os.path.join(models_dir, machine, kind)
         runs.append(DetectorRun(kind, metrics, read_score_record(scores_path),
                                 _json_or_none(os.path.join(folder, "detector.json")),
                                 _json_or_none(os.path.join(folder, "history.json"))))

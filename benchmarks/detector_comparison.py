@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from asdkeras.data.layout import MACHINE_TYPES  # noqa: E402
-from asdkeras.evaluate import evaluate  # noqa: E402
+from asdkeras.evaluate import evaluate_with_int8_twin  # noqa: E402
 from asdkeras.fit import fit_detector, make_config  # noqa: E402
 
 VARIANTS = {
@@ -50,8 +50,10 @@ def run_variant(name: str, machine: str, args) -> dict:
     config = make_config(kind, machine=machine, seed=args.seed, data_dir=args.data, cache_dir=args.cache_dir,
                          output_dir=folder, **sizes, **options)
     detector = fit_detector(kind, config)
-    evaluation = evaluate(folder, machine, name, args.data, os.path.join(args.result_dir, name), args.cache_dir)
+    evaluation, *twin = evaluate_with_int8_twin(folder, machine, name, args.data, os.path.join(args.result_dir, name),
+                                                args.cache_dir)
     return {"official_score": evaluation.official_score, "fit_seconds": detector.info["fit_seconds"],
+            "int8_twin_official_score": twin[0].official_score if twin else None,
             "epochs_run": detector.info["epochs_run"], "outlier": detector.info["outlier"],
             "thresholds": {rule: {k: v for k, v in record.items() if k in ("value", "rule", "flagged_share")}
                            for rule, record in detector.thresholds.items()},
@@ -92,7 +94,9 @@ def main() -> None:
         results[machine] = {}
         for variant in variants:
             results[machine][variant] = run_variant(variant, machine, args)
-            print(f"{machine:9s} {variant:12s} official {results[machine][variant]['official_score']:.3f}", flush=True)
+            twin = results[machine][variant]["int8_twin_official_score"]
+            print(f"{machine:9s} {variant:12s} official {results[machine][variant]['official_score']:.3f}"
+                  + (f" (int8 twin {twin:.3f})" if twin is not None else ""), flush=True)
         os.makedirs(os.path.dirname(args.out), exist_ok=True)
         with open(args.out, "w") as handle:
             json.dump(results, handle, indent=2)

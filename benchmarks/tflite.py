@@ -29,8 +29,9 @@ import tensorflow as tf  # noqa: E402
 from asdkeras.audio import load_clip  # noqa: E402
 from asdkeras.data.layout import scan_split  # noqa: E402
 from asdkeras.evaluate import write_evaluation  # noqa: E402
+from asdkeras.detector import Detector, int8_twin_dir  # noqa: E402
 from asdkeras.export import export_folder, frontend_model, model_name  # noqa: E402
-from asdkeras.kinds import QUANTISATIONS  # noqa: E402
+from asdkeras.kinds import INTEGER_VARIANTS, QUANTISATIONS, int8_result_name  # noqa: E402
 from asdkeras.lite import LiteDetector  # noqa: E402
 
 
@@ -49,17 +50,26 @@ def median_ms(model_content: bytes | None, path: str | None, feed: dict, threads
 
 
 def benchmark_detector(folder: str, args) -> dict:
+    """Every variant of one detector against its Keras model: the detector's, or for the integer
+    variants of a detector with a quantisation-aware twin, the twin's (what they are converted from)."""
     variant = os.path.basename(folder)
     out_dir = os.path.join(args.out_dir, variant)
     detector, _ = export_folder(folder, out_dir, QUANTISATIONS, args.cache_dir, args.data)
+    twin_folder = int8_twin_dir(folder)
     records = scan_split(args.data, detector.machine, "test")
     clips = [load_clip(r.path) for r in records]
-    keras_scores = detector.score_files([r.path for r in records], args.cache_dir)
     cached = detector.frontend.cache(args.cache_dir).ensure([r.path for r in records])
     features = [batch for batches in detector.frontend.dataset(cached) for batch in batches.numpy()]
-    keras_eval = write_evaluation(detector.machine, variant, records, keras_scores, detector.decide(keras_scores),
-                                  detector.threshold, os.path.join(args.result_dir, variant))
-    result = {"keras_official": keras_eval.official_score, "variants": {}}
+    references = {}
+    for name, keras_detector in ((variant, detector),
+                                 *(((int8_result_name(variant), Detector.load(twin_folder)),) if twin_folder else ())):
+        scores = keras_detector.score_files([r.path for r in records], args.cache_dir)
+        evaluation = write_evaluation(detector.machine, name, records, scores, keras_detector.decide(scores),
+                                      keras_detector.threshold, os.path.join(args.result_dir, variant))
+        references[name] = (keras_detector.decide(scores), evaluation.official_score)
+    keras_official = references[variant][1]
+    result = {"keras_official": keras_official, "variants": {},
+              "int8_twin_official": references[int8_result_name(variant)][1] if twin_folder else None}
     clip = clips[0][np.newaxis]
     feature_input = detector.frontend.from_waveforms(clip).numpy()
     threads_all = os.cpu_count() or 1
@@ -79,14 +89,18 @@ def benchmark_detector(folder: str, args) -> dict:
             feed = {"waveform": clip} if waveform else {"features": feature_input}
             if lite.input_spec["dtype"] != "float32":
                 continue
+            reference = variant if not twin_folder or quantisation not in INTEGER_VARIANTS else int8_result_name(variant)
+            keras_decisions, keras_official = references[reference]
             result["variants"][name] = {
                 "official": evaluation.official_score,
-                "same_decision": float(np.mean(decisions == detector.decide(keras_scores))),
+                "keras_official": keras_official,
+                "reference": reference,
+                "same_decision": float(np.mean(decisions == keras_decisions)),
                 "size_kb": os.path.getsize(path) / 1024,
                 "ms_1_thread": median_ms(None, path, feed, 1, args.warmup, args.runs),
                 "ms_all_threads": median_ms(None, path, feed, threads_all, args.warmup, args.runs),
             }
-            print(f"{name:42s} official {evaluation.official_score:.3f} (Keras {keras_eval.official_score:.3f}) "
+            print(f"{name:42s} official {evaluation.official_score:.3f} (Keras {keras_official:.3f}) "
                   f"{result['variants'][name]['ms_1_thread']:.2f} ms", flush=True)
     front = frontend_model(detector.frontend)
     result["frontend_ms_1_thread"] = median_ms(front, None, {"waveform": clip}, 1, args.warmup, args.runs)
@@ -103,7 +117,8 @@ def markdown(results: dict) -> str:
                 net = r["variants"][f"{machine}_{variant.split('-')[0]}_{quantisation}.tflite"]
                 wav = r["variants"][f"{machine}_{variant.split('-')[0]}_{quantisation}_waveform.tflite"]
                 lines.append(f"| {machine} | {variant} | {quantisation} | {net['official']:.3f} / {wav['official']:.3f} "
-                             f"({r['keras_official']:.3f}) | {net['same_decision']:.3f} / {wav['same_decision']:.3f} | "
+                             f"({net.get('keras_official', r['keras_official']):.3f}"
+                             f"{' twin' if net.get('reference', variant) != variant else ''}) | {net['same_decision']:.3f} / {wav['same_decision']:.3f} | "
                              f"{net['size_kb']:.0f} / {wav['size_kb']:.0f} | {net['ms_1_thread']:.2f} / "
                              f"{net['ms_all_threads']:.2f} | {wav['ms_1_thread']:.2f} / {wav['ms_all_threads']:.2f} | "
                              f"{r['frontend_ms_1_thread']:.2f} |")

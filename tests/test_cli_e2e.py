@@ -145,6 +145,10 @@ def test_fit_then_test_mobilenet_imagenet_and_from_scratch(tiny_dataset, workdir
     assert 0 < detector["thresholds"]["eq2"]["p_threshold"] < 1
     history = json.load(open(folder / "history.json"))
     assert history["phase"] == [1, 2]
+    twin = json.load(open(folder / "int8" / "detector.json"))  # quantisation-aware, for the integer TFLite files
+    assert twin["quantisation_aware"] and twin["int8_epochs"] == 2 and set(twin["thresholds"]) == {"quantile", "eq2"}
+    assert json.load(open(folder / "int8" / "history.json"))["phase"] == [1, 1]
+    assert f"int8 twin (quantisation-aware, 2 epochs" in fitted.output
 
     results = workdir / "results_mobilenet"
     tested = _run("test", "--machine", "valve", "--model", "mobilenet", "--result-dir", results,
@@ -153,6 +157,13 @@ def test_fit_then_test_mobilenet_imagenet_and_from_scratch(tiny_dataset, workdir
     metrics = json.load(open(results / "metrics_mobilenet_valve.json"))
     assert set(metrics["sections"]) == {"00", "01", "02"} and 0 < metrics["official_score"] <= 1
     assert len(open(results / "anomaly_score_valve_section_01_test.csv").read().splitlines()) == 12
+    assert "valve / mobilenet-int8" in tested.output  # the twin is tested beside its detector
+    twin_metrics = json.load(open(results / "metrics_mobilenet-int8_valve.json"))
+    assert twin_metrics["threshold"] == pytest.approx(twin["threshold"])
+    from asdkeras.metrics import read_score_csv, read_score_record
+    official = read_score_csv(str(results / "anomaly_score_valve_section_01_test.csv"))
+    own = {os.path.basename(r["path"]): r["score"] for r in read_score_record(str(results / "scores_mobilenet_valve.csv"))}
+    assert official == pytest.approx({name: own[name] for name in official})  # the DCASE CSVs stay the detector's
 
     pretrained_conv = base_network(load_scoring_model(str(folder))).get_layer("Conv1").get_weights()[0]
     scratch_models = workdir / "scratch"
@@ -217,7 +228,8 @@ def test_demo_runs_the_whole_system_and_prints_the_final_table(tiny_dataset, tmp
     assert result.exit_code == 0, result.output
     final = result.output.split("== every machine type")[1].splitlines()
     rows = [line.split()[:2] for line in final if line.startswith("gearbox")]
-    assert rows == [["gearbox", k] for k in ("ae", "mobilenet", "gmm", "ensemble", "ensemble-tflite-int8")]
+    assert rows == [["gearbox", k] for k in ("ae", "mobilenet", "mobilenet-int8", "gmm", "ensemble",
+                                            "ensemble-tflite-int8")]
     assert os.path.isfile(tmp_path / "tflite" / "gearbox_ensemble_int8_waveform.tflite")
     # The int8 file scored the same clips as the Keras ensemble, in nearly the same order. (Not the
     # official scores: with 3 + 3 clips per domain one swapped pair moves an AUC to 0 and the

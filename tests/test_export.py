@@ -1,5 +1,8 @@
 """TFLite export: every variant against its Keras model, the front-end on real audio, TFLite-only scoring.
 
+Each variant is compared with the Keras model it is converted from: the detector's, or for
+MobileNetV2's dynamic and int8 variants its quantisation-aware twin (``int8/``).
+
 Bars (issue 8): float32 scores equal to 1e-4 relative to the scores' largest magnitude; float16, dynamic and int8 a Spearman rank
 correlation >= 0.98 with the Keras scores and the same decision on >= 98 % of clips. Clips: all
 60 of the tiny generated fan set (training and test), so one differing decision is 1.7 %.
@@ -15,11 +18,11 @@ import scipy.stats
 
 from asdkeras.audio import load_clip
 from asdkeras.data.layout import scan_split
-from asdkeras.detector import Detector
+from asdkeras.detector import Detector, int8_twin_dir
 from asdkeras.ensemble import fit_ensemble
 from asdkeras.export import export_detector, frontend_model, representative_inputs
 from asdkeras.fit import fit_detector, make_config
-from asdkeras.kinds import QUANTISATIONS
+from asdkeras.kinds import INTEGER_VARIANTS, QUANTISATIONS
 from asdkeras.lite import LiteDetector, dequantize, quantize
 from conftest import KERAS_WEIGHTS, REAL_AUDIO, needs_real_audio, needs_weights
 
@@ -40,10 +43,14 @@ def exported(tiny_dataset, tmp_path_factory):
                              models_dir=str(work / "models"), **SIZES[kind])
         fit_detector(kind, config)
         detector = Detector.load(config.folder())
+        twin = Detector.load(int8_twin_dir(config.folder())) if kind == "mobilenet" else None
         features, waveforms = representative_inputs(detector, tiny_dataset, "dev_data", cache, count=48)
         folder = str(work / "tflite")
-        export_detector(detector, folder, QUANTISATIONS, features, waveforms, official_score=0.5)
+        export_detector(detector, folder, QUANTISATIONS, features, waveforms, official_score=0.5, int8_twin=twin,
+                        int8_official_score=0.25)
         out[kind] = (detector, folder, paths, detector.score_files(paths, cache))
+        if twin is not None:  # the integer variants are its conversions
+            out[f"{kind}-int8"] = (twin, folder, paths, twin.score_files(paths, cache))
     ensemble = fit_ensemble("fan", str(work / "models"), "fuse", data_dir=tiny_dataset, cache_dir=cache)
     _, waveforms = representative_inputs(ensemble, tiny_dataset, "dev_data", cache, count=48)
     export_detector(ensemble, folder, QUANTISATIONS, None, waveforms)
@@ -51,10 +58,10 @@ def exported(tiny_dataset, tmp_path_factory):
     return out
 
 
-MOBILENET_INTEGER_WEIGHTS = pytest.mark.xfail(
-    reason="known shortfall (issue 8): MobileNetV2 width 0.35 at 96 px loses rank with int8 weights, "
-           "dynamic Spearman 0.993 / same decision 0.95, int8 0.975 / 0.90 on this tiny set; the logit "
-           "layer is kept float, the rest of the loss is spread over the project convolutions",
+ENSEMBLE_INTEGER_WEIGHTS = pytest.mark.xfail(
+    reason="known shortfall: the ensemble's integer variants are post-training quantised, MobileNetV2 "
+           "member included, which changes its ranking (measured Spearman 0.986-0.999, same decision "
+           "0.92-1.00 over runs); the member's quantisation-aware twin is not used there",
     strict=False)
 
 
@@ -63,15 +70,17 @@ def _variants():
         for quantisation in QUANTISATIONS:
             for waveform in (False, True) if kind != "ensemble" else (True,):  # the ensemble reads waveforms
                 marks = [needs_weights] if kind == "mobilenet" else []
-                if kind in ("mobilenet", "ensemble") and quantisation in ("dynamic", "int8"):
-                    marks.append(MOBILENET_INTEGER_WEIGHTS)  # the ensemble holds the MobileNetV2 member
+                if kind == "ensemble" and quantisation in ("dynamic", "int8"):
+                    marks.append(ENSEMBLE_INTEGER_WEIGHTS)
                 yield pytest.param(kind, quantisation, waveform, marks=marks,
                                    id=f"{kind}-{quantisation}-{'waveform' if waveform else 'features'}")
 
 
 @pytest.mark.parametrize("kind, quantisation, waveform", _variants())
 def test_every_variant_scores_like_its_keras_model(exported, kind, quantisation, waveform):
-    detector, folder, paths, keras_scores = exported[kind]
+    """Against the Keras model it is converted from: MobileNetV2's integer variants against its int8 twin."""
+    twin = kind == "mobilenet" and quantisation in INTEGER_VARIANTS
+    detector, folder, paths, keras_scores = exported[f"{kind}-int8" if twin else kind]
     name = f"fan_{kind}_{quantisation}{'_waveform' if waveform else ''}"
     lite = LiteDetector(os.path.join(folder, f"{name}.tflite"), threads=1)
     scores = np.array([lite.score_clip(load_clip(p)) for p in paths])
@@ -104,12 +113,26 @@ def test_sidecars_say_what_an_app_needs(exported):
     assert features["frontend"]["type"] == "logmel" and not features["frontend_in_model"]
     gmm = json.load(open(os.path.join(folder, "fan_gmm_int8_waveform.json")))
     assert gmm["precision"] == "float32 throughout: the whole model is front-end and score tail"
-    assert sorted(os.listdir(folder)) == sorted(f"fan_{k}_{q}{w}.{e}" for k in exported for q in QUANTISATIONS
+    kinds = [k for k in exported if not k.endswith("-int8")]
+    assert sorted(os.listdir(folder)) == sorted(f"fan_{k}_{q}{w}.{e}" for k in kinds for q in QUANTISATIONS
                                                 for w in ("", "_waveform") for e in ("tflite", "json")
                                                 if k != "ensemble" or w)
     ensemble = json.load(open(os.path.join(folder, "fan_ensemble_int8_waveform.json")))
-    assert ensemble["ensemble"]["mode"] == "fuse" and sorted(ensemble["ensemble"]["members"]) == sorted(set(exported) - {"ensemble"})
+    assert ensemble["ensemble"]["mode"] == "fuse" and sorted(ensemble["ensemble"]["members"]) == sorted(set(kinds) - {"ensemble"})
     assert ensemble["frontend"]["type"] == "waveform" and ensemble["inputs"]["waveform"]["shape"] == [1, 160000]
+
+
+@needs_weights
+def test_mobilenet_integer_sidecars_carry_the_twins_threshold_and_score(exported):
+    detector, folder, _, _ = exported["mobilenet"]
+    twin = exported["mobilenet-int8"][0]
+    assert twin.info["quantisation_aware"] and twin.threshold != detector.threshold
+    for quantisation in INTEGER_VARIANTS:
+        side = json.load(open(os.path.join(folder, f"fan_mobilenet_{quantisation}_waveform.json")))
+        assert side["threshold"] == pytest.approx(twin.threshold) and side["official_score"] == 0.25
+        assert side["precision"].startswith("int8 network, quantisation-aware")
+    side = json.load(open(os.path.join(folder, "fan_mobilenet_float16_waveform.json")))
+    assert side["threshold"] == pytest.approx(detector.threshold) and side["official_score"] == 0.5
 
 
 def test_int8_io_feature_model_applies_scale_and_zero_point(exported, tmp_path):

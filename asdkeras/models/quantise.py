@@ -1,0 +1,226 @@
+"""Quantisation-aware twin of a MobileNetV2 detector: the network as TFLite's int8 kernels compute it.
+
+Post-training int8 quantisation of the fine-tuned MobileNetV2 changed its decisions on 2-19 % of
+test clips. The remedy (Jacob et al., "Quantization and Training of Neural Networks for Efficient
+Integer-Arithmetic-Only Inference", CVPR 2018; Krishnamoorthi, "Quantizing deep convolutional
+networks for efficient inference", 2018) is a float network that already computes with int8
+values, fine-tuned so, which TFLite then converts without calibration of its own. TensorFlow Model
+Optimization, the usual tool, does not support Keras 3 models, so the twin is built here:
+
+* every batch normalisation is folded into the convolution before it (TFLite folds it too, so
+  the weights quantised here are the ones TFLite stores);
+* weights are fake-quantised per output channel, symmetric, 255 levels (TFLite's int8 weights),
+  and biases rounded to TFLite's int32 bias steps (input scale x weight scale);
+* activations after every ReLU6, projection and residual sum, and the network input, are
+  fake-quantised per tensor with 256 levels over a range calibrated on training images
+  (TFLite's int8 activations).
+
+``tf.quantization.fake_quant_*`` ops are what ``TFLiteConverter`` reads as trained quantisation:
+with ``Optimize.DEFAULT`` it turns the twin into an int8 network with exactly these ranges and
+weights, and leaves the rest of the graph (front-end, score) float.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers
+
+DEAD_CHANNEL_WEIGHT = 1e-4
+"""Largest |weight| given to a folded channel whose weights are all (nearly) zero.
+
+TFLite stores a convolution's bias as int32 in units of input scale x weight scale; with a weight
+scale near zero (ImageNet MobileNetV2 has such dead channels) the bias overflows int32 and the
+channel's constant output is wrong. One weight of this size (an output change below 0.03 of a
+quantisation step) keeps the bias in range."""
+
+
+@keras.saving.register_keras_serializable("asdkeras")
+class FakeQuant(layers.Layer):
+    """Fake int8 quantisation of an activation: per tensor, 256 levels over [minimum, maximum].
+
+    The range is set by :func:`calibrate_ranges` and then kept (not trained); zero stays exactly
+    representable (``fake_quant_with_min_max_vars`` nudges the range), as TFLite requires.
+    """
+
+    def build(self, input_shape):
+        self.minimum = self.add_weight(shape=(), initializer="zeros", trainable=False, name="minimum")
+        self.maximum = self.add_weight(shape=(), initializer="ones", trainable=False, name="maximum")
+
+    def call(self, x):
+        import tensorflow as tf
+
+        return tf.quantization.fake_quant_with_min_max_vars(x, self.minimum, self.maximum, num_bits=8)
+
+
+def _fake_quant_weights(kernel):
+    """Per-output-channel (last axis) symmetric int8 weights: levels -127..127 of max|w| / 127.
+
+    Returns the weights and each channel's scale max|w| / 127.
+    """
+    import tensorflow as tf
+
+    reduce = list(range(len(kernel.shape) - 1))
+    limit = tf.stop_gradient(tf.maximum(tf.reduce_max(tf.abs(kernel), axis=reduce), 1e-12))
+    return (tf.quantization.fake_quant_with_min_max_vars_per_channel(kernel, -limit, limit, num_bits=8,
+                                                                     narrow_range=True), limit / 127)
+
+
+@keras.saving.register_keras_serializable("asdkeras")
+class FoldedConv(layers.Layer):
+    """A convolution (or depthwise convolution) with its batch normalisation folded in, int8 weights.
+
+    Parameters
+    ----------
+    filters : int or None
+        Output channels (None for depthwise: one per input channel).
+    kernel_size, strides : tuple of int
+    padding : "same" or "valid"
+    depthwise : bool
+    """
+
+    def __init__(self, filters, kernel_size, strides, padding, depthwise, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.depthwise, self.padding = filters, depthwise, padding
+        self.kernel_size, self.strides = tuple(kernel_size), tuple(strides)
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        shape = (*self.kernel_size, channels, 1 if self.depthwise else self.filters)
+        self.kernel = self.add_weight(shape=shape, name="kernel")
+        self.bias = self.add_weight(shape=(channels if self.depthwise else self.filters,), initializer="zeros",
+                                    name="bias")
+        self.input_scale = self.add_weight(shape=(), initializer="zeros", trainable=False, name="input_scale")
+
+    def call(self, x):
+        import tensorflow as tf
+
+        if self.depthwise:  # channels on axis 2: quantise them as the last axis, as TFLite does
+            per_channel, weight_scale = _fake_quant_weights(tf.reshape(self.kernel, self.kernel.shape[:3]))
+            y = tf.nn.depthwise_conv2d(x, tf.reshape(per_channel, self.kernel.shape), (1, *self.strides, 1),
+                                       self.padding.upper())
+        else:
+            kernel, weight_scale = _fake_quant_weights(self.kernel)
+            y = tf.nn.conv2d(x, kernel, self.strides, self.padding.upper())
+        # TFLite adds the bias as int32 in units of input scale x weight scale: round it so here too
+        # (straight-through gradient); input_scale is 0 until calibrate_ranges sets it
+        bias_step = tf.maximum(self.input_scale * weight_scale, 1e-30)
+        rounded = tf.round(self.bias / bias_step) * bias_step
+        bias = tf.where(self.input_scale > 0, self.bias + tf.stop_gradient(rounded - self.bias), self.bias)
+        return tf.nn.bias_add(y, bias)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
+                "strides": self.strides, "padding": self.padding, "depthwise": self.depthwise}
+
+
+def folded_weights(conv, norm) -> list[np.ndarray]:
+    """Kernel and bias of ``conv`` followed by the inference-mode batch normalisation ``norm``."""
+    kernel = conv.get_weights()[0]
+    gamma, beta, mean, variance = norm.get_weights()
+    scale = gamma / np.sqrt(variance + norm.epsilon)
+    axis = 2 if isinstance(conv, layers.DepthwiseConv2D) else 3
+    kernel = np.moveaxis(kernel * np.expand_dims(scale, (0, 1, 3) if axis == 2 else (0, 1, 2)), axis, 0).copy()
+    by_channel = kernel.reshape(len(kernel), -1)
+    dead = np.abs(by_channel).max(axis=1) < DEAD_CHANNEL_WEIGHT
+    by_channel[dead, 0] = DEAD_CHANNEL_WEIGHT
+    return [np.moveaxis(by_channel.reshape(kernel.shape), 0, axis).astype(np.float32),
+            (beta - mean * scale).astype(np.float32)]
+
+
+def _parents(network: keras.Model) -> dict[str, list[str]]:
+    return {layer.name: [node.operation.name for node in layer._inbound_nodes[0].parent_nodes]
+            for layer in network.layers}
+
+
+def quantisation_aware(model: keras.Model, dropout: float = 0.2, quantise: bool = True,
+                       name: str = "mobilenet_v2_int8") -> tuple[keras.Model, list[keras.KerasTensor]]:
+    """The quantisation-aware twin of a :func:`~asdkeras.models.mobilenet.build_mobilenet` model.
+
+    Same input (images in [0, 255]), same layer names for the head (``logit``, ``p``), weights
+    copied with every batch normalisation folded; trainable where ``model`` was. The activation
+    ranges start at [0, 1]: call :func:`calibrate_ranges` before use.
+
+    Returns the twin (output p(this machine), as ``model``) and, for calibration, the tensors
+    that each :class:`FakeQuant` layer quantises (in the order of the layers). With
+    ``quantise=False`` the same network without fake quantisation (the folded float network).
+    """
+    from asdkeras.models.mobilenet import base_network
+
+    base = base_network(model)
+    parents = _parents(base)
+    norm_of = {parents[layer.name][0]: layer for layer in base.layers if isinstance(layer, layers.BatchNormalization)}
+    relu_after = {parents[layer.name][0] for layer in base.layers if isinstance(layer, layers.ReLU)}
+    quantised = []
+
+    def fake_quant(tensor, layer_name):
+        quantised.append(tensor)
+        return FakeQuant(name=f"{layer_name}_quant")(tensor) if quantise else tensor
+
+    inputs = keras.Input(model.input.shape[1:], name="image")
+    x = layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess_input")(inputs)
+    tensors = {}
+    copies = []
+    for layer in base.layers:
+        inbound = [tensors[p] for p in parents[layer.name]]
+        if isinstance(layer, layers.InputLayer):
+            y = fake_quant(x, "input")
+        elif isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D)):
+            depthwise = isinstance(layer, layers.DepthwiseConv2D)
+            folded = FoldedConv(None if depthwise else layer.filters, layer.kernel_size, layer.strides, layer.padding,
+                                depthwise, name=layer.name)
+            y = folded(inbound[0])
+            copies.append((folded, folded_weights(layer, norm_of[layer.name]), layer.trainable))
+        elif isinstance(layer, layers.BatchNormalization):  # folded: quantise here unless a ReLU6 follows
+            y = inbound[0] if layer.name in relu_after else fake_quant(inbound[0], layer.name)
+        elif isinstance(layer, layers.ReLU):
+            y = fake_quant(layers.ReLU(6.0, name=layer.name)(inbound[0]), layer.name)
+        elif isinstance(layer, layers.Add):
+            y = fake_quant(layers.Add(name=layer.name)(inbound), layer.name)
+        elif isinstance(layer, layers.ZeroPadding2D):
+            y = layers.ZeroPadding2D(layer.padding, name=layer.name)(inbound[0])
+        else:
+            raise TypeError(f"no quantisation-aware copy of {type(layer).__name__} layer {layer.name}")
+        tensors[layer.name] = y
+    x = layers.GlobalAveragePooling2D(name="pool")(tensors[base.layers[-1].name])
+    x = layers.Dropout(dropout, name="dropout")(x)
+    logit = layers.Dense(1, name="logit")(x)
+    p_machine = layers.Activation("sigmoid", name="p_machine")(logit)
+    twin = keras.Model(inputs, layers.Reshape((), name="p")(p_machine), name=name)
+    for folded, (kernel, bias), trainable in copies:
+        folded.kernel.assign(kernel)
+        folded.bias.assign(bias)
+        folded.trainable = trainable
+    twin.get_layer("logit").set_weights(model.get_layer("logit").get_weights())
+    return twin, quantised
+
+
+def calibrate_ranges(model: keras.Model, twin: keras.Model, images, max_batches: int = 16) -> int:
+    """Set every :class:`FakeQuant` range of ``twin`` from the float network's activations.
+
+    The range of each quantised tensor is the mean over batches of its batch minimum and maximum
+    (the moving-average rule of quantisation-aware training), widened to contain 0. ``images``:
+    a dataset of image batches, or of ``(images, labels)``. Returns the number of batches used.
+    """
+    float_twin, probes = quantisation_aware(model, quantise=False)
+    probe = keras.Model(float_twin.input, probes)
+    quantisers = [layer for layer in twin.layers if isinstance(layer, FakeQuant)]
+    low, high, used = np.zeros(len(quantisers)), np.zeros(len(quantisers)), 0
+    for batch in images.take(max_batches):
+        batch = batch[0] if isinstance(batch, tuple) else batch
+        outputs = probe(batch, training=False)
+        low += [float(np.min(o)) for o in outputs]
+        high += [float(np.max(o)) for o in outputs]
+        used += 1
+    if not used:
+        raise ValueError("no images to calibrate the int8 ranges on")
+    for quantiser, lo, hi in zip(quantisers, low / used, high / used):
+        quantiser.minimum.assign(min(lo, 0.0))
+        quantiser.maximum.assign(max(hi, lo + 1e-3, 1e-3))
+    parents = _parents(twin)
+    for conv in (layer for layer in twin.layers if isinstance(layer, FoldedConv)):
+        source = twin.get_layer(parents[conv.name][0])
+        while not isinstance(source, FakeQuant):  # through zero padding
+            source = twin.get_layer(parents[source.name][0])
+        conv.input_scale.assign((source.maximum - source.minimum) / 255)
+    return used
