@@ -70,6 +70,8 @@ def _saved_model(detector: Detector, waveform: bool, folder: str) -> str:
     import keras
     import tensorflow as tf
 
+    from asdkeras.models.quantise import for_conversion
+
     frontend = detector.frontend
     archive = keras.export.ExportArchive()
     archive.track(detector.model)
@@ -85,9 +87,10 @@ def _saved_model(detector: Detector, waveform: bool, folder: str) -> str:
 
         def score(features):
             return {"score": detector.model(features, training=False)}
-    archive.add_endpoint(SIGNATURE, score, input_signature=[signature])
     path = os.path.join(folder, "waveform" if waveform else "features")
-    with contextlib.redirect_stdout(io.StringIO()):  # Keras prints a banner whatever verbose says
+    # traced in here: TFLite's int8 kernels round the outputs themselves; Keras prints a banner
+    with for_conversion(detector.model), contextlib.redirect_stdout(io.StringIO()):
+        archive.add_endpoint(SIGNATURE, score, input_signature=[signature])
         archive.write_out(path, verbose=False)
     return path
 
