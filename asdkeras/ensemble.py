@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from asdkeras.data.layout import ClipRecord, list_machines, random_subset, scan_split, select
-from asdkeras.detector import DETECTOR_FILE, Detector, detector_dir
+from asdkeras.detector import DETECTOR_FILE, Detector, detector_dir, int8_twin_dir
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.fit import MIN_HELD_OUT, load_config
 from asdkeras.frontend import WaveformFrontend
@@ -284,15 +284,7 @@ def fit_ensemble(machine: str, models_dir: str = "saved_models", mode: str = DEF
             "them, so more normals than intended may be flagged)")
     domains = [r.domain for r in held_out]
     if mode == "fuse":
-        chosen, reason = [m.kind for m in members], (
-            f"every member, standardised by its held-out normal scores, combined by {how}")
-        fused = combine([standardise(held_scores[m.kind], m.detector.normal_scores) for m in members], how)
-        quantile = members[0].config.threshold_quantile
-        thresholds = {"quantile": quantile_threshold(fused, quantile, f"fused {what}", domains)}
-        rule, normal_scores = "quantile", {**score_statistics(fused), "clips": f"fused {what}"}
-        units = (f"{how} over members of (score - mean) / std of the member's held-out normal scores "
-                 f"({', '.join(chosen)})")
-        used = members
+        used, reason = members, f"every member, standardised by its held-out normal scores, combined by {how}"
     else:
         if mode == "paper":
             kind, reason = _paper_choice(machine, [m.kind for m in members])
@@ -301,10 +293,32 @@ def fit_ensemble(machine: str, models_dir: str = "saved_models", mode: str = DEF
         else:
             kind, reason = members[0].kind, "no other machine type to contaminate clips with: the first member"
         used = [m for m in members if m.kind == kind]
-        chosen, picked = [kind], used[0].detector
-        thresholds, rule, normal_scores, units = (picked.thresholds, picked.threshold_rule, picked.normal_scores,
-                                                  picked.score_units)
-    model = build_ensemble_model(used, standardised=mode == "fuse", how=how)
+    chosen = [m.kind for m in used]
+
+    def scored(used: list[Member], held_scores: dict) -> tuple:
+        """The ensemble model of ``used`` and its thresholds, rule, normal scores and units."""
+        model = build_ensemble_model(used, standardised=mode == "fuse", how=how)
+        if mode != "fuse":
+            picked = used[0].detector
+            return model, picked.thresholds, picked.threshold_rule, picked.normal_scores, picked.score_units
+        fused = combine([standardise(held_scores[m.kind], m.detector.normal_scores) for m in used], how)
+        thresholds = {"quantile": quantile_threshold(fused, members[0].config.threshold_quantile, f"fused {what}",
+                                                     domains)}
+        return (model, thresholds, "quantile", {**score_statistics(fused), "clips": f"fused {what}"},
+                f"{how} over members of (score - mean) / std of the member's held-out normal scores "
+                f"({', '.join(chosen)})")
+
+    model, thresholds, rule, normal_scores, units = scored(used, held_scores)
+    # members with a quantisation-aware twin (MobileNetV2) take part through it in the ensemble's own
+    # twin, from which its integer TFLite variants are converted
+    twins = {m.kind: int8_twin_dir(m.folder) for m in used}
+    twin_parts = None
+    if any(twins.values()):
+        twin_members = [Member(m.kind, twins[m.kind], Detector.load(twins[m.kind]), m.config) if twins[m.kind] else m
+                        for m in used]
+        twin_scores = {m.kind: m.detector.score_files([r.path for r in held_out], cache_dir, progress, skipped)
+                       if twins[m.kind] else held_scores[m.kind] for m in twin_members}
+        twin_parts = scored(twin_members, twin_scores)
     document = {"mode": mode, "combine": how if mode == "fuse" else None, "members": chosen, "reason": reason,
                 "candidates": {m.kind: os.path.abspath(m.folder) for m in members}, "figures": figures,
                 "proxy": {"rule": "AUC of held-out normals against copies with another machine type's clip added, "
@@ -312,15 +326,19 @@ def fit_ensemble(machine: str, models_dir: str = "saved_models", mode: str = DEF
                           "machine_types": sorted({r.machine for r in proxies}), "clips": len(proxies),
                           "excluded_outlier_types": sorted(outliers)},
                 "held_out": {"clips": len(held_out), "shared_by_all": enough}}
-    detector = Detector(
-        kind=ENSEMBLE, machine=machine, frontend=WaveformFrontend(channel=channel), model=model, score_units=units,
-        thresholds=thresholds, threshold_rule=rule, normal_scores=normal_scores,
-        info={"ensemble": document, "outlier": next(iter(sorted(outliers)), None),
-              "clips": {"held_out": len(held_out)}})
+    info = {"ensemble": document, "outlier": next(iter(sorted(outliers)), None), "clips": {"held_out": len(held_out)}}
+
+    def ensemble_detector(model, thresholds, rule, normal_scores, units, **more) -> Detector:
+        return Detector(kind=ENSEMBLE, machine=machine, frontend=WaveformFrontend(channel=channel), model=model,
+                        score_units=units, thresholds=thresholds, threshold_rule=rule, normal_scores=normal_scores,
+                        info={**info, **more})
+
+    detector = ensemble_detector(model, thresholds, rule, normal_scores, units)
+    twin = ensemble_detector(*twin_parts, quantisation_aware=True) if twin_parts else None
     folder = output_dir or detector_dir(models_dir, machine, ENSEMBLE)
     config = {"mode": mode, "combine": how, "kinds": list(kinds), "data_dir": data_dir, "subset": subset,
               "models_dir": models_dir, "cache_dir": cache_dir}
-    detector.save(folder, {ENSEMBLE_FILE: document, "config.json": config})
+    detector.save(folder, {ENSEMBLE_FILE: document, "config.json": config}, int8_twin=twin)
     return detector
 
 

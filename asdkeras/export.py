@@ -262,9 +262,11 @@ def sidecar(detector: Detector, quantisation: str, waveform: bool, model_content
     integer = _integer_tensor_count(model_content)
     float_tail = "" if int8_io and not waveform else "; front-end and score tail float32"
     if detector.info.get("quantisation_aware"):
-        precision = ("int8 network, quantisation-aware (the detector's int8/ twin, fine-tuned with int8 weights and "
-                     "activations; its dynamic and int8 variants are the same conversion); input, front-end and "
-                     "score tail float32")
+        network = "MobileNetV2 member" if "ensemble" in detector.info else "network"
+        others = "; the other members, " if "ensemble" in detector.info else "; input, "
+        precision = (f"int8 {network}, quantisation-aware (the detector's int8/ twin, fine-tuned with int8 weights "
+                     f"and activations; its dynamic and int8 variants are the same conversion){others}"
+                     f"front-end and score tail float32")
     elif not integer and quantisation in INTEGER_VARIANTS:
         precision = "float32 throughout: the whole model is front-end and score tail"
     else:

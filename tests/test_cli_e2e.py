@@ -228,21 +228,23 @@ def test_demo_runs_the_whole_system_and_prints_the_final_table(tiny_dataset, tmp
     assert result.exit_code == 0, result.output
     final = result.output.split("== every machine type")[1].splitlines()
     rows = [line.split()[:2] for line in final if line.startswith("gearbox")]
-    assert rows == [["gearbox", k] for k in ("ae", "mobilenet", "mobilenet-int8", "gmm", "ensemble",
+    assert rows == [["gearbox", k] for k in ("ae", "mobilenet", "mobilenet-int8", "gmm", "ensemble", "ensemble-int8",
                                             "ensemble-tflite-int8")]
     assert os.path.isfile(tmp_path / "tflite" / "gearbox_ensemble_int8_waveform.tflite")
-    # The int8 file scored the same clips as the Keras ensemble, in nearly the same order. (Not the
-    # official scores: with 3 + 3 clips per domain one swapped pair moves an AUC to 0 and the
-    # harmonic mean with it. Parity proper is tested in test_export.py.)
+    # The int8 file scored the same clips as its Keras model, in the same order. (Not the official
+    # scores: with 3 + 3 clips per domain one swapped pair moves an AUC to 0 and the harmonic mean
+    # with it. Parity proper is tested in test_export.py.)
     from scipy.stats import spearmanr
 
     from asdkeras.metrics import read_score_record
 
     lite = {r["path"]: r["score"] for r in read_score_record(tmp_path / "results" / "tflite" /
                                                               "scores_ensemble-tflite-int8_gearbox.csv")}
-    keras = {r["path"]: r["score"] for r in read_score_record(tmp_path / "results" / "scores_ensemble_gearbox.csv")}
+    # the int8 file is converted from the ensemble's quantisation-aware twin (its MobileNetV2 member
+    # int8 as TFLite computes it, the others float): it scores as the twin does
+    keras = {r["path"]: r["score"] for r in read_score_record(tmp_path / "results" / "scores_ensemble-int8_gearbox.csv")}
     assert sorted(lite) == sorted(keras) and len(keras) == 36
-    assert spearmanr([lite[p] for p in keras], list(keras.values()))[0] > 0.6  # measured 0.88
+    assert spearmanr([lite[p] for p in keras], list(keras.values()))[0] > 0.99
     assert "scored 36 clips with" in result.output
 
 
