@@ -418,10 +418,10 @@ def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, g
     evaluations = evaluate_with_int8_twin(detector_dir(models_dir, machine, name or model_kind), machine,
                                           name or model_kind, data, result_dir, cache_dir, subset,
                                           _progress("features"), records, skipped, long_clips)
+    if evaluations[0].ensemble:
+        from asdkeras.ensemble import describe_choice
+        click.echo(describe_choice(evaluations[0].ensemble))
     for evaluation in evaluations:
-        if evaluation.ensemble:
-            from asdkeras.ensemble import describe_choice
-            click.echo(describe_choice(evaluation.ensemble))
         click.echo(evaluation.table())
     click.echo(f"wrote {len({f for e in evaluations for f in e.files})} files under {result_dir}/")
     for note in dict.fromkeys(note for e in evaluations for note in e.notes):

@@ -17,7 +17,9 @@ Optimization, the usual tool, does not support Keras 3 models, so the twin is bu
 * every output is rounded as TFLite's int8 kernels round it (their fixed-point rescaling, with
   its two roundings and each kernel's tie rule, :func:`_scale_by`), so the twin's int8 values
   are the TFLite model's, bit for bit: measured on every layer of a fine-tuned twin and its
-  TFLite file (x86, TFLite's default optimised kernels).
+  TFLite file (x86, TFLite's default optimised kernels). Training rounds once, as
+  ``fake_quant`` does: the gradient is the same, and the exact rounding's 64-bit integer
+  arithmetic made the twin's fit several times longer.
 
 ``tf.quantization.fake_quant_*`` ops are what ``TFLiteConverter`` reads as trained quantisation:
 with ``Optimize.DEFAULT`` it turns the twin into an int8 network with exactly these ranges and
@@ -63,11 +65,11 @@ class FakeQuant(layers.Layer):
         self.minimum = self.add_weight(shape=(), initializer="zeros", trainable=False, name="minimum")
         self.maximum = self.add_weight(shape=(), initializer="ones", trainable=False, name="maximum")
 
-    def call(self, x):
+    def call(self, x, training=False):
         import tensorflow as tf
 
         marked = tf.quantization.fake_quant_with_min_max_vars(x, self.minimum, self.maximum, num_bits=8)
-        if not self.emulates_rounding:
+        if training or not self.emulates_rounding:
             return marked
         step = (self.maximum - self.minimum) / 255
         zero = tf.round(-self.minimum / step)
@@ -147,12 +149,12 @@ class QuantisedAdd(layers.Layer):
     def build(self, input_shape):
         self.scales = self.add_weight(shape=(3,), initializer="zeros", trainable=False, name="scales")
 
-    def call(self, inputs):
+    def call(self, inputs, training=False):
         import tensorflow as tf
 
         first, second = inputs
         total = first + second
-        if not self.emulates_rounding:
+        if training or not self.emulates_rounding:
             return total
         scales = tf.maximum(self.scales, 1e-30)
         first_scale, second_scale, output_scale = (_float64(scales[i]) for i in range(3))
@@ -197,7 +199,7 @@ class FoldedConv(layers.Layer):
         self.input_scale = self.add_weight(shape=(), initializer="zeros", trainable=False, name="input_scale")
         self.output_scale = self.add_weight(shape=(), initializer="zeros", trainable=False, name="output_scale")
 
-    def call(self, x):
+    def call(self, x, training=False):
         import tensorflow as tf
 
         if self.depthwise:  # channels on axis 2: quantise them as the last axis, as TFLite does
@@ -213,7 +215,7 @@ class FoldedConv(layers.Layer):
         rounded = tf.round(self.bias / accumulator_step) * accumulator_step
         bias = tf.where(self.input_scale > 0, self.bias + tf.stop_gradient(rounded - self.bias), self.bias)
         y = tf.nn.bias_add(y, bias)
-        if not self.emulates_rounding:
+        if training or not self.emulates_rounding:
             return y
         # the int32 accumulator, exact: float32 holds it to well within 0.5 at these magnitudes
         accumulator = tf.cast(tf.round(y / accumulator_step), tf.int64)
