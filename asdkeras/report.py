@@ -34,9 +34,9 @@ from asdkeras.kinds import DETECTOR_KINDS, INT8_TWIN_DIR, int8_result_name
 from asdkeras.metrics import hmean, metrics_path, read_score_record, score_record_path
 
 TITLES = {"ae": "AE", "mobilenet": "MobileNetV2", "mobilenet-int8": "MobileNetV2 int8 twin", "gmm": "Pooled GMM",
-          "ensemble": "Ensemble"}
+          "ensemble": "Ensemble", "ensemble-int8": "Ensemble int8 twin"}
 COLOURS = {"ae": "#1f77b4", "mobilenet": "#d62728", "mobilenet-int8": "#ff9896", "gmm": "#2ca02c",
-           "ensemble": "#9467bd"}
+           "ensemble": "#9467bd", "ensemble-int8": "#c5b0d5"}
 SPECTROGRAM_WINDOW = 4096
 """Samples (256 ms at 16 kHz), with 50 % overlap: the MobileNetV2 images' STFT."""
 

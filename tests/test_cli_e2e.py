@@ -168,10 +168,12 @@ def test_fit_then_test_mobilenet_imagenet_and_from_scratch(tiny_dataset, workdir
     pretrained_conv = base_network(load_scoring_model(str(folder))).get_layer("Conv1").get_weights()[0]
     scratch_models = workdir / "scratch"
     scratch = _run("fit", "--machine", "valve", "--model", "mobilenet", "--weights", "none", *small,
-                   "--data", tiny_dataset, "--models-dir", scratch_models, "--cache-dir", workdir / "cache")
+                   "--int8-epochs", "0", "--data", tiny_dataset, "--models-dir", scratch_models,
+                   "--cache-dir", workdir / "cache")
     assert scratch.exit_code == 0, scratch.output
     scratch_folder = scratch_models / "valve" / "mobilenet"
     assert json.load(open(scratch_folder / "detector.json"))["weights"] is None
+    assert not (scratch_folder / "int8").exists() and "int8 twin" not in scratch.output  # --int8-epochs 0
     assert json.load(open(scratch_folder / "history.json"))["phase"] == [1, 1]  # one phase, whole network
     scratch_conv = base_network(load_scoring_model(str(scratch_folder))).get_layer("Conv1").get_weights()[0]
     assert not np.allclose(scratch_conv, pretrained_conv)
