@@ -184,7 +184,7 @@ def test_fit_all_then_test_export_and_score_the_ensemble(tiny_dataset, workdir, 
     common = ["--data", tiny_dataset, "--models-dir", tmp_path / "models", "--cache-dir", workdir / "cache"]
     fitted = _run("fit", "--machine", "valve", "--model", "all", "--epochs", "1", "--width", "0.35",
                   "--image-size", "64", "--fine-tune-epochs", "0", "--train-clips", "12", "--augmented-clips", "2",
-                  "--outlier", "fan", *common)
+                  "--outlier", "fan", "--int8-epochs", "0", *common)  # twins: test_export.py and the demo test
     assert fitted.exit_code == 0, fitted.output
     for kind in ("ae", "mobilenet", "gmm"):
         assert f"saved {kind} for valve" in fitted.output
