@@ -575,7 +575,7 @@ def oe_sweep(machine, epochs, seed, data, models_dir, result_dir, cache_dir):
 
 DEMO_MOBILENET = dict(width=0.35, image_size=320)
 """MobileNetV2 in the demo: the report's 320 px images at the smallest ImageNet width (the report:
-1.0), so the whole demo stays within about 25 minutes on 2 cores (README, "Two commands")."""
+1.0), to keep the whole demo short (README, "Two commands", gives its time)."""
 
 
 @cli.command()
