@@ -206,7 +206,7 @@ def _convert(saved_model: str, quantisation: str, representative, int8_io: bool,
         return converter().convert()
     if quantisation == "float32":
         return float_model or converter().convert()
-    if quantisation in ("dynamic", "int8") and not int8_io:
+    if quantisation in INTEGER_VARIANTS and not int8_io:
         float_model = float_model or _convert(saved_model, "float32", None, False, None)
         if not _has_network(float_model):
             return float_model
