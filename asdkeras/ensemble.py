@@ -1,21 +1,25 @@
 """The per-machine ensemble: one detector made of a machine type's fitted detectors, built without test labels.
 
-Modes (:data:`ENSEMBLE_MODES`):
+Modes (:data:`~asdkeras.kinds.ENSEMBLE_MODES`):
 
-* ``pick``: the member that a label-free rule prefers. The rule: the highest **contamination
-  AUC**: normal training clips none of the members trained on, against the same clips with a
-  clip of another machine type added at :data:`PROXY_SNRS_DB` below them (types no member used
-  for outlier exposure), AUC averaged over the levels; ties within :data:`PROXY_TIE` broken by
-  the pAUC, then by :data:`MODEL_KINDS` order. Other machine types *alone* make a useless proxy:
-  every detector but one separated them perfectly on all seven synthetic types (BENCHMARKS.md),
-  while an added sound 10-20 dB down is where the detectors differ, and it is also what many
-  real faults are: a component added to the machine's normal sound;
+* ``battery`` (default): the candidate that the pseudo-anomaly battery (:mod:`asdkeras.battery`)
+  prefers among every member alone and the fusions of all members (``fuse-max``, ``fuse-mean``),
+  restricted to candidates that keep both a steady and a transient view (the default GMM holds
+  both; a clip-mean AE only the steady one) whenever one does. Real faults are short transients
+  as often as stationary changes, and a candidate blind to a whole family is not shipped while
+  one that sees both exists;
+* ``pick``: the member the battery prefers, whatever it keeps;
 * ``paper``: the report's per-type choice (:data:`REPORT_CHOICE`); the pooled GMM stands in
   where the report's model was not fitted, and for machine types outside its table;
 * ``fuse``: every member's score standardised by the mean and standard deviation of its own
   held-out training-normal scores (``normal_scores`` in its ``detector.json``), then combined
-  (mean by default, max as the alternative), with the threshold refitted on the fused scores of
-  clips no member trained on.
+  (mean by default, max as the alternative: the max keeps one member's strong evidence that a
+  mean would dilute among members that see nothing), with the threshold refitted on the fused
+  scores of clips no member trained on.
+
+The battery alters up to :data:`asdkeras.battery.MAX_NORMALS` training-normal clips that no
+member trained on (its stationary kinds add clips of machine types no member used for outlier
+exposure); every candidate's AUC per kind and family is recorded in ``ensemble.json``.
 
 The ensemble is a :class:`~asdkeras.detector.Detector` like any other: its model reads the
 waveform and holds every member's front-end and scoring network (front-ends with the same
@@ -31,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from asdkeras.data.layout import ClipRecord, list_machines, random_subset, scan_split, select
+from asdkeras.data.layout import ClipRecord, random_subset
 from asdkeras.detector import DETECTOR_FILE, Detector, detector_dir, int8_twin_dir
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.fit import MIN_HELD_OUT, load_config
@@ -46,20 +50,8 @@ REPORT_CHOICE = {"fan": "ae", "slider": "mobilenet", "ToyCar": "ae", "ToyTrain":
                  "valve": "mobilenet", "bearing": "ae"}
 """The report's third system: per machine type, the better of its two models on the labelled dev set."""
 
-PROXY_CLIPS_PER_TYPE = 20
-"""Training clips drawn from each other machine type as contaminating sounds."""
-
-PROXY_SNRS_DB = (20.0, 10.0)
-"""Levels (dB below the normal clip's power) at which another machine's sound is added. At 30 dB
-every detector was at chance, at 0 dB nearly every one separated the mixtures perfectly
-(synthetic data, BENCHMARKS.md): the ranking lies between."""
-
-PROXY_MAX_NORMALS = 100
-"""At most this many held-out normal clips are contaminated (the mixtures are held in memory)."""
-
-PROXY_TIE = 0.005
-"""Proxy AUCs closer than this count as equal (other machine types are often separated perfectly)."""
-
+FUSIONS = {"fuse-max": "max", "fuse-mean": "mean"}
+"""Battery candidates that fuse every member, and how."""
 
 @dataclass
 class Member:
@@ -103,70 +95,6 @@ def shared_held_out(members: list[Member]) -> tuple[list[ClipRecord], bool]:
     return [r for _, r in sorted(every.items())], False
 
 
-def proxy_records(data_dir: str, subset: str, machine: str, exclude: set[str],
-                  per_type: int = PROXY_CLIPS_PER_TYPE, seed: int = 0) -> list[ClipRecord]:
-    """``per_type`` random normal training clips of every other machine type not in ``exclude``."""
-    rng = np.random.default_rng(seed)
-    chosen = []
-    for other in list_machines(data_dir, subset):
-        if other == machine or other in exclude:
-            continue
-        clips = select(scan_split(data_dir, other, "train", subset), label="normal")
-        chosen += random_subset(clips, per_type, rng)
-    return chosen
-
-
-def contaminate(normals: np.ndarray, others: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """Each normal clip plus a random clip of ``others`` scaled to ``snr_db`` dB below it (mean power).
-
-    Parameters
-    ----------
-    normals, others : ndarray, shape (clips, samples)
-        Waveforms in [-1, 1] at the same sample rate.
-    snr_db : float
-        Power of the normal clip over that of the added sound, in dB.
-    """
-    picks = others[rng.integers(len(others), size=len(normals))]
-    gains = np.sqrt(np.mean(normals ** 2, axis=1) / (np.maximum(np.mean(picks ** 2, axis=1), 1e-20) * 10 ** (snr_db / 10)))
-    return (normals + gains[:, np.newaxis] * picks).astype(np.float32)
-
-
-def separation(normal_scores: np.ndarray, anomalous_scores: np.ndarray) -> dict:
-    """AUC and pAUC (FPR <= 0.1) of normal against anomalous scores."""
-    from asdkeras.metrics import MAX_FPR
-    from sklearn.metrics import roc_auc_score
-
-    labels = np.r_[np.zeros(len(normal_scores)), np.ones(len(anomalous_scores))]
-    values = np.r_[normal_scores, anomalous_scores]
-    return {"auc": float(roc_auc_score(labels, values)),
-            "pauc": float(roc_auc_score(labels, values, max_fpr=MAX_FPR))}
-
-
-def contamination_figures(members: list[Member], held_out: list[ClipRecord], sounds: np.ndarray,
-                          seed: int = 0, channel: int | None = None) -> dict[str, dict]:
-    """Per member: AUC and pAUC of held-out normals against their contaminated copies, per level and averaged.
-
-    ``sounds``: decoded clips of the other machine types ``(clips, samples)``. ``other_types_alone``:
-    the same figures against those clips themselves, for the record.
-    """
-    from asdkeras.audio import load_clip
-
-    rng = np.random.default_rng(seed)
-    if len(held_out) > PROXY_MAX_NORMALS:
-        held_out = random_subset(held_out, PROXY_MAX_NORMALS, rng)
-    normals = np.stack([load_clip(r.path, channel) for r in held_out]).astype(np.float32)
-    mixtures = {snr: contaminate(normals, sounds, snr, rng) for snr in PROXY_SNRS_DB}
-    figures = {}
-    for member in members:
-        normal_scores = member.detector.score_waveforms(normals)
-        levels = {f"{snr:g} dB": separation(normal_scores, member.detector.score_waveforms(mixed))
-                  for snr, mixed in mixtures.items()}
-        figures[member.kind] = {"auc": float(np.mean([v["auc"] for v in levels.values()])),
-                                "pauc": float(np.mean([v["pauc"] for v in levels.values()])), "levels": levels,
-                                "other_types_alone": separation(normal_scores, member.detector.score_waveforms(sounds))}
-    return figures
-
-
 def standardise(scores: np.ndarray, statistics: dict) -> np.ndarray:
     """Scores in units of the held-out normal scores' spread: ``(s - mean) / std``."""
     return (np.asarray(scores, np.float64) - statistics["mean"]) / _spread(statistics)
@@ -182,16 +110,40 @@ def combine(standardised: list[np.ndarray], how: str) -> np.ndarray:
     return stacked.mean(axis=1) if how == "mean" else stacked.max(axis=1)
 
 
-def pick_by_proxy(figures: dict[str, dict]) -> tuple[str, str]:
-    """The member the label-free rule prefers, and why (``figures``: kind -> {"auc", "pauc"})."""
-    kinds = sorted(figures, key=MODEL_KINDS.index)
-    best_auc = max(figures[k]["auc"] for k in kinds)
-    tied = [k for k in kinds if figures[k]["auc"] >= best_auc - PROXY_TIE]
-    best = max(tied, key=lambda k: (figures[k]["pauc"], -kinds.index(k)))
-    if len(tied) == 1:
-        return best, f"highest contamination AUC ({figures[best]['auc']:.3f})"
-    return best, (f"contamination AUC tied within {PROXY_TIE} among {', '.join(tied)}; highest pAUC "
-                  f"({figures[best]['pauc']:.3f})")
+def member_views(member: Member) -> set[str]:
+    """The fault families a member's score keeps ("steady", "transient"), as its fit recorded them."""
+    return set(member.detector.info.get("views") or member.detector.info.get("pooling", {}).get("views") or ())
+
+
+def battery_candidates(members: list[Member], normal: dict[str, np.ndarray],
+                       altered: dict[str, dict[str, np.ndarray]]) -> dict[str, dict]:
+    """Battery figures of every member alone and of every fusion of all members.
+
+    ``normal``: member kind -> scores of the battery's normal clips; ``altered``: member kind ->
+    {pseudo-anomaly kind -> scores of the altered clips}.
+    """
+    from asdkeras import battery
+
+    candidates = {}
+    if len(members) > 1:
+        for name, how in FUSIONS.items():
+            def fused(scores_of):
+                return combine([standardise(scores_of(m), m.detector.normal_scores) for m in members], how)
+            candidates[name] = {"members": [m.kind for m in members], "combine": how,
+                                "views": sorted(set().union(*(member_views(m) for m in members))),
+                                **battery.battery_figures(fused(lambda m: normal[m.kind]),
+                                                          {k: fused(lambda m: altered[m.kind][k])
+                                                           for k in altered[members[0].kind]})}
+    for member in members:
+        candidates[member.kind] = {"members": [member.kind], "combine": None, "views": sorted(member_views(member)),
+                                   **battery.battery_figures(normal[member.kind], altered[member.kind])}
+    return candidates
+
+
+def both_views(candidates: dict[str, dict]) -> list[str]:
+    """The candidates keeping a steady and a transient view; all of them when none does."""
+    keeping = [name for name, c in candidates.items() if {"steady", "transient"} <= set(c["views"])]
+    return keeping or list(candidates)
 
 
 def build_ensemble_model(members: list[Member], standardised: bool, how: str = "mean", clip_samples: int | None = None):
@@ -232,10 +184,10 @@ def fit_ensemble(machine: str, models_dir: str = "saved_models", mode: str = DEF
     models_dir : str
         Where the members are saved (``<models_dir>/<machine>/<kind>``); the ensemble goes to
         ``<models_dir>/<machine>/ensemble`` unless ``output_dir`` is given.
-    mode : {"fuse", "pick", "paper"}
-        See the module's docstring; ``fuse`` is the default (measured best, see BENCHMARKS.md).
+    mode : {"battery", "pick", "paper", "fuse"}
+        See the module's docstring; ``battery`` is the default.
     how : {"mean", "max"}
-        How ``fuse`` combines the standardised scores.
+        How ``fuse`` combines the standardised scores (``battery`` chooses it with the members).
     kinds : sequence of str
         Member kinds to consider (those with a saved detector take part).
     data_dir : str, optional
@@ -269,42 +221,46 @@ def fit_ensemble(machine: str, models_dir: str = "saved_models", mode: str = DEF
     readable = [i for i, r in enumerate(held_out) if r.path not in skipped]
     held_out, held_scores = [held_out[i] for i in readable], {k: v[readable] for k, v in held_scores.items()}
     outliers = {m.detector.info.get("outlier") for m in members} - {None}
-    proxies, sounds = _decode_readable(proxy_records(data_dir, subset, machine, outliers), channel, skipped)
-    contamination = contamination_figures(members, held_out, sounds, channel=channel) if proxies else {}
-    figures = {}
-    for member in members:
-        figures[member.kind] = {
-            **contamination.get(member.kind, {"auc": None, "pauc": None}),
-            "held_out_mean": float(np.mean(held_scores[member.kind])),
-            "normal_mean": member.detector.normal_scores["mean"], "normal_std": member.detector.normal_scores["std"],
-            "threshold": member.detector.threshold}
+    figures = {m.kind: {"held_out_mean": float(np.mean(held_scores[m.kind])),
+                        "normal_mean": m.detector.normal_scores["mean"], "normal_std": m.detector.normal_scores["std"],
+                        "threshold": m.detector.threshold} for m in members}
+    candidates, others = (_battery_figures(members, held_out, data_dir, subset, machine, outliers, channel, skipped)
+                          if mode in ("battery", "pick") else ({}, []))
 
     what = ("scores of training-normal clips no member trained on" if enough else
             "scores of all training-normal clips (too few held out by every member: members trained on most of "
             "them, so more normals than intended may be flagged)")
     domains = [r.domain for r in held_out]
-    if mode == "fuse":
-        used, reason = members, f"every member, standardised by its held-out normal scores, combined by {how}"
-    else:
-        if mode == "paper":
-            kind, reason = _paper_choice(machine, [m.kind for m in members])
-        elif proxies:
-            kind, reason = pick_by_proxy(figures)
+    eligible = []
+    if mode in ("battery", "pick"):
+        from asdkeras import battery
+
+        eligible = (both_views(candidates) if mode == "battery" else [m.kind for m in members]) if candidates else []
+        if eligible:
+            choice, reason = battery.choose({name: candidates[name] for name in eligible})
+            if mode == "battery" and len(eligible) < len(candidates):
+                reason += "; among the candidates keeping a steady and a transient view"
         else:
-            kind, reason = members[0].kind, "no other machine type to contaminate clips with: the first member"
-        used = [m for m in members if m.kind == kind]
+            choice, reason = members[0].kind, "no held-out clip could be altered: the first member"
+        fused, how = choice in FUSIONS, FUSIONS.get(choice, how)
+        used = members if fused else [m for m in members if m.kind == choice]
+    elif mode == "fuse":
+        fused, used, reason = True, members, f"every member, standardised by its held-out normal scores, combined by {how}"
+    else:
+        kind, reason = _paper_choice(machine, [m.kind for m in members])
+        fused, used = False, [m for m in members if m.kind == kind]
     chosen = [m.kind for m in used]
 
     def scored(used: list[Member], held_scores: dict) -> tuple:
         """The ensemble model of ``used`` and its thresholds, rule, normal scores and units."""
-        model = build_ensemble_model(used, standardised=mode == "fuse", how=how)
-        if mode != "fuse":
+        model = build_ensemble_model(used, standardised=fused, how=how)
+        if not fused:
             picked = used[0].detector
             return model, picked.thresholds, picked.threshold_rule, picked.normal_scores, picked.score_units
-        fused = combine([standardise(held_scores[m.kind], m.detector.normal_scores) for m in used], how)
-        thresholds = {"quantile": quantile_threshold(fused, members[0].config.threshold_quantile, f"fused {what}",
+        scores = combine([standardise(held_scores[m.kind], m.detector.normal_scores) for m in used], how)
+        thresholds = {"quantile": quantile_threshold(scores, members[0].config.threshold_quantile, f"fused {what}",
                                                      domains)}
-        return (model, thresholds, "quantile", {**score_statistics(fused), "clips": f"fused {what}"},
+        return (model, thresholds, "quantile", {**score_statistics(scores), "clips": f"fused {what}"},
                 f"{how} over members of (score - mean) / std of the member's held-out normal scores "
                 f"({', '.join(chosen)})")
 
@@ -319,13 +275,17 @@ def fit_ensemble(machine: str, models_dir: str = "saved_models", mode: str = DEF
         twin_scores = {m.kind: m.detector.score_files([r.path for r in held_out], cache_dir, progress, skipped)
                        if twins[m.kind] else held_scores[m.kind] for m in twin_members}
         twin_parts = scored(twin_members, twin_scores)
-    document = {"mode": mode, "combine": how if mode == "fuse" else None, "members": chosen, "reason": reason,
+    document = {"mode": mode, "combine": how if fused else None, "members": chosen, "reason": reason,
                 "candidates": {m.kind: os.path.abspath(m.folder) for m in members}, "figures": figures,
-                "proxy": {"rule": "AUC of held-out normals against copies with another machine type's clip added, "
-                                  f"averaged over {', '.join(f'{v:g}' for v in PROXY_SNRS_DB)} dB below them",
-                          "machine_types": sorted({r.machine for r in proxies}), "clips": len(proxies),
-                          "excluded_outlier_types": sorted(outliers)},
                 "held_out": {"clips": len(held_out), "shared_by_all": enough}}
+    if candidates:
+        from asdkeras import battery
+
+        document["battery"] = {"rule": battery.RULE, "kinds": battery.describe_battery(),
+                               "normals": min(len(held_out), battery.MAX_NORMALS),
+                               "other_machine_types": sorted({r.machine for r in others}),
+                               "excluded_outlier_types": sorted(outliers), "candidates": candidates,
+                               "eligible": eligible}
     info = {"ensemble": document, "outlier": next(iter(sorted(outliers)), None), "clips": {"held_out": len(held_out)}}
 
     def ensemble_detector(model, thresholds, rule, normal_scores, units, **more) -> Detector:
@@ -342,20 +302,26 @@ def fit_ensemble(machine: str, models_dir: str = "saved_models", mode: str = DEF
     return detector
 
 
-def _decode_readable(records: list[ClipRecord], channel: int | None,
-                     skipped: SkippedFiles) -> tuple[list[ClipRecord], np.ndarray | None]:
-    """The records that decode, and their clips ``(clips, samples)`` (None when there are none)."""
-    from asdkeras.audio import load_clip
+def _battery_figures(members: list[Member], held_out: list[ClipRecord], data_dir: str, subset: str, machine: str,
+                     outliers: set[str], channel: int | None, skipped: SkippedFiles) -> tuple[dict, list]:
+    """Battery figures of every candidate (:func:`battery_candidates`) on up to MAX_NORMALS held-out clips.
 
-    readable, clips = [], []
-    for record in records:
-        try:
-            clips.append(load_clip(record.path, channel))
-        except AsdError as exc:
-            skipped.add(record.path, str(exc))
-            continue
-        readable.append(record)
-    return readable, np.stack(clips) if clips else None
+    Returns the figures ({} when no clip decodes) and the other machines' records used.
+    """
+    from asdkeras import battery
+
+    chosen = random_subset(held_out, battery.MAX_NORMALS, np.random.default_rng(0))
+    _, normals = battery.decode_readable([r.path for r in chosen], channel, skipped)
+    others = battery.other_machine_records(data_dir, subset, machine, outliers, battery.OTHER_CLIPS_PER_TYPE)
+    readable, other_clips = battery.decode_readable([r.path for r in others], channel, skipped)
+    if normals is None:
+        return {}, []
+    normal = {m.kind: m.detector.score_waveforms(normals) for m in members}
+    altered = {m.kind: {} for m in members}
+    for name, clips in battery.altered_clips(normals, battery.Context(other_clips)):
+        for member in members:
+            altered[member.kind][name] = member.detector.score_waveforms(clips)
+    return battery_candidates(members, normal, altered), [r for r in others if r.path in set(readable)]
 
 
 def _paper_choice(machine: str, available: list[str]) -> tuple[str, str]:
@@ -368,7 +334,8 @@ def _paper_choice(machine: str, available: list[str]) -> tuple[str, str]:
 
 
 def describe_choice(document: dict) -> str:
-    """One line for the user: the mode, the members used and why, with the contamination AUCs."""
-    aucs = ", ".join(f"{kind} {f['auc']:.3f}" for kind, f in document["figures"].items() if f.get("auc") is not None)
+    """One line for the user: the mode, the members used and why, with the battery's mean AUCs."""
+    candidates = document.get("battery", {}).get("candidates", {})
+    aucs = ", ".join(f"{name} {c['mean']:.3f}" for name, c in candidates.items())
     return (f"ensemble {document['mode']}: {' + '.join(document['members'])} ({document['reason']})"
-            + (f"; contamination AUC {aucs}" if aucs else ""))
+            + (f"; battery AUC {aucs}" if aucs else ""))

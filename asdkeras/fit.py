@@ -210,6 +210,7 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
                     "(normalised units)",
         thresholds=thresholds, threshold_rule="quantile", normal_scores=normal_scores,
         info={"loss": config.loss, "outlier": outlier_machine,
+              "views": ["steady"],  # a clip-mean error: steady changes count, a short event is averaged away
               "clips": {"train_normal": len(train_normal), "val_normal": len(val_normal),
                         "train_outlier": len(train_outlier), "val_outlier": len(val_outlier)},
               "epochs_run": len(history.history["loss"]),
@@ -429,17 +430,18 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
 class GmmConfig(FitConfig):
     """Everything a pooled-GMM fit depends on; saved as ``config.json`` beside the model.
 
-    ``pooling_decay``: one decay r in [0, 1] (default 1, the band mean: best on 5 of the 7
-    synthetic types and on the real MIMII fan; a machine whose faults are short transients, such
-    as a valve, wants a smaller r), "fuse" (the mean and a max-like pooling, r = 0.5, side by side
-    in one vector), or "paper" (TWFR-GMM's per-type decay and component count, chosen there on
-    labelled DCASE 2022 dev data). ``components`` per section's source GMM (None:
-    2, or the paper's with "paper"); ``covariance_reg`` is added to covariance diagonals in
-    standardised units.
+    ``pooling_decay``: "battery" (default: a steady view, the band mean, and a transient view,
+    a max-like pooling, each with its own mixture, fused at score level; which max-like pooling
+    is chosen by the pseudo-anomaly battery of :mod:`asdkeras.battery`, see
+    :data:`asdkeras.models.gmm.VIEW_CANDIDATES`), one decay r in [0, 1] (1 = the band mean,
+    0 = the max), "fuse" (the mean and r = 0.5 side by side in one vector), or "paper"
+    (TWFR-GMM's per-type decay and component count, chosen there on labelled DCASE 2022 dev
+    data). ``components`` per section's source GMM (None: 2, or the paper's with "paper");
+    ``covariance_reg`` is added to covariance diagonals in standardised units.
     """
 
     kind: ClassVar[str] = "gmm"
-    pooling_decay: str | float = 1.0
+    pooling_decay: str | float = "battery"
     components: int | None = None
     covariance_reg: float = 0.1
     target_clips: int | None = 3000
@@ -448,17 +450,20 @@ class GmmConfig(FitConfig):
     def normal_cap(self) -> int | None:
         return self.target_clips
 
-    def pooling(self) -> tuple[tuple[float, ...], int, str]:
-        """The decays, the component count and the reason, from ``pooling_decay``."""
+    def pooling(self) -> tuple[tuple[float, ...] | None, int, str]:
+        """The decays (None: chosen by the battery), the component count and the reason, from ``pooling_decay``."""
         from asdkeras.models.gmm import FUSED_DECAYS, PAPER_SETTINGS
 
+        if self.pooling_decay == "battery":
+            return None, self.components or 2, ("the default: a steady and a transient view fused at score level, "
+                                                "the transient view's pooling chosen by the pseudo-anomaly battery")
         if self.pooling_decay == "fuse":
             return FUSED_DECAYS, self.components or 2, ("fused: band mean (r = 1) and a max-like pooling (r = 0.5) "
                                                         "side by side, so stationary and transient changes both count")
         if self.pooling_decay == "paper":
             if self.machine not in PAPER_SETTINGS:
                 raise AsdError(f"--pooling-decay paper knows {', '.join(PAPER_SETTINGS)}, not {self.machine}; "
-                               f"pass a decay in [0, 1] or fuse")
+                               f"pass a decay in [0, 1], fuse or battery")
             decay, components = PAPER_SETTINGS[self.machine]
             return (decay,), self.components or components, (f"TWFR-GMM's published setting for {self.machine} "
                                                              f"(chosen there on labelled dev data)")
@@ -467,14 +472,14 @@ class GmmConfig(FitConfig):
         except (TypeError, ValueError):
             decay = -1.0
         if not 0 <= decay <= 1:
-            raise AsdError(f"--pooling-decay {self.pooling_decay}: use fuse, paper or a decay in [0, 1] (1 = mean, 0 = max)")
-        given = "the default (band mean)" if decay == 1.0 and self.pooling_decay == 1.0 else "given by the user"
-        return (decay,), self.components or 2, given
+            raise AsdError(f"--pooling-decay {self.pooling_decay}: use battery, fuse, paper or a decay in [0, 1] "
+                           f"(1 = mean, 0 = max)")
+        return (decay,), self.components or 2, "given by the user"
 
 
 def fit_gmm(config: GmmConfig, progress: Progress = no_progress, verbose: int = 0,
             skipped: SkippedFiles | None = None) -> Detector:
-    """Pool, fit the Gaussian mixture, threshold on held-out normals and save the detector."""
+    """Pool, fit the Gaussian mixture(s), threshold on held-out normals and save the detector."""
     import keras
 
     from asdkeras.models.gmm import gmm_scoring_model, pooling_model
@@ -489,6 +494,9 @@ def fit_gmm(config: GmmConfig, progress: Progress = no_progress, verbose: int = 
         cache, [train_records, val_records], progress, skipped)
     _require_training_clips(train_paths, config.machine)
     _note_held_out(val_paths, train_paths, config, "the threshold comes from out-of-fold scores of all of them")
+    if decays is None:
+        return _fit_gmm_views(config, frontend, train_records, train_paths, val_records, val_paths, components,
+                              reason, started, SkippedFiles.or_strict(skipped))
 
     pooler = pooling_model(*frontend.input_shape, decays)
     pooled = np.asarray(pooler.predict(frontend.dataset(train_paths), verbose=0), np.float64)
@@ -506,32 +514,158 @@ def fit_gmm(config: GmmConfig, progress: Progress = no_progress, verbose: int = 
         scores, folds = gmm_out_of_fold_scores(every, np.array([r.domain for r in records]),
                                                np.array([r.section for r in records]), components,
                                                config.covariance_reg, config.seed)
-        what = (f"out-of-fold scores of all {len(records)} training-normal clips (too few held out: each scored by "
-                f"a mixture fitted without it, {folds} folds)")
-        thresholds = {"quantile": quantile_threshold(scores, config.threshold_quantile, what,
-                                                     [r.domain for r in records])}
-        normal_scores = {**score_statistics(scores), "clips": what}
+        thresholds, normal_scores = _out_of_fold_threshold(scores, folds, records, config.threshold_quantile)
+    return _save_gmm(config, frontend, scoring, thresholds, normal_scores,
+                     {"decays": list(decays), "rule": config.pooling_decay, "reason": reason,
+                      "views": _views_of(decays)},
+                     {"components_per_section": components, "covariance_reg": config.covariance_reg,
+                      "sections": mixture, "total_components": int(len(weights))},
+                     len(train_paths), len(val_paths), started)
+
+
+def _views_of(decays) -> list[str]:
+    """Which fault families a pooling keeps: "steady" (a mean-like decay) and/or "transient" (max-like)."""
+    return [view for view, keeps in (("steady", any(d >= 0.9 for d in decays)),
+                                     ("transient", any(d <= 0.5 for d in decays))) if keeps]
+
+
+def _out_of_fold_threshold(scores: np.ndarray, folds: int, records: list[ClipRecord], quantile: float) -> tuple[dict, dict]:
+    what = (f"out-of-fold scores of all {len(records)} training-normal clips (too few held out: each scored by "
+            f"a mixture fitted without it, {folds} folds)")
+    return ({"quantile": quantile_threshold(scores, quantile, what, [r.domain for r in records])},
+            {**score_statistics(scores), "clips": what})
+
+
+def _save_gmm(config: GmmConfig, frontend, scoring, thresholds: dict, normal_scores: dict, pooling: dict,
+              mixture: dict, train_count: int, val_count: int, started: float, **more) -> Detector:
     detector = Detector(
         kind="gmm", machine=config.machine, frontend=frontend, model=scoring,
-        score_units="negative log-likelihood of the clip's GWRP-pooled, standardised log-mel levels",
+        score_units="negative log-likelihood of the clip's GWRP-pooled, standardised log-mel levels"
+                    + (" per view, standardised by held-out normals and combined by their max"
+                       if len(pooling.get("views_fused", [])) > 1 else ""),
         thresholds=thresholds, threshold_rule="quantile", normal_scores=normal_scores,
-        info={"outlier": None, "pooling": {"decays": list(decays), "rule": config.pooling_decay, "reason": reason},
-              "mixture": {"components_per_section": components, "covariance_reg": config.covariance_reg,
-                          "sections": mixture, "total_components": int(len(weights))},
-              "clips": {"train_normal": len(train_paths), "val_normal": len(val_paths),
-                        "train_outlier": 0, "val_outlier": 0},
-              "epochs_run": 0, "fit_seconds": round(time.perf_counter() - started, 1)})
+        info={"outlier": None, "pooling": pooling, "mixture": mixture,
+              "clips": {"train_normal": train_count, "val_normal": val_count, "train_outlier": 0, "val_outlier": 0},
+              "epochs_run": 0, **more, "fit_seconds": round(time.perf_counter() - started, 1)})
     detector.save(config.folder(), {"config.json": asdict(config), **split_files(config)})
     return detector
 
 
+def _fit_gmm_views(config: GmmConfig, frontend, train_records: list[ClipRecord], train_paths: list[str],
+                   val_records: list[ClipRecord], val_paths: list[str], components: int, reason: str,
+                   started: float, skipped: SkippedFiles) -> Detector:
+    """The default GMM: one mixture per pooling view, views fused at score level, the fusion chosen by the battery.
+
+    Every candidate of :data:`~asdkeras.models.gmm.VIEW_CANDIDATES` and every single pooling of
+    :data:`~asdkeras.models.gmm.RECORDED_DECAYS` is scored out-of-fold on all training normals
+    and on the battery's altered copies of up to :data:`asdkeras.battery.MAX_NORMALS` of them
+    (each copy by the mixture of its clip's fold, so no score comes from a mixture that saw the
+    clip); the candidate with the best battery figure is fitted on the training clips and
+    saved, every figure recorded. Its views are standardised, and its threshold fitted, on the
+    held-out normals, or on the out-of-fold scores when too few are held out.
+    """
+    import tensorflow as tf
+
+    from asdkeras import battery
+    from asdkeras.models.gmm import (RECORDED_DECAYS, VIEW_CANDIDATES, PoolingView, decay_tag, pooling_model,
+                                     views_scoring_model)
+
+    decays = sorted({d for pair in VIEW_CANDIDATES.values() for d in pair} | set(RECORDED_DECAYS), reverse=True)
+    bands = config.features.n_mels
+    pooler = pooling_model(*frontend.input_shape, decays)
+
+    def by_decay(pooled: np.ndarray) -> dict[float, np.ndarray]:
+        pooled = np.asarray(pooled, np.float64)
+        return {d: pooled[:, i * bands:(i + 1) * bands] for i, d in enumerate(decays)}
+
+    def pool_waveforms(clips: np.ndarray) -> dict[float, np.ndarray]:
+        data = tf.data.Dataset.from_tensor_slices(clips).batch(8).map(frontend.from_waveforms)
+        return by_decay(pooler.predict(data, verbose=0))
+
+    train_raw = pooler.predict(frontend.dataset(train_paths), verbose=0)
+    val_raw = pooler.predict(frontend.dataset(val_paths), verbose=0) if val_paths else train_raw[:0]
+    records = train_records + val_records
+    every_pooled = by_decay(np.r_[train_raw, val_raw])
+    # the battery alters up to MAX_NORMALS training normals (decoded again, as the front-end reads them)
+    subset = random_subset(list(range(len(records))), battery.MAX_NORMALS, np.random.default_rng(config.seed))
+    readable, normals = battery.decode_readable([records[i].path for i in subset], config.channel, skipped)
+    altered_of = np.array([i for i in subset if records[i].path in set(readable)], dtype=int)
+    others = battery.other_machine_records(config.data_dir, config.subset, config.machine,
+                                           per_type=battery.OTHER_CLIPS_PER_TYPE, seed=config.seed)
+    _, other_clips = battery.decode_readable([r.path for r in others], config.channel, skipped)
+    altered_pooled = ({name: pool_waveforms(clips) for name, clips in
+                       battery.altered_clips(normals, battery.Context(other_clips), config.seed)}
+                      if normals is not None else {})
+
+    # out-of-fold scores of every normal and every altered copy, per pooling
+    normal_oof, altered_oof = {}, {}
+    for decay in decays:
+        normal_oof[decay], altered_oof[decay], folds = gmm_out_of_fold_scores(
+            every_pooled[decay], np.array([r.domain for r in records]), np.array([r.section for r in records]),
+            components, config.covariance_reg, config.seed,
+            extra={name: (p[decay], altered_of) for name, p in altered_pooled.items()})
+
+    def fused(pair, scores_of) -> np.ndarray:
+        """Max over the pair's poolings of scores standardised by the out-of-fold normal scores."""
+        return np.max([(scores_of(d) - normal_oof[d].mean()) / max(normal_oof[d].std(ddof=1), 1e-12) for d in pair],
+                      axis=0)
+
+    candidates = recorded = {}
+    if altered_pooled:
+        candidates = {name: {"decays": list(pair), "views": _views_of(pair),
+                             **battery.battery_figures(fused(pair, normal_oof.get),
+                                                       {k: fused(pair, lambda d: altered_oof[d][k]) for k in altered_pooled})}
+                      for name, pair in VIEW_CANDIDATES.items()}
+        recorded = {f"r = {d:g}": {"decays": [d], "views": _views_of((d,)),
+                                    **battery.battery_figures(normal_oof[d], altered_oof[d])} for d in RECORDED_DECAYS}
+        chosen, why = battery.choose(candidates)
+    else:
+        chosen, why = next(iter(VIEW_CANDIDATES)), "no clip could be altered: the first candidate"
+    pair = VIEW_CANDIDATES[chosen]
+
+    # the chosen views, fitted on the training clips and standardised by held-out (or out-of-fold) normals
+    enough = len(val_paths) >= MIN_HELD_OUT
+    train_pooled, val_pooled = by_decay(train_raw), by_decay(val_raw)
+    domains, sections = np.array([r.domain for r in train_records]), np.array([r.section for r in train_records])
+    views, mixtures = [], {}
+    for decay in pair:
+        mean, variance, (weights, means, chol, mixtures[decay_tag(decay)]) = _standardised_mixture(
+            train_pooled[decay], domains, sections, components, config.covariance_reg, config.seed)
+        view = PoolingView(decay, mean, variance, weights, means, chol)
+        normal = view.nll(val_pooled[decay]) if enough else normal_oof[decay]
+        view.score_mean, view.score_std = float(np.mean(normal)), float(np.std(normal, ddof=1))
+        views.append(view)
+    scoring = views_scoring_model(*frontend.input_shape, views, "max")
+    if enough:
+        thresholds, normal_record = held_out_threshold(scoring, frontend, val_paths, train_paths,
+                                                       config.threshold_quantile, [r.domain for r in val_records],
+                                                       [r.domain for r in train_records])
+    else:
+        thresholds, normal_record = _out_of_fold_threshold(fused(pair, normal_oof.get), folds, records,
+                                                           config.threshold_quantile)
+    document = {"rule": battery.RULE, "kinds": battery.describe_battery(), "normals": int(len(altered_of)),
+                "other_machine_clips": 0 if other_clips is None else int(len(other_clips)),
+                "scored": f"out-of-fold ({folds} folds) over all {len(records)} training normals",
+                "candidates": candidates, "single_poolings": recorded, "chosen": chosen, "reason": why}
+    return _save_gmm(config, frontend, scoring, thresholds, normal_record,
+                     {"decays": list(pair), "rule": "battery", "reason": f"{reason}: {chosen} ({why})",
+                      "views": _views_of(pair), "views_fused": [decay_tag(d) for d in pair], "combine": "max"},
+                     {"components_per_section": components, "covariance_reg": config.covariance_reg,
+                      "sections": mixtures, "total_components": int(sum(len(v.weights) for v in views))},
+                     len(train_paths), len(val_paths), started, battery=document)
+
+
 def gmm_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: np.ndarray, components: int,
-                           covariance_reg: float, seed: int, folds: int = 5) -> tuple[np.ndarray, int]:
+                           covariance_reg: float, seed: int, folds: int = 5, extra: dict | None = None):
     """Each clip's score under a mixture fitted (standardisation included) without its fold.
 
     For the threshold when too few clips can be held out: the scores of clips a mixture was
     fitted on run low (each target clip is a component of its own), so a threshold on them flags
     nearly every new normal clip. Returns the scores and the number of folds used.
+
+    ``extra``: ``{name: (vectors, owners)}``, further vectors each derived from clip ``owners[i]``
+    (the battery's altered copies), scored by the mixture of their owner's fold; with it the
+    return is ``(scores, {name: extra scores}, folds)``.
     """
     from asdkeras.models.gmm import mixture_nll
 
@@ -539,12 +673,17 @@ def gmm_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: np
     fold = np.empty(len(pooled), dtype=int)
     fold[np.random.default_rng(seed).permutation(len(pooled))] = np.arange(len(pooled)) % folds
     scores = np.empty(len(pooled))
+    extra_scores = {name: np.empty(len(vectors)) for name, (vectors, _) in (extra or {}).items()}
     for f in range(folds):
         fit = fold != f
         mean, variance, (weights, means, chol, _) = _standardised_mixture(
             pooled[fit], domains[fit], sections[fit], components, covariance_reg, seed)
         scores[~fit] = mixture_nll((pooled[~fit] - mean) / np.sqrt(variance), weights, means, chol)
-    return scores, folds
+        for name, (vectors, owners) in (extra or {}).items():
+            mine = fold[owners] == f
+            if mine.any():
+                extra_scores[name][mine] = mixture_nll((vectors[mine] - mean) / np.sqrt(variance), weights, means, chol)
+    return (scores, extra_scores, folds) if extra is not None else (scores, folds)
 
 
 def _standardised_mixture(pooled: np.ndarray, domains: np.ndarray, sections: np.ndarray, components: int,

@@ -12,9 +12,10 @@ ENSEMBLE = "ensemble"
 DETECTOR_KINDS = MODEL_KINDS + (ENSEMBLE,)
 """Every kind of saved detector."""
 
-ENSEMBLE_MODES = ("pick", "paper", "fuse")
-DEFAULT_ENSEMBLE_MODE = "fuse"
-"""Measured best on the synthetic data (BENCHMARKS.md, "Ensemble"); the proxy rule of ``pick`` ties."""
+ENSEMBLE_MODES = ("battery", "pick", "paper", "fuse")
+DEFAULT_ENSEMBLE_MODE = "battery"
+"""The candidate (a member, or a fusion of all) the pseudo-anomaly battery prefers among those that keep
+both a steady and a transient view (``asdkeras.ensemble``)."""
 
 COMBINATIONS = ("mean", "max")
 

@@ -5,8 +5,9 @@
 Variants: ``ae-clear`` (plain AE, normals only), ``ae-oe`` (report's Eq. 1, the report's
 outlier pairing), ``ae-oe-hinge`` (hinge variant), ``mobilenet-imagenet`` and
 ``mobilenet-scratch`` (MobileNetV2 with ImageNet weights or from a random initialisation, width
-``--width``), ``gmm-fuse`` / ``gmm-paper`` / ``gmm-mean`` / ``gmm-max`` (pooled GMM with the fused
-default, TWFR-GMM's per-type settings, r = 1, r = 0). Each is trained with ``fit_autoencoder`` / ``fit_mobilenet`` and tested with
+``--width``), ``gmm-battery`` / ``gmm-fuse`` / ``gmm-paper`` / ``gmm-mean`` / ``gmm-max`` (pooled GMM
+with the default score-level fusion of a steady and a transient view chosen by the battery, the
+mean and r = 0.5 side by side in one vector, TWFR-GMM's per-type settings, r = 1, r = 0). Each is trained with ``fit_autoencoder`` / ``fit_mobilenet`` and tested with
 ``evaluate``, exactly as ``cli.py fit`` / ``cli.py test`` do. Writes a JSON of
 all numbers and prints a Markdown table (official score; per-section AUC source/target; fit seconds).
 """
@@ -31,6 +32,7 @@ VARIANTS = {
     "ae-oe-hinge": ("ae", dict(loss="oe-hinge", outlier="auto")),
     "mobilenet-imagenet": ("mobilenet", dict(weights="imagenet")),
     "mobilenet-scratch": ("mobilenet", dict(weights="none")),
+    "gmm-battery": ("gmm", dict(pooling_decay="battery")),
     "gmm-fuse": ("gmm", dict(pooling_decay="fuse")),
     "gmm-paper": ("gmm", dict(pooling_decay="paper")),
     "gmm-mean": ("gmm", dict(pooling_decay=1.0)),

@@ -8,8 +8,9 @@ import pytest
 
 from asdkeras.data.layout import scan_split
 from asdkeras.detector import Detector
-from asdkeras.ensemble import (ENSEMBLE_FILE, REPORT_CHOICE, _paper_choice, combine, contaminate, fit_ensemble,
-                               load_members, pick_by_proxy, shared_held_out, standardise)
+from asdkeras.battery import BATTERY, FAMILIES
+from asdkeras.ensemble import (ENSEMBLE_FILE, REPORT_CHOICE, _paper_choice, both_views, combine, fit_ensemble,
+                               load_members, shared_held_out, standardise)
 from asdkeras.errors import AsdError
 from asdkeras.fit import fit_detector, make_config
 
@@ -22,11 +23,11 @@ def test_standardise_and_combine():
     np.testing.assert_allclose(combine(members, "max"), [1.0, 2.0])
 
 
-def test_pick_breaks_ties_by_pauc_then_kind_order():
-    assert pick_by_proxy({"ae": {"auc": 0.9, "pauc": 0.5}, "gmm": {"auc": 0.95, "pauc": 0.1}})[0] == "gmm"
-    kind, reason = pick_by_proxy({"ae": {"auc": 1.0, "pauc": 0.8}, "gmm": {"auc": 0.998, "pauc": 0.9}})
-    assert kind == "gmm" and "tied" in reason
-    assert pick_by_proxy({"gmm": {"auc": 1.0, "pauc": 1.0}, "ae": {"auc": 1.0, "pauc": 1.0}})[0] == "ae"
+def test_battery_mode_keeps_a_steady_and_a_transient_view_when_a_candidate_does():
+    candidates = {"fuse-max": {"views": ["steady", "transient"]}, "ae": {"views": ["steady"]},
+                  "gmm": {"views": ["steady", "transient"]}, "mobilenet": {"views": []}}
+    assert both_views(candidates) == ["fuse-max", "gmm"]
+    assert both_views({"ae": {"views": ["steady"]}, "mobilenet": {"views": []}}) == ["ae", "mobilenet"]
 
 
 def test_paper_choice_follows_the_report_and_says_who_stands_in():
@@ -34,16 +35,6 @@ def test_paper_choice_follows_the_report_and_says_who_stands_in():
     kind, reason = _paper_choice("valve", ["ae", "gmm"])
     assert kind == "gmm" and "not fitted" in reason
     assert _paper_choice("pump", ["ae", "gmm"]) == ("gmm", "the report has no choice for pump: gmm stands in")
-
-
-def test_contaminate_adds_the_other_sound_at_the_requested_level():
-    rng = np.random.default_rng(0)
-    normals = rng.normal(0, 0.1, (4, 16000)).astype(np.float32)
-    others = rng.normal(0, 0.5, (3, 16000)).astype(np.float32)
-    mixed = contaminate(normals, others, 10.0, np.random.default_rng(1))
-    added = mixed - normals
-    ratio_db = 10 * np.log10(np.mean(normals ** 2, axis=1) / np.mean(added ** 2, axis=1))
-    np.testing.assert_allclose(ratio_db, 10.0, atol=1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -73,15 +64,30 @@ def test_fused_graph_equals_the_standardised_mean_of_its_members(tiny_dataset, m
     document = json.load(open(os.path.join(models, "gearbox", "ensemble", ENSEMBLE_FILE)))
     assert document["mode"] == "fuse" and document["combine"] == "mean" and document["members"] == ["ae", "gmm"]
     assert document["held_out"]["shared_by_all"] and document["held_out"]["clips"] >= 10
-    assert document["proxy"]["machine_types"] == ["valve"]  # fan is the AE's outlier type: excluded
-    for kind in ("ae", "gmm"):
-        figures = document["figures"][kind]
-        assert set(figures["levels"]) == {"20 dB", "10 dB"} and 0 <= figures["auc"] <= 1
+    assert "battery" not in document  # a fixed fusion needs no choice
     # The threshold is refitted on the fused scores of the shared held-out clips.
     saved = Detector.load(os.path.join(models, "gearbox", "ensemble"))
     assert saved.threshold == pytest.approx(ensemble.threshold)
     assert "fused" in saved.thresholds["quantile"]["description"]
     assert saved.frontend.reads_waveforms and saved.normal_scores["count"] == document["held_out"]["clips"]
+
+
+def test_battery_choice_is_recorded_per_candidate_and_kind(tiny_dataset, members):
+    models, cache = str(members / "models"), str(members / "cache")
+    ensemble = fit_ensemble("gearbox", models, data_dir=tiny_dataset, cache_dir=cache, output_dir=str(members / "battery"))
+    document = ensemble.info["ensemble"]
+    record = document["battery"]
+    assert document["mode"] == "battery" and record["other_machine_types"] == ["valve"]  # fan: the AE's outlier
+    assert set(record["candidates"]) == {"fuse-max", "fuse-mean", "ae", "gmm"}
+    for candidate in record["candidates"].values():
+        assert set(candidate["kinds"]) == {p.name for p in BATTERY} and set(candidate["families"]) == set(FAMILIES)
+        assert all(0 <= v <= 1 for v in candidate["kinds"].values())
+    # the default GMM keeps both views, the AE only the steady one: the AE alone is not eligible
+    assert "ae" not in record["eligible"] and "gmm" in record["eligible"]
+    best = max(record["eligible"], key=lambda n: record["candidates"][n]["mean"])
+    chosen = "fuse-max" if document["members"] == ["ae", "gmm"] and document["combine"] == "max" else \
+        "fuse-mean" if document["members"] == ["ae", "gmm"] else document["members"][0]
+    assert record["candidates"][chosen]["mean"] >= record["candidates"][best]["mean"] - 0.005
 
 
 def test_pick_and_paper_score_exactly_like_the_chosen_member(tiny_dataset, members):

@@ -10,7 +10,8 @@ from sklearn.mixture import GaussianMixture
 import cli
 from asdkeras.errors import AsdError
 from asdkeras.fit import GmmConfig
-from asdkeras.models.gmm import GaussianMixtureNLL, GWRPooling, fit_mixture, gwrp_weights
+from asdkeras.models.gmm import (GaussianMixtureNLL, GWRPooling, PoolingView, fit_mixture, gwrp_weights,
+                                 views_scoring_model)
 
 
 def test_gwrp_at_decay_one_is_the_mean_and_at_zero_the_max():
@@ -51,17 +52,57 @@ def test_target_clips_get_components_of_their_own():
     np.testing.assert_allclose(means[2:], vectors[40:])
 
 
-@pytest.mark.parametrize("decay, expected", [(1.0, (1.0,)), ("fuse", (1.0, 0.5)), ("paper", (0.46,)), (0.3, (0.3,))])
+@pytest.mark.parametrize("decay, expected", [(1.0, (1.0,)), ("fuse", (1.0, 0.5)), ("paper", (0.46,)), (0.3, (0.3,)),
+                                             ("battery", None)])
 def test_pooling_rule(decay, expected):
     decays, components, reason = GmmConfig(machine="valve", pooling_decay=decay).pooling()
     assert decays == expected and reason
     assert components == 2  # the paper's valve setting has 2 components too
-    assert GmmConfig(machine="valve").pooling()[2] == "the default (band mean)"
+    assert GmmConfig(machine="valve").pooling()[0] is None  # the default: chosen by the battery
 
 
 def test_bad_pooling_decay_is_a_clear_error():
-    with pytest.raises(AsdError, match="fuse, paper or a decay"):
+    with pytest.raises(AsdError, match="battery, fuse, paper or a decay"):
         GmmConfig(machine="valve", pooling_decay="1.5").pooling()
+
+
+def test_views_model_fuses_standardised_view_scores_by_their_max():
+    rng = np.random.default_rng(3)
+    frames = rng.normal(-40, 10, (5, 20, 4)).astype("float32")
+    views = []
+    for decay, (score_mean, score_std) in ((1.0, (2.0, 0.5)), (0.0, (-1.0, 3.0))):
+        pooled = GWRPooling([decay])(frames).numpy().astype(np.float64)
+        gmm = GaussianMixture(1, covariance_type="full", reg_covar=0.1, random_state=0).fit(rng.normal(0, 1, (30, 4)))
+        views.append(PoolingView(decay, pooled.mean(axis=0), pooled.var(axis=0) + 1.0, gmm.weights_, gmm.means_,
+                                 gmm.precisions_cholesky_, score_mean, score_std))
+    expected = np.max([v.standardised(v.nll(GWRPooling([v.decay])(frames).numpy().astype(np.float64)))
+                       for v in views], axis=0)
+    model = views_scoring_model(20, 4, views, "max")
+    np.testing.assert_allclose(model(frames).numpy(), expected, rtol=1e-4, atol=1e-4)
+    assert {"gwrp_r100", "gwrp_r000", "gmm_nll_r100", "standardise_score_r000", "fuse_scores"} <= \
+        {layer.name for layer in model.layers}
+
+
+def test_default_fit_records_the_battery_and_keeps_both_views(tiny_dataset, tmp_path):
+    from asdkeras.battery import BATTERY, FAMILIES
+    from asdkeras.fit import fit_detector, make_config
+    from asdkeras.models.gmm import RECORDED_DECAYS, VIEW_CANDIDATES
+
+    config = make_config("gmm", machine="valve", data_dir=tiny_dataset, cache_dir=str(tmp_path / "cache"),
+                         models_dir=str(tmp_path / "models"))
+    detector = fit_detector("gmm", config)
+    document = json.load(open(tmp_path / "models" / "valve" / "gmm" / "detector.json"))
+    record = document["battery"]
+    assert set(record["candidates"]) == set(VIEW_CANDIDATES)
+    assert set(record["single_poolings"]) == {f"r = {d:g}" for d in RECORDED_DECAYS}
+    for figures in [*record["candidates"].values(), *record["single_poolings"].values()]:
+        assert set(figures["kinds"]) == {p.name for p in BATTERY} and set(figures["families"]) == set(FAMILIES)
+    chosen = record["chosen"]
+    assert document["pooling"]["decays"] == list(VIEW_CANDIDATES[chosen])
+    assert document["pooling"]["views"] == ["steady", "transient"] and "battery" in document["pooling"]["reason"]
+    assert record["candidates"][chosen]["mean"] >= max(c["mean"] for c in record["candidates"].values()) - 0.005
+    # 24 training normals of the tiny set leave 3 held out: the battery and the threshold are out-of-fold
+    assert "out-of-fold" in record["scored"] and "out-of-fold" in detector.thresholds["quantile"]["description"]
 
 
 def test_fit_and_test_gmm_from_the_command_line(tiny_dataset, tmp_path):

@@ -18,6 +18,7 @@ scoring model like the others and exports to TFLite with the waveform front-end 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -30,7 +31,19 @@ PAPER_SETTINGS = {"ToyCar": (1.00, 2), "ToyTrain": (0.90, 4), "bearing": (1.00, 
 
 FUSED_DECAYS = (1.0, 0.5)
 """``--pooling-decay fuse``: the band mean beside a max-like pooling (``r = 0.5`` puts half the
-weight on the loudest frame, a quarter on the next: the peak, less noisy than one frame)."""
+weight on the loudest frame, a quarter on the next: the peak, less noisy than one frame), side by
+side in one vector."""
+
+VIEW_CANDIDATES = {"mean + max": (1.0, 0.0), "mean + r0.5": (1.0, 0.5)}
+"""``--pooling-decay battery`` (the default): score-level fusions the battery chooses from. Each
+holds a steady view (the band mean) and a transient view (the max, or r = 0.5), each with its own
+mixture, their scores standardised by held-out normals and combined by their maximum, so that
+neither view's evidence is diluted by the other (a mean of the two halves a transient's score
+where only the max view sees it)."""
+
+RECORDED_DECAYS = (1.0, 0.5, 0.0)
+"""Single poolings whose battery figures are recorded beside the candidates (not chosen by default:
+each is blind to a whole family of faults)."""
 
 
 def gwrp_weights(decay: float, frames: int) -> np.ndarray:
@@ -149,6 +162,63 @@ def gmm_scoring_model(frames_per_clip: int, n_mels: int, decays, mean: np.ndarra
     score = nll(standard)
     nll.set_mixture(weights, means, precisions_cholesky)
     return keras.Model(frames, score, name=name)
+
+
+@dataclass
+class PoolingView:
+    """One pooling of the log-mel frames with its mixture, as fitted: a view of the clip.
+
+    ``decay`` the GWRP decay; ``mean``/``variance`` the standardisation of its pooled vectors;
+    ``weights``/``means``/``precisions_cholesky`` its mixture (standardised units);
+    ``score_mean``/``score_std`` its held-out normal scores, for fusing views at score level.
+    """
+
+    decay: float
+    mean: np.ndarray
+    variance: np.ndarray
+    weights: np.ndarray
+    means: np.ndarray
+    precisions_cholesky: np.ndarray
+    score_mean: float = 0.0
+    score_std: float = 1.0
+
+    def nll(self, pooled: np.ndarray) -> np.ndarray:
+        """Scores (float64) of pooled vectors ``(n, bands)`` of this view's decay."""
+        return mixture_nll((pooled - self.mean) / np.sqrt(self.variance), self.weights, self.means,
+                           self.precisions_cholesky)
+
+    def standardised(self, scores: np.ndarray) -> np.ndarray:
+        """Scores in units of the held-out normal scores' spread."""
+        return (np.asarray(scores, np.float64) - self.score_mean) / max(self.score_std, 1e-12)
+
+
+def decay_tag(decay: float) -> str:
+    """A layer-name-safe tag of a decay (``1.0`` -> ``r100``, ``0.5`` -> ``r050``)."""
+    return f"r{round(decay * 100):03d}"
+
+
+def views_scoring_model(frames_per_clip: int, n_mels: int, views: list[PoolingView], how: str = "max",
+                        name: str = "gmm_score") -> keras.Model:
+    """Log-mel frames -> per view: GWRP, standardisation, mixture NLL, standardised score -> combined.
+
+    The score-level fusion of :data:`VIEW_CANDIDATES`: each view's score in units of its held-out
+    normal scores' spread, then their ``how`` ("max" or "mean").
+    """
+    from asdkeras.models.layers import CombineScores, Standardise
+
+    frames = keras.Input((frames_per_clip, n_mels), name="logmel")
+    scores = []
+    for view in views:
+        tag = decay_tag(view.decay)
+        pooled = GWRPooling([view.decay], name=f"gwrp_{tag}")(frames)
+        standard = layers.Normalization(mean=np.asarray(view.mean, "float32"),
+                                        variance=np.asarray(view.variance, "float32"), name=f"standardise_{tag}")(pooled)
+        nll = GaussianMixtureNLL(len(view.weights), view.means.shape[1], name=f"gmm_nll_{tag}")
+        score = nll(standard)
+        nll.set_mixture(view.weights, view.means, view.precisions_cholesky)
+        scores.append(Standardise(view.score_mean, max(view.score_std, 1e-12), name=f"standardise_score_{tag}")(score))
+    return keras.Model(frames, CombineScores(how, name="fuse_scores")(scores) if len(scores) > 1 else scores[0],
+                       name=name)
 
 
 def pooling_model(frames_per_clip: int, n_mels: int, decays) -> keras.Model:
