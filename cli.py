@@ -241,11 +241,13 @@ def _pair(text: str | None) -> tuple[float, float] | None:
                    "gmm: time-pooled log-mel levels with a Gaussian mixture; ensemble: built from the machine's "
                    "saved detectors; all: every kind, then the ensemble.")
 @click.option("--ensemble", "ensemble_mode", type=click.Choice(ENSEMBLE_MODES),
-              help="ensemble, all: fuse = every member's score standardised by its held-out normal scores, "
-                   "combined [default]; pick = the member with the highest AUC against other machine types; "
-                   "paper = the report's per-type table.")
+              help="ensemble, all: battery = the member or fusion of all members with the best AUC on the "
+                   "pseudo-anomaly battery, among those keeping a steady and a transient view [default]; pick = the "
+                   "member with the best battery AUC; fuse = every member's score standardised by its held-out normal "
+                   "scores, combined; paper = the report's per-type table.")
 @click.option("--combine", type=click.Choice(COMBINATIONS),
-              help="ensemble, all: how --ensemble fuse combines the members' standardised scores [mean].")
+              help="ensemble, all: how --ensemble fuse combines the members' standardised scores [mean] "
+                   "(battery chooses it).")
 @click.option("--outlier", help="ae, mobilenet: outlier machine type for outlier exposure: a type, auto (the report's pairing) or none [auto].")
 @click.option("--epochs", type=click.IntRange(1), help="ae, mobilenet: maximum epochs [ae 30; mobilenet 5, head only].")
 @click.option("--patience", type=click.IntRange(1), help="ae, mobilenet: epochs without validation improvement before stopping [ae 5, mobilenet 3].")
@@ -259,8 +261,10 @@ def _pair(text: str | None) -> tuple[float, float] | None:
               help="ae: mse = clear AE on normals; oe = the report's |y - e(x)| [default]; oe-hinge = max(0, m - e(x)) on outliers.")
 @click.option("--margin", type=float, help="ae: hinge margin m for --loss oe-hinge [1.0].")
 @click.option("--target-clips", type=click.IntRange(1), help="ae, gmm: cap on the machine's training clips [3000].")
-@click.option("--pooling-decay", help="gmm: GWRP decay r in [0, 1] (1 = mean [default], 0 = max; smaller for "
-                                      "transient faults), fuse (mean and max-like side by side), or paper (TWFR-GMM's per-type value).")
+@click.option("--pooling-decay", help="gmm: battery (a steady view, the band mean, and a transient view, max-like, "
+                                      "fused at score level, the max-like pooling chosen by the pseudo-anomaly battery) "
+                                      "[default]; a GWRP decay r in [0, 1] (1 = mean, 0 = max); fuse (mean and r = 0.5 side "
+                                      "by side in one vector); or paper (TWFR-GMM's per-type value).")
 @click.option("--components", type=click.IntRange(1), help="gmm: mixture components per section [2; paper: per type].")
 @click.option("--covariance-reg", type=click.FloatRange(0, min_open=True), help="gmm: covariance regularisation in standardised units [0.1].")
 @click.option("--weights", help="mobilenet: imagenet [default], none, or a no-top .h5 path.")

@@ -310,6 +310,44 @@ def decision_table(runs: list[DetectorRun]) -> str:
     return "<table>" + header + "".join(rows) + "</table>"
 
 
+def battery_table(title: str, record: dict, chosen: str | None) -> str:
+    """The battery's AUC per candidate: families (and their mean), then every kind; the chosen candidate marked."""
+    candidates = {**record.get("candidates", {}), **record.get("single_poolings", {})}
+    if not candidates:
+        return ""
+    families = list(next(iter(candidates.values()))["families"])
+    kinds = list(record.get("kinds") or next(iter(candidates.values()))["kinds"])
+    eligible = set(record.get("eligible") or record.get("candidates", {}))
+    header = ("<tr><th>candidate</th><th>mean</th>" + "".join(f"<th>{html.escape(f)}</th>" for f in families)
+              + "".join(f"<th title='{html.escape(str((record.get('kinds') or {}).get(k, {}).get('description', k)))}'>"
+                        f"{html.escape(k.replace('_', ' '))}</th>" for k in kinds) + "</tr>")
+    rows = []
+    for name, figures in candidates.items():
+        label = html.escape(name) + (" &#10003;" if name == chosen else "") + ("" if name in eligible else " †")
+        rows.append(f"<tr><th>{label}</th>" + _cell(figures["mean"], name == chosen)
+                    + "".join(_cell(figures["families"].get(f)) for f in families)
+                    + "".join(_cell(figures["kinds"].get(k)) for k in kinds) + "</tr>")
+    return (f"<h4>{html.escape(title)}: pseudo-anomaly battery (AUC of held-out normals against altered copies)</h4>"
+            f"<table>{header}{''.join(rows)}</table><p class='note'>Rule: {html.escape(record.get('rule', ''))}. "
+            f"&#10003;: chosen; †: not eligible (blind to a whole family of faults: recorded for comparison). "
+            f"{record.get('normals', '?')} normal clips altered.</p>")
+
+
+def battery_tables(runs: list[DetectorRun]) -> list[str]:
+    """A battery table for every run whose detector recorded one (the default GMM, the ensemble)."""
+    tables = []
+    for run in runs:
+        document = run.detector or {}
+        if "battery" in document:
+            tables.append(battery_table(run.title, document["battery"], document["battery"].get("chosen")))
+        elif "battery" in document.get("ensemble", {}):
+            ensemble = document["ensemble"]
+            chosen = next((name for name, c in ensemble["battery"]["candidates"].items()
+                           if c["members"] == ensemble["members"] and c.get("combine") == ensemble.get("combine")), None)
+            tables.append(battery_table(run.title, ensemble["battery"], chosen))
+    return [t for t in tables if t]
+
+
 STYLE = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1180px;
        color: #222; line-height: 1.45; padding: 0 1em; }
@@ -339,6 +377,9 @@ def machine_section(machine: str, runs: list[DetectorRun], data_dir: str | None,
              f"({' + '.join(run.detector['ensemble']['members'])})"
              for run in runs if run.detector and "ensemble" in run.detector]
     parts += [f"<p class='note'>{note}</p>" for note in notes]
+    batteries = battery_tables(runs)
+    if batteries:
+        parts += ["<h3>Label-free choices</h3>", *batteries]
     for section in sorted({s for run in runs for s in run.metrics["sections"]}):
         parts.append(f"<h3>Section {section}</h3>")
         parts.append(embed(f"{machine}_section_{section}_roc.png", roc_figure(runs, section)))

@@ -29,7 +29,8 @@ from asdkeras.ensemble import fit_ensemble  # noqa: E402
 from asdkeras.evaluate import evaluate  # noqa: E402
 from asdkeras.metrics import hmean  # noqa: E402
 
-MODES = {"pick": ("pick", "mean"), "paper": ("paper", "mean"), "fuse-mean": ("fuse", "mean"), "fuse-max": ("fuse", "max")}
+MODES = {"battery": ("battery", "mean"), "pick": ("pick", "mean"), "paper": ("paper", "mean"),
+         "fuse-mean": ("fuse", "mean"), "fuse-max": ("fuse", "max")}
 """Column name -> (ensemble mode, combination)."""
 
 
@@ -52,18 +53,24 @@ def run_mode(column: str, machine: str, folders: dict, args) -> dict:
     evaluation = evaluate(out, machine, f"ensemble-{column}", args.data,
                           os.path.join(args.result_dir, f"ensemble-{column}"), args.cache_dir)
     sections = {r.section: {k: getattr(r, k) for k in ("auc_source", "auc_target", "pauc")} for r in evaluation.results}
-    return {**figures_of(sections, evaluation.official_score), "members": detector.info["ensemble"]["members"],
-            "reason": detector.info["ensemble"]["reason"],
-            "proxy_auc": {k: f["auc"] for k, f in detector.info["ensemble"]["figures"].items()}}
+    document = detector.info["ensemble"]
+    return {**figures_of(sections, evaluation.official_score), "members": document["members"],
+            "combine": document["combine"], "reason": document["reason"],
+            "battery": {name: {"mean": c["mean"], "families": c["families"]}
+                        for name, c in document.get("battery", {}).get("candidates", {}).items()},
+            "false_alarm": {d: [getattr(r, f"false_alarm_{d}") for r in evaluation.results] for d in ("source", "target")},
+            "recall": {d: [getattr(r, f"recall_{d}") for r in evaluation.results] for d in ("source", "target")}}
 
 
 def tables(results: dict, columns: list[str], default: str, singles: list[str]) -> str:
-    lines = ["| machine | " + " | ".join(columns) + " | pick chose |", "|---" * (len(columns) + 2) + "|"]
+    lines = ["| machine | " + " | ".join(columns) + f" | {default} chose |", "|---" * (len(columns) + 2) + "|"]
     for machine, row in results.items():
         best = max(row[c]["official"] for c in singles)
         cells = [f"**{row[c]['official']:.3f}**" if row[c]["official"] >= best - 1e-9 else f"{row[c]['official']:.3f}"
                  for c in columns]
-        lines.append(f"| {machine} | " + " | ".join(cells) + f" | {'+'.join(row['pick']['members'])} |")
+        chose = row.get(default, row.get("pick", {}))
+        lines.append(f"| {machine} | " + " | ".join(cells) + f" | {'+'.join(chose.get('members', []))}"
+                     + (f" ({chose['combine']})" if chose.get("combine") else "") + " |")
     means = [sum(results[m][c]["official"] for m in results) / len(results) for c in columns]
     lines.append("| mean | " + " | ".join(f"{v:.3f}" for v in means) + " | |")
     oracle = sum(max(row[c]["official"] for c in singles) for row in results.values()) / len(results)
@@ -73,6 +80,14 @@ def tables(results: dict, columns: list[str], default: str, singles: list[str]) 
     for machine, row in results.items():
         lines.append(f"| {machine} | " + " | ".join(
             f"{row[c]['auc_source']:.2f} / {row[c]['auc_target']:.2f} / {row[c]['pauc']:.2f}" for c in columns) + " |")
+    lines += ["", f"Default ensemble ({default}): normal test clips flagged per domain (mean over sections, worst "
+                  f"section in brackets) and recall of the worst section:", "",
+              "| machine | false alarms source | false alarms target | lowest recall |", "|---|---|---|---|"]
+    for machine, row in results.items():
+        alarms = row[default]["false_alarm"]
+        lines.append(f"| {machine} | " + " | ".join(f"{sum(alarms[d]) / len(alarms[d]):.0%} ({max(alarms[d]):.0%})"
+                                                 for d in ("source", "target"))
+                     + f" | {min(min(v) for v in row[default]['recall'].values()):.0%} |")
     wins, worst = 0, 0.0
     for row in results.values():
         gap = row[default]["official"] - max(row[c]["official"] for c in singles)
@@ -87,10 +102,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="data")
     parser.add_argument("--machines", default=",".join(MACHINE_TYPES))
-    parser.add_argument("--members", default="ae=ae-oe,mobilenet=mobilenet-imagenet,gmm=gmm-mean",
+    parser.add_argument("--members", default="ae=ae-oe,mobilenet=mobilenet-imagenet,gmm=gmm-battery",
                         help="kind=variant pairs: member folders <models-dir>/<machine>/<variant>.")
     parser.add_argument("--modes", default=",".join(MODES))
-    parser.add_argument("--default", default="fuse-mean", help="The column the CLI's default mode corresponds to.")
+    parser.add_argument("--default", default="battery", help="The column the CLI's default mode corresponds to.")
     parser.add_argument("--models-dir", default="saved_models/benchmark")
     parser.add_argument("--result-dir", default="results/benchmark")
     parser.add_argument("--cache-dir", default="cache")

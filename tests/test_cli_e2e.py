@@ -188,14 +188,17 @@ def test_fit_all_then_test_export_and_score_the_ensemble(tiny_dataset, workdir, 
     assert fitted.exit_code == 0, fitted.output
     for kind in ("ae", "mobilenet", "gmm"):
         assert f"saved {kind} for valve" in fitted.output
-    assert "ensemble fuse: ae + mobilenet + gmm" in fitted.output and "contamination AUC" in fitted.output
     folder = tmp_path / "models" / "valve" / "ensemble"
     assert {"ensemble.json", "detector.json", "model.keras", "config.json"} <= set(os.listdir(folder))
+    choice = json.load(open(folder / "ensemble.json"))
+    line = f"ensemble battery: {' + '.join(choice['members'])}"
+    assert line in fitted.output and "battery AUC fuse-max" in fitted.output
+    assert set(choice["battery"]["candidates"]) == {"fuse-max", "fuse-mean", "ae", "mobilenet", "gmm"}
 
     results = tmp_path / "results"
     tested = _run("test", "--machine", "valve", "--model", "ensemble", "--result-dir", results, *common)
     assert tested.exit_code == 0, tested.output
-    assert "ensemble fuse: ae + mobilenet + gmm" in tested.output and "official score" in tested.output
+    assert line in tested.output and "official score" in tested.output
     metrics = json.load(open(results / "metrics_ensemble_valve.json"))
     assert 0 < metrics["official_score"] <= 1
 
@@ -205,7 +208,7 @@ def test_fit_all_then_test_export_and_score_the_ensemble(tiny_dataset, workdir, 
     assert exported.exit_code == 0, exported.output
     assert sorted(os.listdir(out)) == ["valve_ensemble_float32_waveform.json", "valve_ensemble_float32_waveform.tflite"]
     side = json.load(open(out / "valve_ensemble_float32_waveform.json"))
-    assert side["ensemble"]["members"] == ["ae", "mobilenet", "gmm"]
+    assert side["ensemble"]["members"] == choice["members"]
     assert side["official_score"] == pytest.approx(metrics["official_score"])
 
     scored = _run("score", os.path.join(tiny_dataset, "dev_data", "valve", "test"), "--tflite",
@@ -230,7 +233,10 @@ def test_demo_runs_the_whole_system_and_prints_the_final_table(tiny_dataset, tmp
     assert result.exit_code == 0, result.output
     final = result.output.split("== every machine type")[1].splitlines()
     rows = [line.split()[:2] for line in final if line.startswith("gearbox")]
-    assert rows == [["gearbox", k] for k in ("ae", "mobilenet", "mobilenet-int8", "gmm", "ensemble", "ensemble-int8",
+    # the ensemble has an int8 twin when the battery's choice holds MobileNetV2 (which has one)
+    members = json.load(open(tmp_path / "models" / "gearbox" / "ensemble" / "ensemble.json"))["members"]
+    twin = ("ensemble-int8",) if "mobilenet" in members else ()
+    assert rows == [["gearbox", k] for k in ("ae", "mobilenet", "mobilenet-int8", "gmm", "ensemble", *twin,
                                             "ensemble-tflite-int8")]
     assert os.path.isfile(tmp_path / "tflite" / "gearbox_ensemble_int8_waveform.tflite")
     # The int8 file scored the same clips as its Keras model, in the same order. (Not the official
@@ -244,7 +250,8 @@ def test_demo_runs_the_whole_system_and_prints_the_final_table(tiny_dataset, tmp
                                                               "scores_ensemble-tflite-int8_gearbox.csv")}
     # the int8 file is converted from the ensemble's quantisation-aware twin (its MobileNetV2 member
     # int8 as TFLite computes it, the others float): it scores as the twin does
-    keras = {r["path"]: r["score"] for r in read_score_record(tmp_path / "results" / "scores_ensemble-int8_gearbox.csv")}
+    keras = {r["path"]: r["score"] for r in read_score_record(
+        tmp_path / "results" / f"scores_ensemble{'-int8' if twin else ''}_gearbox.csv")}
     assert sorted(lite) == sorted(keras) and len(keras) == 36
     assert spearmanr([lite[p] for p in keras], list(keras.values()))[0] > 0.99
     assert "scored 36 clips with" in result.output

@@ -42,6 +42,10 @@ def test_report_page_holds_every_part_and_imports_no_tensorflow(tested_run):
     # Tables: AUC per section for both detectors with the h-mean row, and decisions with thresholds.
     assert "AUC per section" in page and page.count("<th colspan='3'>") == 2 and "<th>h-mean</th>" in page
     assert "Decisions (means over sections)" in page and "false alarms src" in page
+    # The default GMM's label-free choice: its battery, every candidate with its families and kinds.
+    assert "Label-free choices" in page and "Pooled GMM: pseudo-anomaly battery" in page
+    assert "mean + max" in page and "r = 0" in page and "transient" in page and "impact single" in page
+    assert "&#10003;" in page
     for section in ("00", "01", "02"):
         for figure in ("roc", "scores", "spectrograms"):
             name = f"gearbox_section_{section}_{figure}.png"

@@ -23,7 +23,7 @@ import numpy as np
 
 from asdkeras.audio import CLIP_SAMPLES, SAMPLE_RATE, write_wav_atomic
 from asdkeras.data.layout import MACHINE_TYPES
-from asdkeras.data.synth_sounds import MACHINE_MODELS, Condition, render
+from asdkeras.data.synth_sounds import FAULT_SHARES, MACHINE_MODELS, Condition, render
 from asdkeras.errors import AsdError
 
 
@@ -181,7 +181,8 @@ def render_clip(spec: ClipSpec) -> np.ndarray:
     fault, severity = None, 0.0
     if spec.label == "anomaly":
         faults = MACHINE_MODELS[spec.machine][1]
-        fault = faults[rng.integers(len(faults))]
+        shares = FAULT_SHARES.get(spec.machine)  # equal shares draw as they always did: other types' clips stay
+        fault = faults[rng.choice(len(faults), p=shares) if shares else rng.integers(len(faults))]
         severity = rng.uniform(*SEVERITY_RANGE)
     level_db = -20.0 + rng.uniform(-1.5, 1.5)
     return render(spec.machine, spec.condition, CLIP_SAMPLES, rng, fault, severity, level_db)
