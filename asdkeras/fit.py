@@ -529,8 +529,9 @@ def _views_of(decays) -> list[str]:
                                      ("transient", any(d <= 0.5 for d in decays))) if keeps]
 
 
-def _out_of_fold_threshold(scores: np.ndarray, folds: int, records: list[ClipRecord], quantile: float) -> tuple[dict, dict]:
-    what = (f"out-of-fold scores of all {len(records)} training-normal clips (too few held out: each scored by "
+def _out_of_fold_threshold(scores: np.ndarray, folds: int, records: list[ClipRecord], quantile: float,
+                           why: str = "too few held out: ") -> tuple[dict, dict]:
+    what = (f"out-of-fold scores of all {len(records)} training-normal clips ({why}each scored by "
             f"a mixture fitted without it, {folds} folds)")
     return ({"quantile": quantile_threshold(scores, quantile, what, [r.domain for r in records])},
             {**score_statistics(scores), "clips": what})
@@ -560,15 +561,17 @@ def _fit_gmm_views(config: GmmConfig, frontend, train_records: list[ClipRecord],
     :data:`~asdkeras.models.gmm.RECORDED_DECAYS` is scored out-of-fold on all training normals
     and on the battery's altered copies of up to :data:`asdkeras.battery.MAX_NORMALS` of them
     (each copy by the mixture of its clip's fold, so no score comes from a mixture that saw the
-    clip); the candidate with the best battery figure is fitted on the training clips and
-    saved, every figure recorded. Its views are standardised, and its threshold fitted, on the
-    held-out normals, or on the out-of-fold scores when too few are held out.
+    clip); the candidate with the best battery figure is fitted on the training part and saved,
+    every figure recorded. Each view holds one mixture per section and domain
+    (:func:`~asdkeras.models.gmm.fit_group_mixtures`); the groups, the views and the threshold
+    are standardised by the out-of-fold scores of all training normals (both domains weighted
+    equally), which hold every target clip where a held-out part holds one or two.
     """
     import tensorflow as tf
 
     from asdkeras import battery
-    from asdkeras.models.gmm import (RECORDED_DECAYS, VIEW_CANDIDATES, PoolingView, decay_tag, pooling_model,
-                                     views_scoring_model)
+    from asdkeras.models.gmm import (RECORDED_DECAYS, VIEW_CANDIDATES, PoolingView, decay_tag, fit_group_mixtures,
+                                     pooling_model, views_scoring_model)
 
     decays = sorted({d for pair in VIEW_CANDIDATES.values() for d in pair} | set(RECORDED_DECAYS), reverse=True)
     bands = config.features.n_mels
@@ -598,11 +601,11 @@ def _fit_gmm_views(config: GmmConfig, frontend, train_records: list[ClipRecord],
                       if normals is not None else {})
 
     # out-of-fold scores of every normal and every altered copy, per pooling
-    normal_oof, altered_oof = {}, {}
+    domains, sections = np.array([r.domain for r in records]), np.array([r.section for r in records])
+    normal_oof, altered_oof, group_stats = {}, {}, {}
     for decay in decays:
-        normal_oof[decay], altered_oof[decay], folds = gmm_out_of_fold_scores(
-            every_pooled[decay], np.array([r.domain for r in records]), np.array([r.section for r in records]),
-            components, config.covariance_reg, config.seed,
+        normal_oof[decay], altered_oof[decay], group_stats[decay], folds = group_out_of_fold_scores(
+            every_pooled[decay], domains, sections, components, config.covariance_reg, config.seed,
             extra={name: (p[decay], altered_of) for name, p in altered_pooled.items()})
 
     def fused(pair, scores_of) -> np.ndarray:
@@ -623,26 +626,25 @@ def _fit_gmm_views(config: GmmConfig, frontend, train_records: list[ClipRecord],
         chosen, why = next(iter(VIEW_CANDIDATES)), "no clip could be altered: the first candidate"
     pair = VIEW_CANDIDATES[chosen]
 
-    # the chosen views, fitted on the training clips and standardised by held-out (or out-of-fold) normals
-    enough = len(val_paths) >= MIN_HELD_OUT
-    train_pooled, val_pooled = by_decay(train_raw), by_decay(val_raw)
-    domains, sections = np.array([r.domain for r in train_records]), np.array([r.section for r in train_records])
+    # the chosen views, fitted on the training part (the held-out part stays unseen, for the ensemble);
+    # groups, views and the threshold are standardised by the out-of-fold scores of all training normals
     views, mixtures = [], {}
+    train_pooled = by_decay(train_raw)
     for decay in pair:
-        mean, variance, (weights, means, chol, mixtures[decay_tag(decay)]) = _standardised_mixture(
-            train_pooled[decay], domains, sections, components, config.covariance_reg, config.seed)
-        view = PoolingView(decay, mean, variance, weights, means, chol)
-        normal = view.nll(val_pooled[decay]) if enough else normal_oof[decay]
-        view.score_mean, view.score_std = float(np.mean(normal)), float(np.std(normal, ddof=1))
-        views.append(view)
+        pooled = train_pooled[decay]
+        mean, variance = pooled.mean(axis=0), np.maximum(pooled.var(axis=0), 1e-6)
+        group_mixtures, mixtures[decay_tag(decay)] = fit_group_mixtures(
+            (pooled - mean) / np.sqrt(variance), domains[:len(train_records)], sections[:len(train_records)],
+            components, config.covariance_reg, config.seed)
+        # a group with too few clips to standardise out of fold is left out, as it was in the battery
+        kept = [g for g in group_mixtures if g in group_stats[decay]]
+        left_out = set(group_mixtures) - set(kept)
+        views.append(PoolingView(decay, mean, variance, {g: group_mixtures[g] for g in kept},
+                                 {g: group_stats[decay][g] for g in kept}, float(np.mean(normal_oof[decay])),
+                                 float(np.std(normal_oof[decay], ddof=1))))
     scoring = views_scoring_model(*frontend.input_shape, views, "max")
-    if enough:
-        thresholds, normal_record = held_out_threshold(scoring, frontend, val_paths, train_paths,
-                                                       config.threshold_quantile, [r.domain for r in val_records],
-                                                       [r.domain for r in train_records])
-    else:
-        thresholds, normal_record = _out_of_fold_threshold(fused(pair, normal_oof.get), folds, records,
-                                                           config.threshold_quantile)
+    thresholds, normal_record = _out_of_fold_threshold(fused(pair, normal_oof.get), folds, records,
+                                                       config.threshold_quantile, why="")
     document = {"rule": battery.RULE, "kinds": battery.describe_battery(), "normals": int(len(altered_of)),
                 "other_machine_clips": 0 if other_clips is None else int(len(other_clips)),
                 "scored": f"out-of-fold ({folds} folds) over all {len(records)} training normals",
@@ -651,7 +653,11 @@ def _fit_gmm_views(config: GmmConfig, frontend, train_records: list[ClipRecord],
                      {"decays": list(pair), "rule": "battery", "reason": f"{reason}: {chosen} ({why})",
                       "views": _views_of(pair), "views_fused": [decay_tag(d) for d in pair], "combine": "max"},
                      {"components_per_section": components, "covariance_reg": config.covariance_reg,
-                      "sections": mixtures, "total_components": int(sum(len(v.weights) for v in views))},
+                      "sections": mixtures, "groups_scored_apart": sorted(views[0].mixtures),
+                      "groups_left_out": sorted(left_out),
+                      "group_statistics": {decay_tag(v.decay): {g: list(st) for g, st in v.domain_stats.items()}
+                                           for v in views},
+                      "total_components": int(sum(len(m.weights) for v in views for m in v.mixtures.values()))},
                      len(train_paths), len(val_paths), started, battery=document)
 
 
@@ -684,6 +690,53 @@ def gmm_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: np
             if mine.any():
                 extra_scores[name][mine] = mixture_nll((vectors[mine] - mean) / np.sqrt(variance), weights, means, chol)
     return (scores, extra_scores, folds) if extra is not None else (scores, folds)
+
+
+def group_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: np.ndarray, components: int,
+                             covariance_reg: float, seed: int, extra: dict, folds: int = 5):
+    """Out-of-fold view scores of every clip under :func:`~asdkeras.models.gmm.fit_group_mixtures`.
+
+    Per fold, the mixtures (standardisation included) are fitted without the fold; each clip of
+    the fold gets its NLL under every group's mixture, and so does every ``extra`` vector
+    (``{name: (vectors, owners)}``, each derived from clip ``owners[i]``: the battery's altered
+    copies). Each group's NLLs are then standardised by the out-of-fold NLLs of the group's own
+    clips, and a clip's score is its standardised NLL in its most likely group
+    (:func:`~asdkeras.models.gmm.assigned_group_score`).
+    A group with fewer than 2 scored clips is not standardised, and not used.
+
+    Returns
+    -------
+    scores, extra_scores, group_stats, folds
+        Scores of the clips, ``{name: scores}`` of the extras, group -> (mean, std) and the fold count.
+    """
+    from asdkeras.models.gmm import assigned_group_score, fit_group_mixtures, group_of
+
+    folds = max(2, min(folds, len(pooled)))
+    fold = np.empty(len(pooled), dtype=int)
+    fold[np.random.default_rng(seed).permutation(len(pooled))] = np.arange(len(pooled)) % folds
+    nll: dict[str, np.ndarray] = {}
+    extra_nll: dict[str, dict[str, np.ndarray]] = {name: {} for name in extra}
+    for f in range(folds):
+        fit = fold != f
+        mean, variance = pooled[fit].mean(axis=0), np.maximum(pooled[fit].var(axis=0), 1e-6)
+        mixtures, _ = fit_group_mixtures((pooled[fit] - mean) / np.sqrt(variance), domains[fit], sections[fit],
+                                         components, covariance_reg, seed)
+        for group, mixture in mixtures.items():
+            nll.setdefault(group, np.full(len(pooled), np.nan))[~fit] = mixture.nll((pooled[~fit] - mean) / np.sqrt(variance))
+            for name, (vectors, owners) in extra.items():
+                mine = fold[owners] == f
+                scores = extra_nll[name].setdefault(group, np.full(len(vectors), np.nan))
+                if mine.any():
+                    scores[mine] = mixture.nll((vectors[mine] - mean) / np.sqrt(variance))
+    groups = group_of(sections, domains)
+    own = {g: v[groups == g] for g, v in nll.items()}
+    stats = {g: (float(np.nanmean(v)), float(np.nanstd(v, ddof=1))) for g, v in own.items() if np.isfinite(v).sum() >= 2}
+
+    def finite(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:  # not scored in a fold: not typical there
+        return {g: np.where(np.isfinite(values[g]), values[g], np.inf) for g in stats}
+
+    return (assigned_group_score(finite(nll), stats),
+            {name: assigned_group_score(finite(v), stats) for name, v in extra_nll.items()}, stats, folds)
 
 
 def _standardised_mixture(pooled: np.ndarray, domains: np.ndarray, sections: np.ndarray, components: int,

@@ -10,7 +10,8 @@ from sklearn.mixture import GaussianMixture
 import cli
 from asdkeras.errors import AsdError
 from asdkeras.fit import GmmConfig
-from asdkeras.models.gmm import (GaussianMixtureNLL, GWRPooling, PoolingView, fit_mixture, gwrp_weights,
+from asdkeras.models.gmm import (GaussianMixtureNLL, GWRPooling, Mixture, PoolingView, assigned_group_score,
+                                 fit_group_mixtures, fit_mixture, group_of, gwrp_weights, kde_bandwidth,
                                  views_scoring_model)
 
 
@@ -66,21 +67,51 @@ def test_bad_pooling_decay_is_a_clear_error():
         GmmConfig(machine="valve", pooling_decay="1.5").pooling()
 
 
-def test_views_model_fuses_standardised_view_scores_by_their_max():
+def _mixture(rng, components, dim, shift=0.0):
+    gmm = GaussianMixture(components, covariance_type="full", reg_covar=0.1, random_state=0)
+    gmm.fit(rng.normal(shift, 1, (40, dim)))
+    return Mixture(gmm.weights_, gmm.means_, gmm.precisions_cholesky_)
+
+
+def test_views_model_computes_the_assigned_group_scores_and_fuses_views_by_their_max():
     rng = np.random.default_rng(3)
-    frames = rng.normal(-40, 10, (5, 20, 4)).astype("float32")
+    frames = rng.normal(-40, 10, (6, 20, 4)).astype("float32")
     views = []
     for decay, (score_mean, score_std) in ((1.0, (2.0, 0.5)), (0.0, (-1.0, 3.0))):
         pooled = GWRPooling([decay])(frames).numpy().astype(np.float64)
-        gmm = GaussianMixture(1, covariance_type="full", reg_covar=0.1, random_state=0).fit(rng.normal(0, 1, (30, 4)))
-        views.append(PoolingView(decay, pooled.mean(axis=0), pooled.var(axis=0) + 1.0, gmm.weights_, gmm.means_,
-                                 gmm.precisions_cholesky_, score_mean, score_std))
-    expected = np.max([v.standardised(v.nll(GWRPooling([v.decay])(frames).numpy().astype(np.float64)))
+        mixtures = {"source": _mixture(rng, 2, 4), "00/target": _mixture(rng, 1, 4, shift=1.5)}
+        views.append(PoolingView(decay, pooled.mean(axis=0), pooled.var(axis=0) + 1.0, mixtures,
+                                 {"source": (3.0, 2.0), "00/target": (5.0, 4.0)}, score_mean, score_std))
+    expected = np.max([v.standardised(v.score(GWRPooling([v.decay])(frames).numpy().astype(np.float64)))
                        for v in views], axis=0)
     model = views_scoring_model(20, 4, views, "max")
     np.testing.assert_allclose(model(frames).numpy(), expected, rtol=1e-4, atol=1e-4)
-    assert {"gwrp_r100", "gwrp_r000", "gmm_nll_r100", "standardise_score_r000", "fuse_scores"} <= \
-        {layer.name for layer in model.layers}
+    assert {"gwrp_r100", "gwrp_r000", "gmm_nll_g0_r100", "gmm_nll_g1_r000", "standardise_score_r000",
+            "fuse_scores_groups_r100", "fuse_scores"} <= {layer.name for layer in model.layers}
+
+
+def test_a_clip_is_judged_in_the_group_most_likely_to_have_produced_it():
+    nll = {"source": np.array([1.0, 50.0, 9.0]), "00/target": np.array([40.0, 20.0, 8.0])}
+    stats = {"source": (0.0, 1.0), "00/target": (20.0, 10.0)}
+    # clip 0: source (z 1); clip 1: target (z 0); clip 2: target by a hair (z -1.2), though source's z is 9
+    np.testing.assert_allclose(assigned_group_score(nll, stats), [1.0, 0.0, -1.2])
+
+
+def test_group_mixtures_and_the_target_kernels_bandwidth():
+    rng = np.random.default_rng(4)
+    source = rng.normal(0, 1, (60, 3))
+    spread_targets = rng.normal(6, 5, (8, 3))  # a target condition whose clips differ far more than the source's
+    vectors = np.concatenate([source, spread_targets])
+    domains = np.array(["source"] * 60 + ["target"] * 8)
+    mixtures, summary = fit_group_mixtures(vectors, domains, np.array(["00"] * 68), 2, 0.1)
+    assert list(mixtures) == ["source", "00/target"] and group_of(["00", "00"], ["source", "target"]).tolist() == \
+        ["source", "00/target"]
+    assert summary["00"]["target_components"] == 8 and summary["00"]["target_bandwidth"] >= 8
+    np.testing.assert_allclose(mixtures["00/target"].means, spread_targets)
+    assert mixtures["source"].weights.sum() == pytest.approx(1.0) and mixtures["00/target"].weights.sum() == pytest.approx(1)
+    identity = np.eye(3)
+    assert kde_bandwidth(rng.normal(0, 1, (10, 3)), identity) <= 2.0  # kernels of the clips' own spread
+    assert kde_bandwidth(rng.normal(0, 1, (2, 3)), identity) == 1.0  # nothing to leave out
 
 
 def test_default_fit_records_the_battery_and_keeps_both_views(tiny_dataset, tmp_path):
@@ -101,8 +132,13 @@ def test_default_fit_records_the_battery_and_keeps_both_views(tiny_dataset, tmp_
     assert document["pooling"]["decays"] == list(VIEW_CANDIDATES[chosen])
     assert document["pooling"]["views"] == ["steady", "transient"] and "battery" in document["pooling"]["reason"]
     assert record["candidates"][chosen]["mean"] >= max(c["mean"] for c in record["candidates"].values()) - 0.005
-    # 24 training normals of the tiny set leave 3 held out: the battery and the threshold are out-of-fold
+    # the battery, the groups' and views' standardisation and the threshold: out-of-fold scores of all normals
     assert "out-of-fold" in record["scored"] and "out-of-fold" in detector.thresholds["quantile"]["description"]
+    # 2 target clips a section: a section whose two fall in one fold has no out-of-fold statistics, and is left out
+    groups = document["mixture"]["groups_scored_apart"] + document["mixture"]["groups_left_out"]
+    assert sorted(groups) == ["00/target", "01/target", "02/target", "source"]
+    assert "source" in document["mixture"]["groups_scored_apart"]
+    assert set(detector.thresholds["quantile"]["flagged_share_by_group"]) == {"source", "target"}
 
 
 def test_fit_and_test_gmm_from_the_command_line(tiny_dataset, tmp_path):

@@ -164,32 +164,77 @@ def gmm_scoring_model(frames_per_clip: int, n_mels: int, decays, mean: np.ndarra
     return keras.Model(frames, score, name=name)
 
 
+@keras.saving.register_keras_serializable(package="asdkeras")
+class AssignedGroupScore(layers.Layer):
+    """``[nlls, standardised]`` (two lists of ``(batch,)``) -> the standardised score of the lowest-NLL group."""
+
+    def call(self, inputs):
+        nlls, standardised = (ops.stack(list(part), axis=1) for part in inputs)
+        chosen = ops.one_hot(ops.argmin(nlls, axis=1), len(inputs[0]), dtype=standardised.dtype)
+        return ops.sum(chosen * standardised, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0][0]
+
+
+@dataclass
+class Mixture:
+    """A Gaussian mixture in standardised units: weights ``(k,)``, means ``(k, d)``, precision Cholesky ``(k, d, d)``."""
+
+    weights: np.ndarray
+    means: np.ndarray
+    precisions_cholesky: np.ndarray
+
+    def nll(self, standardised: np.ndarray) -> np.ndarray:
+        return mixture_nll(standardised, self.weights, self.means, self.precisions_cholesky)
+
+
 @dataclass
 class PoolingView:
-    """One pooling of the log-mel frames with its mixture, as fitted: a view of the clip.
+    """One pooling of the log-mel frames with its domain mixtures, as fitted: a view of the clip.
 
-    ``decay`` the GWRP decay; ``mean``/``variance`` the standardisation of its pooled vectors;
-    ``weights``/``means``/``precisions_cholesky`` its mixture (standardised units);
-    ``score_mean``/``score_std`` its held-out normal scores, for fusing views at score level.
+    ``decay`` the GWRP decay; ``mean``/``variance`` the standardisation of its pooled vectors.
+    ``mixtures``: group ("source", ``"<section>/target"``) -> :class:`Mixture`; ``domain_stats``: group ->
+    (mean, std) of the out-of-fold NLLs of that group's training normals under its mixture. A
+    clip's view score is its standardised NLL in the group most likely to have produced it: a
+    normal clip is typical of its own domain (and target section), an anomaly of none. ``score_mean`` /
+    ``score_std``: the view scores of held-out normals, for fusing views at score level.
     """
 
     decay: float
     mean: np.ndarray
     variance: np.ndarray
-    weights: np.ndarray
-    means: np.ndarray
-    precisions_cholesky: np.ndarray
+    mixtures: dict
+    domain_stats: dict
     score_mean: float = 0.0
     score_std: float = 1.0
 
-    def nll(self, pooled: np.ndarray) -> np.ndarray:
-        """Scores (float64) of pooled vectors ``(n, bands)`` of this view's decay."""
-        return mixture_nll((pooled - self.mean) / np.sqrt(self.variance), self.weights, self.means,
-                           self.precisions_cholesky)
+    def domain_nll(self, pooled: np.ndarray) -> dict[str, np.ndarray]:
+        """Per group, the NLL (float64) of pooled vectors ``(n, bands)`` of this view's decay."""
+        standard = (pooled - self.mean) / np.sqrt(self.variance)
+        return {domain: mixture.nll(standard) for domain, mixture in self.mixtures.items()}
+
+    def score(self, pooled: np.ndarray) -> np.ndarray:
+        """View scores: ``(NLL - mean) / std`` in the most likely group (:func:`assigned_group_score`)."""
+        return assigned_group_score(self.domain_nll(pooled), self.domain_stats)
 
     def standardised(self, scores: np.ndarray) -> np.ndarray:
-        """Scores in units of the held-out normal scores' spread."""
+        """View scores in units of the held-out normal scores' spread."""
         return (np.asarray(scores, np.float64) - self.score_mean) / max(self.score_std, 1e-12)
+
+
+def assigned_group_score(nll: dict[str, np.ndarray], stats: dict[str, tuple[float, float]]) -> np.ndarray:
+    """Each clip's ``(nll[g] - mean_g) / std_g`` in the group g whose mixture gives it the highest likelihood.
+
+    The groups' mixtures are proper densities, so the lowest NLL names the condition that most
+    likely produced the clip; the clip is then judged by that condition's own normals. (The
+    minimum of the standardised NLLs instead lets a group whose normals vary widely call almost
+    any clip typical: it scored source normals far below target ones.)
+    """
+    groups = list(nll)
+    stacked = np.stack([nll[g] for g in groups], axis=1)
+    standard = np.stack([(nll[g] - stats[g][0]) / max(stats[g][1], 1e-12) for g in groups], axis=1)
+    return np.take_along_axis(standard, np.argmin(stacked, axis=1)[:, None], axis=1)[:, 0]
 
 
 def decay_tag(decay: float) -> str:
@@ -199,10 +244,10 @@ def decay_tag(decay: float) -> str:
 
 def views_scoring_model(frames_per_clip: int, n_mels: int, views: list[PoolingView], how: str = "max",
                         name: str = "gmm_score") -> keras.Model:
-    """Log-mel frames -> per view: GWRP, standardisation, mixture NLL, standardised score -> combined.
+    """Log-mel frames -> per view: GWRP, standardisation, group mixtures' NLLs, the most likely group's score -> combined.
 
-    The score-level fusion of :data:`VIEW_CANDIDATES`: each view's score in units of its held-out
-    normal scores' spread, then their ``how`` ("max" or "mean").
+    The score-level fusion of :data:`VIEW_CANDIDATES`: each view's score (:meth:`PoolingView.score`)
+    in units of its held-out normal scores' spread, then their ``how`` ("max" or "mean").
     """
     from asdkeras.models.layers import CombineScores, Standardise
 
@@ -213,9 +258,15 @@ def views_scoring_model(frames_per_clip: int, n_mels: int, views: list[PoolingVi
         pooled = GWRPooling([view.decay], name=f"gwrp_{tag}")(frames)
         standard = layers.Normalization(mean=np.asarray(view.mean, "float32"),
                                         variance=np.asarray(view.variance, "float32"), name=f"standardise_{tag}")(pooled)
-        nll = GaussianMixtureNLL(len(view.weights), view.means.shape[1], name=f"gmm_nll_{tag}")
-        score = nll(standard)
-        nll.set_mixture(view.weights, view.means, view.precisions_cholesky)
+        raw, per_group = [], []
+        for index, (group, mixture) in enumerate(view.mixtures.items()):
+            nll = GaussianMixtureNLL(len(mixture.weights), mixture.means.shape[1], name=f"gmm_nll_g{index}_{tag}")
+            raw.append(nll(standard))
+            nll.set_mixture(mixture.weights, mixture.means, mixture.precisions_cholesky)
+            mean, std = view.domain_stats[group]
+            per_group.append(Standardise(mean, max(std, 1e-12), name=f"standardise_g{index}_{tag}")(raw[-1]))
+        score = (AssignedGroupScore(name=f"fuse_scores_groups_{tag}")([raw, per_group]) if len(per_group) > 1
+                 else per_group[0])
         scores.append(Standardise(view.score_mean, max(view.score_std, 1e-12), name=f"standardise_score_{tag}")(score))
     return keras.Model(frames, CombineScores(how, name="fuse_scores")(scores) if len(scores) > 1 else scores[0],
                        name=name)
@@ -228,7 +279,7 @@ def pooling_model(frames_per_clip: int, n_mels: int, decays) -> keras.Model:
 
 
 def fit_mixture(vectors: np.ndarray, domains: np.ndarray, sections: np.ndarray, components: int,
-                covariance_reg: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+                covariance_reg: float, seed: int = 0, bandwidth: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """One mixture for a machine: per section, a GMM of its source clips plus the few target clips.
 
     DCASE gives a section ~1000 source clips and 10 target clips (here: whatever the data hold).
@@ -274,9 +325,89 @@ def fit_mixture(vectors: np.ndarray, domains: np.ndarray, sections: np.ndarray, 
         if len(target):
             pooled_cov = np.einsum("k,kde->de", gmm.weights_, gmm.covariances_)
             chol = np.linalg.cholesky(np.linalg.inv(pooled_cov)).astype(np.float64)
+            chol = chol / np.sqrt(kde_bandwidth(target, chol) if bandwidth else 1.0)
             all_weights.append(np.full(len(target), (1 - share_source) / (len(target) * len(section_ids))))
             all_means.append(target)
             all_chol.append(np.repeat(chol[np.newaxis], len(target), axis=0))
         summary[str(section)] = {"source_clips": int(len(source)), "source_components": int(k),
                                  "target_components": int(len(target))}
     return (np.concatenate(all_weights), np.concatenate(all_means), np.concatenate(all_chol), summary)
+
+
+def fit_group_mixtures(vectors: np.ndarray, domains: np.ndarray, sections: np.ndarray, components: int,
+                       covariance_reg: float, seed: int = 0) -> tuple[dict[str, Mixture], dict]:
+    """The source mixture of a machine's training normals, and one target mixture per section.
+
+    Source (group ``"source"``): per section a ``components``-component GMM of its source clips
+    (capped by half their count), sections weighing equally. Target (group ``"<section>/target"``):
+    each of the section's target clips a component of its own with the section's source GMM's
+    average covariance (10 clips cannot fit a covariance of their own). Scored apart and each
+    standardised by its own group's normals (:func:`assigned_group_score`), the few target clips are
+    not outvoted by the many source ones, and a section's target condition whose normals vary
+    more (a reverberant room, another microphone) is judged by its own spread. Source sections
+    share one group: they often overlap, and a minimum over overlapping groups would score
+    source normals systematically below target ones.
+
+    Returns
+    -------
+    mixtures : dict
+        Group -> :class:`Mixture` ("source" first, then the sections' target groups).
+    summary : dict
+        Per section: source clips, source components and target components.
+    """
+    from sklearn.mixture import GaussianMixture
+
+    source_parts, targets, summary = [], {}, {}
+    section_ids = sorted(set(sections))
+    for section in section_ids:
+        source = vectors[(sections == section) & (domains != "target")]
+        target = vectors[(sections == section) & (domains == "target")]
+        if len(source) == 0:
+            source, target = target, target[:0]
+        k = max(1, min(components, len(source) // 2))
+        gmm = GaussianMixture(k, covariance_type="full", reg_covar=covariance_reg, random_state=seed, max_iter=200)
+        gmm.fit(source)
+        source_parts.append((gmm.weights_ / len(section_ids), gmm.means_, gmm.precisions_cholesky_))
+        bandwidth = 1.0
+        if len(target):
+            pooled_cov = np.einsum("k,kde->de", gmm.weights_, gmm.covariances_)
+            chol = np.linalg.cholesky(np.linalg.inv(pooled_cov)).astype(np.float64)
+            bandwidth = kde_bandwidth(target, chol)
+            targets[f"{section}/target"] = Mixture(np.full(len(target), 1 / len(target)), target,
+                                                   np.repeat(chol[np.newaxis] / np.sqrt(bandwidth), len(target), axis=0))
+        summary[str(section)] = {"source_clips": int(len(source)), "source_components": int(k),
+                                 "target_components": int(len(target)), "target_bandwidth": float(bandwidth)}
+    source = Mixture(*(np.concatenate([part[i] for part in source_parts]) for i in range(3)))
+    return {"source": source, **targets}, summary
+
+
+KDE_BANDWIDTHS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+"""Candidate scales of the source covariance for the target clips' kernels."""
+
+
+def kde_bandwidth(clips: np.ndarray, precision_cholesky: np.ndarray) -> float:
+    """The scale c of the covariance (``c * Sigma``, ``Sigma^-1 = U U^T`` with ``U = precision_cholesky``) of
+    a Gaussian kernel on each clip that maximises the leave-one-out likelihood of the clips.
+
+    A target condition's clips can differ among themselves far more than the source clips do (a
+    reverberant room); kernels of the source's spread then make every new target normal look
+    far from all of them. With fewer than 3 clips: 1 (nothing to leave out).
+    """
+    n, d = clips.shape
+    if n < 3:
+        return 1.0
+    projected = clips @ precision_cholesky
+    squared = np.sum((projected[:, None, :] - projected[None, :, :]) ** 2, axis=-1)
+    np.fill_diagonal(squared, np.inf)
+
+    def loo_log_likelihood(c: float) -> float:
+        from scipy.special import logsumexp
+
+        return float(np.sum(logsumexp(-0.5 * squared / c, axis=1) - 0.5 * d * np.log(c)))
+
+    return max(KDE_BANDWIDTHS, key=loo_log_likelihood)
+
+
+def group_of(sections, domains) -> np.ndarray:
+    """The group names of clips, as :func:`fit_group_mixtures` names them ("source", "<section>/target")."""
+    return np.array([f"{s}/target" if d == "target" else "source" for s, d in zip(sections, domains)])

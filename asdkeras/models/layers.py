@@ -113,17 +113,18 @@ class Standardise(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="asdkeras")
 class CombineScores(layers.Layer):
-    """A list of ``(batch,)`` scores -> their mean or max, ``(batch,)``."""
+    """A list of ``(batch,)`` scores -> their mean, max or min, ``(batch,)``."""
+
+    REDUCTIONS = {"mean": ops.mean, "max": ops.max, "min": ops.min}
 
     def __init__(self, how: str = "mean", **kwargs):
         super().__init__(**kwargs)
-        if how not in ("mean", "max"):
-            raise ValueError(f"combine scores by mean or max, not {how!r}")
+        if how not in self.REDUCTIONS:
+            raise ValueError(f"combine scores by {', '.join(self.REDUCTIONS)}. Received: how={how!r}")
         self.how = how
 
     def call(self, scores):
-        stacked = ops.stack(scores, axis=1)
-        return ops.mean(stacked, axis=1) if self.how == "mean" else ops.max(stacked, axis=1)
+        return self.REDUCTIONS[self.how](ops.stack(scores, axis=1), axis=1)
 
     def compute_output_shape(self, input_shapes):
         return input_shapes[0]
