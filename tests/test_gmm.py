@@ -93,8 +93,12 @@ def test_views_model_computes_the_assigned_group_scores_and_fuses_views_by_their
 def test_a_clip_is_judged_in_the_group_most_likely_to_have_produced_it():
     nll = {"source": np.array([1.0, 50.0, 9.0]), "00/target": np.array([40.0, 20.0, 8.0])}
     stats = {"source": (0.0, 1.0), "00/target": (20.0, 10.0)}
-    # clip 0: source (z 1); clip 1: target (z 0); clip 2: target by a hair (z -1.2), though source's z is 9
-    np.testing.assert_allclose(assigned_group_score(nll, stats), [1.0, 0.0, -1.2])
+    # clip 0: source (z 1); clip 1: target (z 0); clip 2: between the two (NLLs 9 and 8): a blend of
+    # source's z 9 and target's -1.2 by their posteriors 1/(1+e) and e/(1+e)
+    p = np.e / (1 + np.e)
+    np.testing.assert_allclose(assigned_group_score(nll, stats), [1.0, 0.0, (1 - p) * 9.0 + p * -1.2], atol=1e-6)
+    infinite = {"source": np.array([1.0]), "00/target": np.array([np.inf])}
+    np.testing.assert_allclose(assigned_group_score(infinite, stats), [1.0])  # a group not fitted in a fold
 
 
 def test_group_mixtures_and_the_target_kernels_bandwidth():

@@ -166,12 +166,14 @@ def gmm_scoring_model(frames_per_clip: int, n_mels: int, decays, mean: np.ndarra
 
 @keras.saving.register_keras_serializable(package="asdkeras")
 class AssignedGroupScore(layers.Layer):
-    """``[nlls, standardised]`` (two lists of ``(batch,)``) -> the standardised score of the lowest-NLL group."""
+    """``[nlls, standardised]`` (two lists of ``(batch,)``) -> standardised scores weighted by ``softmax(-nll)``.
+
+    See :func:`assigned_group_score`.
+    """
 
     def call(self, inputs):
         nlls, standardised = (ops.stack(list(part), axis=1) for part in inputs)
-        chosen = ops.one_hot(ops.argmin(nlls, axis=1), len(inputs[0]), dtype=standardised.dtype)
-        return ops.sum(chosen * standardised, axis=1)
+        return ops.sum(ops.softmax(-nlls, axis=1) * standardised, axis=1)
 
     def compute_output_shape(self, input_shape):
         return input_shape[0][0]
@@ -224,17 +226,24 @@ class PoolingView:
 
 
 def assigned_group_score(nll: dict[str, np.ndarray], stats: dict[str, tuple[float, float]]) -> np.ndarray:
-    """Each clip's ``(nll[g] - mean_g) / std_g`` in the group g whose mixture gives it the highest likelihood.
+    """Each clip's standardised NLL ``(nll[g] - mean_g) / std_g`` in the group most likely to have produced it.
 
-    The groups' mixtures are proper densities, so the lowest NLL names the condition that most
-    likely produced the clip; the clip is then judged by that condition's own normals. (The
-    minimum of the standardised NLLs instead lets a group whose normals vary widely call almost
-    any clip typical: it scored source normals far below target ones.)
+    The groups' mixtures are proper densities, so their likelihoods say which condition most
+    likely produced the clip, and the clip is judged by that condition's own normals. The choice
+    is soft: the standardised NLLs weighted by the groups' posterior ``softmax(-nll)`` (equal
+    priors). NLLs of different groups differ by tens for most clips, so this is the lowest-NLL
+    group's value, but a clip between two conditions moves smoothly from one to the other, and
+    float16 weights do not flip it. (The minimum of the standardised NLLs instead lets a group
+    whose normals vary widely call almost any clip typical: it scored source normals far below
+    target ones.) An infinite NLL (a group not fitted in a fold) gets weight 0.
     """
     groups = list(nll)
     stacked = np.stack([nll[g] for g in groups], axis=1)
     standard = np.stack([(nll[g] - stats[g][0]) / max(stats[g][1], 1e-12) for g in groups], axis=1)
-    return np.take_along_axis(standard, np.argmin(stacked, axis=1)[:, None], axis=1)[:, 0]
+    lowest = np.min(stacked, axis=1, keepdims=True)
+    weights = np.exp(-(stacked - lowest))
+    weights /= weights.sum(axis=1, keepdims=True)
+    return np.sum(np.where(weights > 0, weights * np.where(np.isfinite(standard), standard, 0.0), 0.0), axis=1)
 
 
 def decay_tag(decay: float) -> str:
