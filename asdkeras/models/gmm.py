@@ -85,6 +85,12 @@ class GWRPooling(layers.Layer):
         return {**super().get_config(), "decays": self.decays}
 
 
+def _float16_parts(weights):
+    """``(high, low)`` with ``high`` exactly representable in float16 and ``high + low == weights`` (float32)."""
+    high = ops.cast(ops.cast(weights, "float16"), "float32")
+    return high, weights - high
+
+
 @keras.saving.register_keras_serializable(package="asdkeras")
 class GaussianMixtureNLL(layers.Layer):
     """Negative log-likelihood of vectors under a full-covariance Gaussian mixture.
@@ -114,7 +120,12 @@ class GaussianMixtureNLL(layers.Layer):
         self.log_norm.assign((np.log(weights) + log_det - 0.5 * d * math.log(2 * math.pi)).astype("float32"))
 
     def call(self, vectors):
-        projected = ops.matmul(vectors, self.projection) - self.offset
+        # x U - mu U cancels: both terms are tens where their difference is about 1. Float16 weights
+        # (the TFLite float16 variant) would leave errors of several NLL units, so each constant is
+        # split into its float16 part and the rest: the converter folds both before storing them in
+        # float16, and their sum keeps float32's precision. In float32 the sum is exact.
+        projected = sum(ops.matmul(vectors, p) - o for p, o in zip(_float16_parts(self.projection),
+                                                                    _float16_parts(self.offset)))
         distances = ops.sum(ops.square(ops.reshape(projected, (-1, self.components, self.dim))), axis=-1)
         return -ops.logsumexp(self.log_norm - 0.5 * distances, axis=-1)
 
