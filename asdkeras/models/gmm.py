@@ -298,8 +298,35 @@ def pooling_model(frames_per_clip: int, n_mels: int, decays) -> keras.Model:
     return keras.Model(frames, GWRPooling(decays, name="gwrp")(frames), name="gwrp_pooling")
 
 
+def _section_mixtures(vectors: np.ndarray, domains: np.ndarray, sections: np.ndarray, section, components: int,
+                      covariance_reg: float, seed: int, bandwidth: bool):
+    """One section's source GMM, its target clips, their kernels' precision Cholesky factors and a summary.
+
+    The kernels take the GMM's average covariance, scaled by :func:`kde_bandwidth` when
+    ``bandwidth``. A section without source clips treats its target clips as source.
+    """
+    from sklearn.mixture import GaussianMixture
+
+    source = vectors[(sections == section) & (domains != "target")]
+    target = vectors[(sections == section) & (domains == "target")]
+    if len(source) == 0:
+        source, target = target, target[:0]
+    k = max(1, min(components, len(source) // 2))
+    gmm = GaussianMixture(k, covariance_type="full", reg_covar=covariance_reg, random_state=seed, max_iter=200)
+    gmm.fit(source)
+    summary = {"source_clips": int(len(source)), "source_components": int(k), "target_components": int(len(target))}
+    if not len(target):
+        return gmm, target, None, summary
+    pooled_cov = np.einsum("k,kde->de", gmm.weights_, gmm.covariances_)
+    chol = np.linalg.cholesky(np.linalg.inv(pooled_cov)).astype(np.float64)
+    if bandwidth:
+        summary["target_bandwidth"] = kde_bandwidth(target, chol)
+        chol = chol / np.sqrt(summary["target_bandwidth"])
+    return gmm, target, np.repeat(chol[np.newaxis], len(target), axis=0), summary
+
+
 def fit_mixture(vectors: np.ndarray, domains: np.ndarray, sections: np.ndarray, components: int,
-                covariance_reg: float, seed: int = 0, bandwidth: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+                covariance_reg: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """One mixture for a machine: per section, a GMM of its source clips plus the few target clips.
 
     DCASE gives a section ~1000 source clips and 10 target clips (here: whatever the data hold).
@@ -326,31 +353,19 @@ def fit_mixture(vectors: np.ndarray, domains: np.ndarray, sections: np.ndarray, 
     -------
     weights, means, precisions_cholesky, summary
     """
-    from sklearn.mixture import GaussianMixture
-
     all_weights, all_means, all_chol, summary = [], [], [], {}
     section_ids = sorted(set(sections))
     for section in section_ids:
-        source = vectors[(sections == section) & (domains != "target")]
-        target = vectors[(sections == section) & (domains == "target")]
-        if len(source) == 0:
-            source, target = target, target[:0]
-        k = max(1, min(components, len(source) // 2))
-        gmm = GaussianMixture(k, covariance_type="full", reg_covar=covariance_reg, random_state=seed, max_iter=200)
-        gmm.fit(source)
+        gmm, target, target_chol, summary[str(section)] = _section_mixtures(
+            vectors, domains, sections, section, components, covariance_reg, seed, bandwidth=False)
         share_source = 0.5 if len(target) else 1.0
         all_weights.append(gmm.weights_ * share_source / len(section_ids))
         all_means.append(gmm.means_)
         all_chol.append(gmm.precisions_cholesky_)
         if len(target):
-            pooled_cov = np.einsum("k,kde->de", gmm.weights_, gmm.covariances_)
-            chol = np.linalg.cholesky(np.linalg.inv(pooled_cov)).astype(np.float64)
-            chol = chol / np.sqrt(kde_bandwidth(target, chol) if bandwidth else 1.0)
             all_weights.append(np.full(len(target), (1 - share_source) / (len(target) * len(section_ids))))
             all_means.append(target)
-            all_chol.append(np.repeat(chol[np.newaxis], len(target), axis=0))
-        summary[str(section)] = {"source_clips": int(len(source)), "source_components": int(k),
-                                 "target_components": int(len(target))}
+            all_chol.append(target_chol)
     return (np.concatenate(all_weights), np.concatenate(all_means), np.concatenate(all_chol), summary)
 
 
@@ -373,30 +388,16 @@ def fit_group_mixtures(vectors: np.ndarray, domains: np.ndarray, sections: np.nd
     mixtures : dict
         Group -> :class:`Mixture` ("source" first, then the sections' target groups).
     summary : dict
-        Per section: source clips, source components and target components.
+        Per section: source clips, source components, target components and the kernels' bandwidth.
     """
-    from sklearn.mixture import GaussianMixture
-
     source_parts, targets, summary = [], {}, {}
     section_ids = sorted(set(sections))
     for section in section_ids:
-        source = vectors[(sections == section) & (domains != "target")]
-        target = vectors[(sections == section) & (domains == "target")]
-        if len(source) == 0:
-            source, target = target, target[:0]
-        k = max(1, min(components, len(source) // 2))
-        gmm = GaussianMixture(k, covariance_type="full", reg_covar=covariance_reg, random_state=seed, max_iter=200)
-        gmm.fit(source)
+        gmm, target, target_chol, summary[str(section)] = _section_mixtures(
+            vectors, domains, sections, section, components, covariance_reg, seed, bandwidth=True)
         source_parts.append((gmm.weights_ / len(section_ids), gmm.means_, gmm.precisions_cholesky_))
-        bandwidth = 1.0
         if len(target):
-            pooled_cov = np.einsum("k,kde->de", gmm.weights_, gmm.covariances_)
-            chol = np.linalg.cholesky(np.linalg.inv(pooled_cov)).astype(np.float64)
-            bandwidth = kde_bandwidth(target, chol)
-            targets[f"{section}/target"] = Mixture(np.full(len(target), 1 / len(target)), target,
-                                                   np.repeat(chol[np.newaxis] / np.sqrt(bandwidth), len(target), axis=0))
-        summary[str(section)] = {"source_clips": int(len(source)), "source_components": int(k),
-                                 "target_components": int(len(target)), "target_bandwidth": float(bandwidth)}
+            targets[f"{section}/target"] = Mixture(np.full(len(target), 1 / len(target)), target, target_chol)
     source = Mixture(*(np.concatenate([part[i] for part in source_parts]) for i in range(3)))
     return {"source": source, **targets}, summary
 
