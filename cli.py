@@ -217,6 +217,13 @@ def _print_fit_summary(detector, folder: str) -> None:
                f"{info.get('outlier') or 'none'}: {clips['train_outlier']} + {clips['val_outlier']}; "
                f"{info['epochs_run']} epochs, {info['fit_seconds']:.0f} s)")
     click.echo(f"threshold {detector.threshold:.4g}: {rule['description']}")
+    if rule.get("flagged_share_by_group"):
+        shares = ", ".join(f"{group} {share:.0%}" for group, share in rule["flagged_share_by_group"].items())
+        click.echo(f"normals it flags among the clips it was set on: {shares}")
+    if "battery" in info:
+        candidates = ", ".join(f"{name} {c['mean']:.3f}" for name, c in info["battery"]["candidates"].items())
+        click.echo(f"pooling {' + '.join(f'r = {d:g}' for d in info['pooling']['decays'])}: "
+                   f"{info['battery']['reason']} (battery AUC {candidates})")
     twin_folder = int8_twin_dir(folder)
     if twin_folder:
         twin = read_detector_json(twin_folder)
