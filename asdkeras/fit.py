@@ -658,7 +658,7 @@ def _fit_gmm_views(config: GmmConfig, frontend, train_records: list[ClipRecord],
                       "group_statistics": {decay_tag(v.decay): {g: list(st) for g, st in v.domain_stats.items()}
                                            for v in views},
                       "total_components": int(sum(len(m.weights) for v in views for m in v.mixtures.values()))},
-                     len(train_paths), len(val_paths), started, battery=document)
+                     len(train_paths), len(val_paths), started, battery=document, judged_per_condition=True)
 
 
 def gmm_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: np.ndarray, components: int,

@@ -192,8 +192,9 @@ def test_fit_all_then_test_export_and_score_the_ensemble(tiny_dataset, workdir, 
     assert {"ensemble.json", "detector.json", "model.keras", "config.json"} <= set(os.listdir(folder))
     choice = json.load(open(folder / "ensemble.json"))
     line = f"ensemble battery: {' + '.join(choice['members'])}"
-    assert line in fitted.output and "battery AUC fuse-max" in fitted.output
+    assert line in fitted.output and "battery AUC ae" in fitted.output and "fuse-max" in fitted.output
     assert set(choice["battery"]["candidates"]) == {"fuse-max", "fuse-mean", "ae", "mobilenet", "gmm"}
+    assert choice["members"] == ["gmm"]  # the one candidate with both views and per-condition scoring
 
     results = tmp_path / "results"
     tested = _run("test", "--machine", "valve", "--model", "ensemble", "--result-dir", results, *common)

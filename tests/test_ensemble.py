@@ -9,7 +9,7 @@ import pytest
 from asdkeras.data.layout import scan_split
 from asdkeras.detector import Detector
 from asdkeras.battery import BATTERY, FAMILIES
-from asdkeras.ensemble import (ENSEMBLE_FILE, REPORT_CHOICE, _paper_choice, both_views, combine, fit_ensemble,
+from asdkeras.ensemble import (ENSEMBLE_FILE, REPORT_CHOICE, _paper_choice, combine, eligible, fit_ensemble,
                                load_members, shared_held_out, standardise)
 from asdkeras.errors import AsdError
 from asdkeras.fit import fit_detector, make_config
@@ -23,11 +23,15 @@ def test_standardise_and_combine():
     np.testing.assert_allclose(combine(members, "max"), [1.0, 2.0])
 
 
-def test_battery_mode_keeps_a_steady_and_a_transient_view_when_a_candidate_does():
-    candidates = {"fuse-max": {"views": ["steady", "transient"]}, "ae": {"views": ["steady"]},
-                  "gmm": {"views": ["steady", "transient"]}, "mobilenet": {"views": []}}
-    assert both_views(candidates) == ["fuse-max", "gmm"]
-    assert both_views({"ae": {"views": ["steady"]}, "mobilenet": {"views": []}}) == ["ae", "mobilenet"]
+def test_battery_mode_keeps_both_views_then_per_condition_scoring_while_a_candidate_does():
+    candidates = {"ae": {"views": ["steady"]}, "mobilenet": {"views": []},
+                  "gmm": {"views": ["steady", "transient"], "per_condition": True},
+                  "fuse-mean": {"views": ["steady", "transient"], "per_condition": False}}
+    assert eligible(candidates) == (["gmm"], ["keeping a steady and a transient view",
+                                              "judging each clip in its own operating condition"])
+    gmm_mean_only = {**candidates, "gmm": {"views": ["steady"], "per_condition": True}}
+    assert eligible(gmm_mean_only) == (["fuse-mean"], ["keeping a steady and a transient view"])
+    assert eligible({"ae": {"views": ["steady"]}, "mobilenet": {"views": []}}) == (["ae", "mobilenet"], [])
 
 
 def test_paper_choice_follows_the_report_and_says_who_stands_in():
@@ -78,16 +82,13 @@ def test_battery_choice_is_recorded_per_candidate_and_kind(tiny_dataset, members
     document = ensemble.info["ensemble"]
     record = document["battery"]
     assert document["mode"] == "battery" and record["other_machine_types"] == ["valve"]  # fan: the AE's outlier
-    assert set(record["candidates"]) == {"fuse-max", "fuse-mean", "ae", "gmm"}
+    assert list(record["candidates"]) == ["ae", "gmm", "fuse-mean", "fuse-max"]  # ties go to the simpler
     for candidate in record["candidates"].values():
         assert set(candidate["kinds"]) == {p.name for p in BATTERY} and set(candidate["families"]) == set(FAMILIES)
         assert all(0 <= v <= 1 for v in candidate["kinds"].values())
-    # the default GMM keeps both views, the AE only the steady one: the AE alone is not eligible
-    assert "ae" not in record["eligible"] and "gmm" in record["eligible"]
-    best = max(record["eligible"], key=lambda n: record["candidates"][n]["mean"])
-    chosen = "fuse-max" if document["members"] == ["ae", "gmm"] and document["combine"] == "max" else \
-        "fuse-mean" if document["members"] == ["ae", "gmm"] else document["members"][0]
-    assert record["candidates"][chosen]["mean"] >= record["candidates"][best]["mean"] - 0.005
+    # the default GMM keeps both views and scores per condition; the AE neither: only the GMM is eligible
+    assert record["eligible"] == ["gmm"] and document["members"] == ["gmm"]
+    assert "judging each clip in its own operating condition" in document["reason"]
 
 
 def test_pick_and_paper_score_exactly_like_the_chosen_member(tiny_dataset, members):
