@@ -19,7 +19,7 @@ families, each with kinds of its own:
 * ``level``: a gain change and a spectral tilt (a fouled or loosened part, a changed load).
 
 Every pseudo-anomaly is a function ``clip, rng, context -> clip`` on float32 clips at
-:data:`~asdkeras.audio.SAMPLE_RATE` Hz; :func:`make_battery` applies every kind to every normal
+:data:`~asdkeras.audio.SAMPLE_RATE` Hz; :func:`altered_clips` applies every kind to every normal
 clip and :func:`battery_figures` turns the scores of a candidate into AUCs per kind and family.
 
 The rule (:func:`choose`): the candidate with the highest **mean over families** of the
@@ -274,12 +274,6 @@ def altered_clips(normals: np.ndarray, context: Context = Context(), seed: int =
         rng = np.random.default_rng([seed, index])
         yield kind.name, np.clip(np.stack([kind.alter(clip, rng, context) for clip in normals]),
                                  -1.0, 1.0).astype(np.float32)
-
-
-def score_battery(score: Callable[[np.ndarray], np.ndarray], normals: np.ndarray, context: Context = Context(),
-                  seed: int = 0, battery=BATTERY) -> dict[str, np.ndarray]:
-    """``{name: scores}`` of every kind's altered clips under ``score`` (clips -> scores), one kind in memory at a time."""
-    return {name: np.asarray(score(clips), np.float64) for name, clips in altered_clips(normals, context, seed, battery)}
 
 
 def decode_readable(paths: list[str], channel: int | None, skipped) -> tuple[list[str], np.ndarray | None]:

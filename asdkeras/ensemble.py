@@ -3,11 +3,12 @@
 Modes (:data:`~asdkeras.kinds.ENSEMBLE_MODES`):
 
 * ``battery`` (default): the candidate that the pseudo-anomaly battery (:mod:`asdkeras.battery`)
-  prefers among every member alone and the fusions of all members (``fuse-max``, ``fuse-mean``),
-  restricted to candidates that keep both a steady and a transient view (the default GMM holds
-  both; a clip-mean AE only the steady one) whenever one does. Real faults are short transients
-  as often as stationary changes, and a candidate blind to a whole family is not shipped while
-  one that sees both exists;
+  prefers among every member alone and the fusions of all members (``fuse-mean``, ``fuse-max``),
+  restricted by :data:`ELIGIBILITY`, each requirement while some candidate meets it: both a
+  steady and a transient view (the default GMM holds both; a clip-mean AE only the steady one),
+  then each clip judged in its own operating condition (the default GMM). Real faults are short
+  transients as often as stationary changes, and a candidate blind to a whole family, or whose
+  scores rise in a new operating condition, is not shipped while one without that flaw exists;
 * ``pick``: the member the battery prefers, whatever it keeps;
 * ``paper``: the report's per-type choice (:data:`REPORT_CHOICE`); the pooled GMM stands in
   where the report's model was not fitted, and for machine types outside its table;

@@ -562,7 +562,7 @@ def _fit_gmm_views(config: GmmConfig, frontend, train_records: list[ClipRecord],
     and on the battery's altered copies of up to :data:`asdkeras.battery.MAX_NORMALS` of them
     (each copy by the mixture of its clip's fold, so no score comes from a mixture that saw the
     clip); the candidate with the best battery figure is fitted on the training part and saved,
-    every figure recorded. Each view holds one mixture per section and domain
+    every figure recorded. Each view holds a source mixture and one per section's target clips
     (:func:`~asdkeras.models.gmm.fit_group_mixtures`); the groups, the views and the threshold
     are standardised by the out-of-fold scores of all training normals (both domains weighted
     equally), which hold every target clip where a held-out part holds one or two.
@@ -655,23 +655,19 @@ def _fit_gmm_views(config: GmmConfig, frontend, train_records: list[ClipRecord],
                      {"components_per_section": components, "covariance_reg": config.covariance_reg,
                       "sections": mixtures, "groups_scored_apart": sorted(views[0].mixtures),
                       "groups_left_out": sorted(left_out),
-                      "group_statistics": {decay_tag(v.decay): {g: list(st) for g, st in v.domain_stats.items()}
+                      "group_statistics": {decay_tag(v.decay): {g: list(st) for g, st in v.group_stats.items()}
                                            for v in views},
                       "total_components": int(sum(len(m.weights) for v in views for m in v.mixtures.values()))},
                      len(train_paths), len(val_paths), started, battery=document, judged_per_condition=True)
 
 
 def gmm_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: np.ndarray, components: int,
-                           covariance_reg: float, seed: int, folds: int = 5, extra: dict | None = None):
+                           covariance_reg: float, seed: int, folds: int = 5) -> tuple[np.ndarray, int]:
     """Each clip's score under a mixture fitted (standardisation included) without its fold.
 
     For the threshold when too few clips can be held out: the scores of clips a mixture was
     fitted on run low (each target clip is a component of its own), so a threshold on them flags
     nearly every new normal clip. Returns the scores and the number of folds used.
-
-    ``extra``: ``{name: (vectors, owners)}``, further vectors each derived from clip ``owners[i]``
-    (the battery's altered copies), scored by the mixture of their owner's fold; with it the
-    return is ``(scores, {name: extra scores}, folds)``.
     """
     from asdkeras.models.gmm import mixture_nll
 
@@ -679,17 +675,12 @@ def gmm_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: np
     fold = np.empty(len(pooled), dtype=int)
     fold[np.random.default_rng(seed).permutation(len(pooled))] = np.arange(len(pooled)) % folds
     scores = np.empty(len(pooled))
-    extra_scores = {name: np.empty(len(vectors)) for name, (vectors, _) in (extra or {}).items()}
     for f in range(folds):
         fit = fold != f
         mean, variance, (weights, means, chol, _) = _standardised_mixture(
             pooled[fit], domains[fit], sections[fit], components, covariance_reg, seed)
         scores[~fit] = mixture_nll((pooled[~fit] - mean) / np.sqrt(variance), weights, means, chol)
-        for name, (vectors, owners) in (extra or {}).items():
-            mine = fold[owners] == f
-            if mine.any():
-                extra_scores[name][mine] = mixture_nll((vectors[mine] - mean) / np.sqrt(variance), weights, means, chol)
-    return (scores, extra_scores, folds) if extra is not None else (scores, folds)
+    return scores, folds
 
 
 def group_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: np.ndarray, components: int,

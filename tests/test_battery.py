@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from asdkeras.audio import SAMPLE_RATE
 from asdkeras.battery import (BATTERY, FAMILIES, TIE, Context, PseudoAnomaly, altered_clips, battery_figures, choose,
-                              dominant_frequency, score_battery, strongest_event)
+                              dominant_frequency, strongest_event)
 
 SECONDS = 2
 N = SECONDS * SAMPLE_RATE
@@ -117,9 +117,3 @@ def test_choose_takes_the_best_mean_and_the_first_on_ties():
     assert choose({"a": {"mean": 0.7}, "b": {"mean": 0.9}})[0] == "b"
     chosen, why = choose({"a": {"mean": 0.9 - TIE / 2}, "b": {"mean": 0.9}})
     assert chosen == "a" and "tied" in why
-
-
-def test_score_battery_scores_every_kind():
-    normals = np.stack([_machine_clip(0), _machine_clip(1)])
-    scores = score_battery(lambda clips: np.abs(clips).max(axis=1), normals)
-    assert set(scores) == {p.name for p in BATTERY} and all(s.shape == (2,) for s in scores.values())

@@ -207,7 +207,7 @@ class PoolingView:
     """One pooling of the log-mel frames with its domain mixtures, as fitted: a view of the clip.
 
     ``decay`` the GWRP decay; ``mean``/``variance`` the standardisation of its pooled vectors.
-    ``mixtures``: group ("source", ``"<section>/target"``) -> :class:`Mixture`; ``domain_stats``: group ->
+    ``mixtures``: group ("source", ``"<section>/target"``) -> :class:`Mixture`; ``group_stats``: group ->
     (mean, std) of the out-of-fold NLLs of that group's training normals under its mixture. A
     clip's view score is its standardised NLL in the group most likely to have produced it: a
     normal clip is typical of its own domain (and target section), an anomaly of none. ``score_mean`` /
@@ -218,18 +218,18 @@ class PoolingView:
     mean: np.ndarray
     variance: np.ndarray
     mixtures: dict
-    domain_stats: dict
+    group_stats: dict
     score_mean: float = 0.0
     score_std: float = 1.0
 
-    def domain_nll(self, pooled: np.ndarray) -> dict[str, np.ndarray]:
+    def group_nll(self, pooled: np.ndarray) -> dict[str, np.ndarray]:
         """Per group, the NLL (float64) of pooled vectors ``(n, bands)`` of this view's decay."""
         standard = (pooled - self.mean) / np.sqrt(self.variance)
         return {domain: mixture.nll(standard) for domain, mixture in self.mixtures.items()}
 
     def score(self, pooled: np.ndarray) -> np.ndarray:
         """View scores: ``(NLL - mean) / std`` in the most likely group (:func:`assigned_group_score`)."""
-        return assigned_group_score(self.domain_nll(pooled), self.domain_stats)
+        return assigned_group_score(self.group_nll(pooled), self.group_stats)
 
     def standardised(self, scores: np.ndarray) -> np.ndarray:
         """View scores in units of the held-out normal scores' spread."""
@@ -283,7 +283,7 @@ def views_scoring_model(frames_per_clip: int, n_mels: int, views: list[PoolingVi
             nll = GaussianMixtureNLL(len(mixture.weights), mixture.means.shape[1], name=f"gmm_nll_g{index}_{tag}")
             raw.append(nll(standard))
             nll.set_mixture(mixture.weights, mixture.means, mixture.precisions_cholesky)
-            mean, std = view.domain_stats[group]
+            mean, std = view.group_stats[group]
             per_group.append(Standardise(mean, max(std, 1e-12), name=f"standardise_g{index}_{tag}")(raw[-1]))
         score = (AssignedGroupScore(name=f"fuse_scores_groups_{tag}")([raw, per_group]) if len(per_group) > 1
                  else per_group[0])
