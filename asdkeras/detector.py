@@ -228,6 +228,7 @@ def load_scoring_model(folder: str):
     import asdkeras.models.autoencoder  # noqa: F401  (registers the autoencoder's layers)
     import asdkeras.models.gmm  # noqa: F401  (registers the pooling and mixture layers)
     import asdkeras.models.layers  # noqa: F401  (registers the clip-score layers)
+    import asdkeras.models.mobilenet  # noqa: F401  (registers the image descriptor layer)
     import asdkeras.models.quantise  # noqa: F401  (registers the quantisation-aware layers)
 
     path = os.path.join(folder, MODEL_FILE)

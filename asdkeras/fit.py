@@ -27,8 +27,12 @@ from asdkeras.frontend import ImageFrontend, LogMelFrontend
 from asdkeras.pairing import resolve_outlier
 from asdkeras.pipeline import (Progress, no_progress, augmented_clips, image_dataset, mixed_training_dataset,
                                partition, split_validation, vector_statistics)
-from asdkeras.scoring import eq2_threshold, quantile_threshold, score_statistics
+from asdkeras.scoring import eq2_threshold, prediction_threshold, quantile_threshold, score_statistics
 
+MIN_HELD_OUT_PER_CONDITION = 5
+"""Held-out normals per section and domain that the networks' fits keep at least (up to half of
+them), and that a domain needs to measure how the network scores the clips it trained on
+(:func:`asdkeras.models.conditions.condition_statistics`)."""
 MIN_HELD_OUT = 10
 """Fewer held-out normal clips than this: the threshold is fitted on all training normals instead
 (scores of clips the network trained on run low, so it then flags more normals than intended)."""
@@ -46,6 +50,8 @@ class FitConfig:
     """
 
     kind: ClassVar[str]
+    held_out_per_condition: ClassVar[int] = 0
+    """Held-out normals per section and domain at least (up to half of them)."""
     machine: str
     seed: int = 0
     validation_fraction: float = 0.1
@@ -78,7 +84,8 @@ class FitConfig:
         if not normals:
             raise AsdError(f"{self.data_dir}: no normal training clips for {self.machine}")
         normals = _subsample(normals, self.normal_cap(), self.seed)
-        held_out = split_validation([(r.section, r.domain) for r in normals], self.validation_fraction, self.seed)
+        held_out = split_validation([(r.section, r.domain) for r in normals], self.validation_fraction, self.seed,
+                                    self.held_out_per_condition)
         return partition(normals, held_out)
 
 
@@ -92,6 +99,7 @@ class AutoencoderConfig(FitConfig):
     """
 
     kind: ClassVar[str] = "ae"
+    held_out_per_condition: ClassVar[int] = MIN_HELD_OUT_PER_CONDITION
     outlier: str | None = "auto"
     loss: str = "oe"
     epochs: int = 30
@@ -166,7 +174,8 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
     """
     import keras
 
-    from asdkeras.models.autoencoder import autoencoder_loss, autoencoder_scoring_model, build_autoencoder
+    from asdkeras.models.autoencoder import (autoencoder_descriptor, autoencoder_loss, autoencoder_scoring_model,
+                                             build_autoencoder)
 
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
@@ -200,17 +209,17 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
                           validation_data=val_data.repeat() if val_data else None,
                           validation_steps=val_steps if val_data else None, verbose=verbose)
 
-    scoring = autoencoder_scoring_model(network, *frontend.input_shape, config.features.n_frames)
-    thresholds, normal_scores = held_out_threshold(scoring, frontend, val_normal, train_normal,
-                                                   config.threshold_quantile, [r.domain for r in val_records],
-                                                   [r.domain for r in train_records])
+    judged = judge_per_condition(autoencoder_scoring_model(network, *frontend.input_shape, config.features.n_frames),
+                                 autoencoder_descriptor(), frontend, (train_records, train_normal),
+                                 (val_records, val_normal), config.threshold_quantile, config.seed)
     detector = Detector(
-        kind="ae", machine=config.machine, frontend=frontend, model=scoring,
-        score_units="mean over the clip's 309 log-mel vectors of their squared reconstruction error "
-                    "(normalised units)",
-        thresholds=thresholds, threshold_rule="quantile", normal_scores=normal_scores,
+        kind="ae", machine=config.machine, frontend=frontend, model=judged.model,
+        score_units="mean squared reconstruction error of the clip's log-mel vectors, standardised by the "
+                    "normal errors of the operating condition the clip most likely comes from",
+        thresholds=judged.thresholds, threshold_rule="quantile", normal_scores=judged.normal_scores,
         info={"loss": config.loss, "outlier": outlier_machine,
               "views": ["steady"],  # a clip-mean error: steady changes count, a short event is averaged away
+              **judged.info(),
               "clips": {"train_normal": len(train_normal), "val_normal": len(val_normal),
                         "train_outlier": len(train_outlier), "val_outlier": len(val_outlier)},
               "epochs_run": len(history.history["loss"]),
@@ -221,40 +230,82 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
     return detector
 
 
-def held_out_threshold(scoring_model, frontend, held_out: list[str], trained_on: list[str],
-                       quantile: float, held_out_domains: list[str], trained_on_domains: list[str]) -> tuple[dict, dict]:
-    """The quantile threshold and the normal-score statistics, from held-out normal clips.
+@dataclass
+class JudgedScores:
+    """A network's scoring model judged per operating condition, with its threshold (see :func:`judge_per_condition`)."""
+
+    model: object
+    conditions: object
+    thresholds: dict
+    normal_scores: dict
+    descriptors: np.ndarray
+
+    def info(self) -> dict:
+        from asdkeras.models.conditions import describe
+
+        return {"judged_per_condition": len(self.conditions.score_stats) > 1, "conditions": describe(self.conditions)}
+
+
+def judge_per_condition(raw_model, descriptor, frontend, trained: tuple[list, list], held_out: tuple[list, list],
+                        quantile: float, seed: int, like: JudgedScores | None = None) -> JudgedScores:
+    """The raw scoring model judged in each clip's operating condition, and the threshold on its scores.
 
     Parameters
     ----------
-    scoring_model : keras.Model
-        Features -> clip score.
+    raw_model : keras.Model
+        Features -> the network's raw clip score.
+    descriptor : keras.layers.Layer
+        Features -> clip descriptor (see :func:`asdkeras.models.conditions.conditioned_scoring_model`).
     frontend : LogMelFrontend or ImageFrontend
-        The model's front-end; ``held_out`` and ``trained_on`` are its cache paths.
-    held_out, trained_on : list of str
-        Cached features of normal clips the network did not train on, and of those it did.
-        With fewer than :data:`MIN_HELD_OUT` held out, both are used, and the record says so.
+        The model's front-end.
+    trained, held_out : (records, cache paths)
+        Training normals the network trained on, and those it did not.
     quantile : float
         Intended share of normal clips kept as normal.
-    held_out_domains, trained_on_domains : list of str
-        Domain of each clip; domains weigh equally in the threshold.
+    like : JudgedScores, optional
+        Reuse its descriptors and condition mixtures (the int8 twin of the same network); only
+        the score statistics are the new network's.
 
-    Returns
-    -------
-    thresholds : dict
-        ``{"quantile": record}`` (see :func:`asdkeras.scoring.quantile_threshold`).
-    normal_scores : dict
-        :func:`asdkeras.scoring.score_statistics` of the same scores.
+    Each condition's normal scores are measured on all its training normals, those the network
+    trained on corrected by the held-out ones (:func:`asdkeras.models.conditions.condition_statistics`),
+    so the threshold is the normal quantile (:func:`asdkeras.scoring.prediction_threshold`);
+    ``flagged_share_by_group`` is the share of held-out normals it flags per domain. With fewer
+    than :data:`MIN_HELD_OUT_PER_CONDITION` held out in both domains, nothing is corrected, and the
+    record says so.
     """
-    if len(held_out) >= MIN_HELD_OUT:
-        paths, domains, what = held_out, held_out_domains, "held-out training-normal clip scores"
+    from asdkeras.models.conditions import Conditions, condition_statistics, conditioned_scoring_model, fit_conditions
+
+    records, paths = trained[0] + held_out[0], trained[1] + held_out[1]
+    is_held_out = np.array([False] * len(trained[1]) + [True] * len(held_out[1]))
+    sections, domains = [r.section for r in records], [r.domain for r in records]
+    raw = _predict(raw_model, frontend, paths)
+    if like is None:
+        import keras
+
+        features = keras.Input(frontend.input_shape)
+        descriptors = _predict(keras.Model(features, descriptor(features)), frontend, paths, vectors=True)
+        conditions = Conditions(*fit_conditions(descriptors, sections, domains, seed), {}, {})
     else:
-        paths, domains = held_out + trained_on, held_out_domains + trained_on_domains
-        what = (f"training-normal clip scores ({len(held_out)} held out, too few: the clips the network "
-                f"trained on are included, so more normals than intended may be flagged)")
-    scores = np.asarray(scoring_model.predict(frontend.dataset(paths), verbose=0), np.float64).reshape(-1)
-    return ({"quantile": quantile_threshold(scores, quantile, what, domains)},
-            {**score_statistics(scores), "clips": what})
+        descriptors, conditions = like.descriptors, like.conditions
+    stats, summary = condition_statistics(raw, sections, domains, is_held_out, MIN_HELD_OUT_PER_CONDITION, quantile)
+    conditions = conditions.with_score_stats(stats, summary)
+    scores = conditions.score(descriptors, raw)
+    corrected = any(c["held_out_clips"] >= MIN_HELD_OUT_PER_CONDITION for c in summary["corrections"].values())
+    measured = ("every training normal of its condition, those the network trained on corrected by the held-out ones"
+                if corrected else
+                f"every training normal ({len(held_out[1])} held out, too few to correct the clips the network trained "
+                f"on, so more normals than intended may be flagged)")
+    check = is_held_out if is_held_out.sum() >= 2 else np.ones(len(paths), bool)
+    threshold = prediction_threshold(scores[check], np.asarray(domains)[check], quantile, measured)
+    return JudgedScores(conditioned_scoring_model(raw_model, descriptor, conditions), conditions,
+                        {"quantile": threshold},
+                        {**score_statistics(scores[check]), "clips": "held-out training normals, judged per condition"},
+                        descriptors)
+
+
+def _predict(model, frontend, paths: list[str], vectors: bool = False) -> np.ndarray:
+    out = np.asarray(model.predict(frontend.dataset(paths), verbose=0), np.float64)
+    return out.reshape(len(paths), -1) if vectors else out.reshape(-1)
 
 
 @dataclass(kw_only=True)
@@ -280,6 +331,7 @@ class MobileNetConfig(FitConfig):
     """
 
     kind: ClassVar[str] = "mobilenet"
+    held_out_per_condition: ClassVar[int] = MIN_HELD_OUT_PER_CONDITION
     outlier: str | None = "auto"
     weights: str | None = "imagenet"
     width: float = 1.0
@@ -336,8 +388,8 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
     """Fine-tune MobileNetV2 on spectrogram images (machine vs outliers), threshold and save it."""
     import keras
 
-    from asdkeras.models.mobilenet import (build_mobilenet, mobilenet_scoring_model, recalibrate_batch_norm,
-                                           unfreeze_top_blocks)
+    from asdkeras.models.mobilenet import (build_mobilenet, mobilenet_descriptor, mobilenet_scoring_model,
+                                           recalibrate_batch_norm, unfreeze_top_blocks)
 
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
@@ -388,20 +440,34 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
         unfreeze_top_blocks(model, config.fine_tune_blocks)
         histories.append(run_phase(config.fine_tune_epochs, config.fine_tune_learning_rate))
 
+    judged_float = None
+
     def thresholded(network: keras.Model, **info) -> Detector:
-        scoring = mobilenet_scoring_model(network)
-        thresholds, normal_scores = held_out_threshold(scoring, frontend, val_real_images, train_real_images,
-                                                       config.threshold_quantile, [r.domain for r in val_records],
-                                                       [r.domain for r in train_records])
-        train_logits = -np.asarray(scoring.predict(frontend.dataset(train_real_images), verbose=0), np.float64)
-        thresholds["eq2"] = eq2_threshold(scipy.special.expit(train_logits), config.threshold_alpha)
-        return Detector(kind="mobilenet", machine=config.machine, frontend=frontend, model=scoring,
-                        score_units="-z, the negative logit of p(this machine) = sigmoid(z)",
-                        thresholds=thresholds, threshold_rule=config.threshold_rule, normal_scores=normal_scores,
+        nonlocal judged_float
+        raw = mobilenet_scoring_model(network)
+        judged = judge_per_condition(raw, mobilenet_descriptor(config.image_size), frontend, (train_records, train_real_images),
+                                     (val_records, val_real_images), config.threshold_quantile, config.seed,
+                                     like=judged_float)
+        judged_float = judged_float or judged
+        thresholds = judged.thresholds
+        train_logits = -np.asarray(raw.predict(frontend.dataset(train_real_images), verbose=0), np.float64)
+        eq2 = eq2_threshold(scipy.special.expit(train_logits), config.threshold_alpha)
+        # Eq. 2 is a level of the raw logit; expressed on the judged score of a source clip
+        stats = judged.conditions.score_stats
+        source = [stats[g] for g in stats if g.endswith("/source")] or list(stats.values())
+        source_mean, source_std = np.mean(source, axis=0)
+        thresholds["eq2"] = {**eq2, "logit_threshold": eq2["value"], "value": (eq2["value"] - source_mean) / source_std,
+                             "description": eq2["description"] + "; on the judged score, that logit in units of "
+                                            "the source condition's normals, applied in every condition"}
+        return Detector(kind="mobilenet", machine=config.machine, frontend=frontend, model=judged.model,
+                        score_units="-z, the negative logit of p(this machine) = sigmoid(z), standardised by the "
+                                    "normal scores of the operating condition the clip most likely comes from",
+                        thresholds=thresholds, threshold_rule=config.threshold_rule,
+                        normal_scores=judged.normal_scores,
                         info={"outlier": outlier_machine,
                               "weights": config.weights if config.weights in (None, "imagenet")
                               else os.path.abspath(config.weights),
-                              "width": config.width, **info})
+                              "width": config.width, **judged.info(), **info})
 
     history = _history_dict(*histories)
     detector = thresholded(
@@ -818,7 +884,8 @@ def split_files(config: FitConfig) -> dict:
                          "test": [os.path.relpath(r.path, base) for r in test]}}
 
 
-IN_SAMPLE_THRESHOLD = "the threshold is fitted on training clips too and may flag more normals than intended"
+IN_SAMPLE_THRESHOLD = ("normal scores are measured on the clips the network trained on, corrected only where a domain "
+                       f"has {MIN_HELD_OUT_PER_CONDITION} held out, so more normals than intended may be flagged")
 
 
 def _note_held_out(held_out: list, trained: list, config: FitConfig, threshold: str = IN_SAMPLE_THRESHOLD) -> None:

@@ -409,11 +409,13 @@ def vector_statistics(cache_paths: Sequence[str], config: LogMelConfig = LogMelC
     return mean, np.maximum(total_sq / count - mean ** 2, 1e-8)
 
 
-def split_validation(keys: Sequence[tuple], fraction: float, seed: int) -> np.ndarray:
+def split_validation(keys: Sequence[tuple], fraction: float, seed: int, minimum: int = 0) -> np.ndarray:
     """Boolean mask of validation items, drawn at random within every group key (section, domain).
 
-    Each group gives ``round(fraction * size)`` items, at least one when it has 5 or more, so
-    the validation set spans all sections and both domains.
+    Each group gives ``round(fraction * size)`` items, at least one when it has 5 or more, and
+    at least ``minimum`` up to half the group, so the validation set spans all sections and both
+    domains. A group's draw is the start of one random order, so a larger ``minimum`` holds out
+    a superset of the clips a smaller one does.
     """
     rng = np.random.default_rng(seed)
     mask = np.zeros(len(keys), dtype=bool)
@@ -421,10 +423,13 @@ def split_validation(keys: Sequence[tuple], fraction: float, seed: int) -> np.nd
     for i, key in enumerate(keys):
         groups.setdefault(key, []).append(i)
     for members in groups.values():
+        order = np.asarray(members)[rng.permutation(len(members))]
         take = int(round(fraction * len(members)))
         if take == 0 and fraction > 0 and len(members) >= 5:
             take = 1
-        mask[rng.choice(members, size=min(take, len(members) - 1), replace=False)] = True
+        if fraction > 0:
+            take = max(take, min(minimum, len(members) // 2))
+        mask[order[:min(take, len(members) - 1)]] = True
     return mask
 
 

@@ -115,6 +115,24 @@ def quantile_threshold(scores, quantile: float = 0.9, what: str = "held-out norm
                   description=f"empirical {quantile:g} quantile of {count} {what} ({reason})")
 
 
+def prediction_threshold(scores, domains, quantile: float, measured: str) -> dict:
+    """The threshold on scores judged per condition: the normal ``quantile``, ``Phi^-1(quantile)``.
+
+    Each condition's scores are standardised and widened for a new clip
+    (:func:`asdkeras.models.conditions.prediction_scale`), so a new normal clip of any condition
+    exceeds this level with about ``1 - quantile`` probability. ``scores``/``domains``: normal
+    clips to check it on (held-out ones); ``flagged_share_by_group`` is their share above it per
+    domain. ``measured``: what the conditions' statistics were measured on, for the description.
+    """
+    scores, domains = _check_scores(scores, quantile), np.asarray(domains)
+    value = float(scipy.stats.norm.ppf(quantile))
+    return {"quantile": quantile, "value": value, "rule": "condition-prediction", "fitted_on": int(scores.size),
+            "empirical": float(np.quantile(scores, quantile)), "flagged_share": float(np.mean(scores > value)),
+            "flagged_share_by_group": {str(d): float(np.mean(scores[domains == d] > value)) for d in np.unique(domains)},
+            "description": f"the {quantile:g} quantile of a new normal clip's score in its operating condition "
+                           f"(Student-t prediction from {measured}); flagged shares from {scores.size} of them"}
+
+
 def eq2_threshold(p_machine, alpha: float = 0.04) -> dict:
     """The report's Eq. 2 on p(this machine), expressed on the score -logit(p).
 

@@ -86,9 +86,13 @@ def test_battery_choice_is_recorded_per_candidate_and_kind(tiny_dataset, members
     for candidate in record["candidates"].values():
         assert set(candidate["kinds"]) == {p.name for p in BATTERY} and set(candidate["families"]) == set(FAMILIES)
         assert all(0 <= v <= 1 for v in candidate["kinds"].values())
-    # the default GMM keeps both views and scores per condition; the AE neither: only the GMM is eligible
-    assert record["eligible"] == ["gmm"] and document["members"] == ["gmm"]
-    assert "judging each clip in its own operating condition" in document["reason"]
+    # every member judges clips per condition; the AE keeps only the steady view: alone it is not eligible
+    assert record["eligible"] == ["gmm", "fuse-mean", "fuse-max"]
+    assert record["candidates"]["ae"]["per_condition"] and record["candidates"]["fuse-max"]["per_condition"]
+    best = max(record["candidates"][name]["mean"] for name in record["eligible"])
+    chosen = next(name for name in record["eligible"] if record["candidates"][name]["mean"] >= best - 0.005)
+    assert document["members"] == record["candidates"][chosen]["members"]  # the best mean, ties to the simpler
+    assert "keeping a steady and a transient view" in document["reason"]
 
 
 def test_pick_and_paper_score_exactly_like_the_chosen_member(tiny_dataset, members):

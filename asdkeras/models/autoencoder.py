@@ -110,3 +110,11 @@ def autoencoder_loss(kind: str = "oe", margin: float = 1.0):
         raise ValueError(f"unknown loss '{kind}'; use one of {', '.join(LOSSES)}")
     loss.__name__ = f"{kind.replace('-', '_')}_loss"
     return loss
+
+
+def autoencoder_descriptor() -> layers.Layer:
+    """Log-mel frames ``(batch, frames, bands)`` -> the clip's band means ``(batch, bands)``: which operating
+    condition it sounds like (:mod:`asdkeras.models.conditions`)."""
+    from asdkeras.models.gmm import GWRPooling
+
+    return GWRPooling([1.0], name="gwrp_condition")

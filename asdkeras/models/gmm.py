@@ -236,8 +236,12 @@ class PoolingView:
         return (np.asarray(scores, np.float64) - self.score_mean) / max(self.score_std, 1e-12)
 
 
-def assigned_group_score(nll: dict[str, np.ndarray], stats: dict[str, tuple[float, float]]) -> np.ndarray:
+def assigned_group_score(nll: dict[str, np.ndarray], stats: dict[str, tuple[float, float]],
+                         values: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Each clip's standardised NLL ``(nll[g] - mean_g) / std_g`` in the group most likely to have produced it.
+
+    ``values``: per group, what is standardised instead of the NLL (a network's raw score judged
+    per condition, :mod:`asdkeras.models.conditions`); the groups' posterior still comes from ``nll``.
 
     The groups' mixtures are proper densities, so their likelihoods say which condition most
     likely produced the clip, and the clip is judged by that condition's own normals. The choice
@@ -249,8 +253,9 @@ def assigned_group_score(nll: dict[str, np.ndarray], stats: dict[str, tuple[floa
     target ones.) An infinite NLL (a group not fitted in a fold) gets weight 0.
     """
     groups = list(nll)
+    values = nll if values is None else values
     stacked = np.stack([nll[g] for g in groups], axis=1)
-    standard = np.stack([(nll[g] - stats[g][0]) / max(stats[g][1], 1e-12) for g in groups], axis=1)
+    standard = np.stack([(values[g] - stats[g][0]) / max(stats[g][1], 1e-12) for g in groups], axis=1)
     lowest = np.min(stacked, axis=1, keepdims=True)
     weights = np.exp(-(stacked - lowest))
     weights /= weights.sum(axis=1, keepdims=True)
@@ -298,7 +303,7 @@ def pooling_model(frames_per_clip: int, n_mels: int, decays) -> keras.Model:
     return keras.Model(frames, GWRPooling(decays, name="gwrp")(frames), name="gwrp_pooling")
 
 
-def _section_mixtures(vectors: np.ndarray, domains: np.ndarray, sections: np.ndarray, section, components: int,
+def section_mixtures(vectors: np.ndarray, domains: np.ndarray, sections: np.ndarray, section, components: int,
                       covariance_reg: float, seed: int, bandwidth: bool):
     """One section's source GMM, its target clips, their kernels' precision Cholesky factors and a summary.
 
@@ -356,7 +361,7 @@ def fit_mixture(vectors: np.ndarray, domains: np.ndarray, sections: np.ndarray, 
     all_weights, all_means, all_chol, summary = [], [], [], {}
     section_ids = sorted(set(sections))
     for section in section_ids:
-        gmm, target, target_chol, summary[str(section)] = _section_mixtures(
+        gmm, target, target_chol, summary[str(section)] = section_mixtures(
             vectors, domains, sections, section, components, covariance_reg, seed, bandwidth=False)
         share_source = 0.5 if len(target) else 1.0
         all_weights.append(gmm.weights_ * share_source / len(section_ids))
@@ -393,7 +398,7 @@ def fit_group_mixtures(vectors: np.ndarray, domains: np.ndarray, sections: np.nd
     source_parts, targets, summary = [], {}, {}
     section_ids = sorted(set(sections))
     for section in section_ids:
-        gmm, target, target_chol, summary[str(section)] = _section_mixtures(
+        gmm, target, target_chol, summary[str(section)] = section_mixtures(
             vectors, domains, sections, section, components, covariance_reg, seed, bandwidth=True)
         source_parts.append((gmm.weights_ / len(section_ids), gmm.means_, gmm.precisions_cholesky_))
         if len(target):

@@ -168,3 +168,37 @@ def recalibrate_batch_norm(model: keras.Model, images, max_batches: int = 50) ->
         for layer, momentum in zip(norms, momenta):
             layer.momentum = momentum
     return used
+
+
+@keras.saving.register_keras_serializable(package="asdkeras")
+class ImageSpectrum(layers.Layer):
+    """Spectrogram images ``(batch, freq, time, channels)`` -> the time-averaged spectrum in ``bands`` bands.
+
+    The clip descriptor that tells operating conditions apart (:mod:`asdkeras.models.conditions`):
+    the first channel's rows (frequency bins) averaged over time, then over groups of adjacent
+    rows, so a few dozen training clips can fit a mixture of it. ``bands`` must divide the
+    image's height.
+    """
+
+    def __init__(self, bands: int = 64, **kwargs):
+        super().__init__(**kwargs)
+        self.bands = int(bands)
+
+    def call(self, images):
+        from keras import ops
+
+        spectrum = ops.mean(images[..., 0], axis=2)
+        height = images.shape[1]
+        return ops.mean(ops.reshape(spectrum, (-1, self.bands, height // self.bands)), axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0], self.bands
+
+    def get_config(self):
+        return {**super().get_config(), "bands": self.bands}
+
+
+def mobilenet_descriptor(image_size: int = 320) -> layers.Layer:
+    """The :class:`ImageSpectrum` descriptor of ``image_size`` images: as many bands as fit in 64 that divide it."""
+    bands = max(b for b in range(1, 65) if image_size % b == 0)
+    return ImageSpectrum(bands, name="gwrp_condition")
