@@ -43,7 +43,7 @@ from asdkeras.fit import MIN_HELD_OUT, load_config
 from asdkeras.frontend import WaveformFrontend
 from asdkeras.kinds import COMBINATIONS, DEFAULT_ENSEMBLE_MODE, ENSEMBLE, ENSEMBLE_MODES, MODEL_KINDS
 from asdkeras.pipeline import Progress, no_progress
-from asdkeras.scoring import quantile_threshold, score_statistics
+from asdkeras.scoring import normal_prediction_threshold, score_statistics
 
 ENSEMBLE_FILE = "ensemble.json"
 
@@ -285,8 +285,8 @@ def fit_ensemble(machine: str, models_dir: str = "saved_models", mode: str = DEF
             picked = used[0].detector
             return model, picked.thresholds, picked.threshold_rule, picked.normal_scores, picked.score_units
         scores = combine([standardise(held_scores[m.kind], m.detector.normal_scores) for m in used], how)
-        thresholds = {"quantile": quantile_threshold(scores, members[0].config.threshold_quantile, f"fused {what}",
-                                                     domains)}
+        thresholds = {"quantile": normal_prediction_threshold(scores, members[0].config.threshold_quantile,
+                                                              f"fused {what}", domains)}
         return (model, thresholds, "quantile", {**score_statistics(scores), "clips": f"fused {what}"},
                 f"{how} over members of (score - mean) / std of the member's held-out normal scores "
                 f"({', '.join(chosen)})")

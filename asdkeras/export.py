@@ -228,6 +228,14 @@ def _convert(saved_model: str, quantisation: str, representative, int8_io: bool,
     return debugger.get_nondebug_quantized_model()
 
 
+def _has_float_stage(model) -> bool:
+    """Whether a Keras scoring model holds a Gaussian-mixture stage (float only), nested models included."""
+    from asdkeras.models.gmm import GaussianMixtureNLL
+
+    return any(isinstance(layer, GaussianMixtureNLL) or (hasattr(layer, "layers") and _has_float_stage(layer))
+               for layer in model.layers)
+
+
 def _integer_tensor_count(model_content: bytes) -> int:
     """How many int8 tensors a TFLite model holds (0: it computes in float throughout)."""
     import tensorflow as tf
@@ -330,6 +338,10 @@ def export_detector(detector: Detector, out_dir: str, quantisations: Iterable[st
         The detector's quantisation-aware twin: the dynamic and int8 variants are converted from
         it (no calibration), with its threshold and ``int8_official_score`` in their sidecars.
     """
+    if int8_io and "int8" in quantisations and _has_float_stage(detector.model):
+        raise AsdError(f"{detector.machine}/{detector.kind}: --int8-io makes every op integer, but this detector "
+                       f"judges clips per operating condition with Gaussian mixtures, which need float; export "
+                       f"int8 without --int8-io (int8 network, float input, output and score tail)")
     written = []
     variants = ((True, waveforms),) if detector.frontend.reads_waveforms else ((False, features), (True, waveforms))
     with tempfile.TemporaryDirectory(prefix="asdkeras-export-") as tmp:

@@ -133,6 +133,30 @@ def prediction_threshold(scores, domains, quantile: float, measured: str) -> dic
                            f"(Student-t prediction from {measured}); flagged shares from {scores.size} of them"}
 
 
+def normal_prediction_threshold(scores, quantile: float = 0.9, what: str = "held-out normal clip scores",
+                                groups=None) -> dict:
+    """The ``quantile`` of a new normal clip's score, predicted from few normal scores (Student t).
+
+    ``mean + std * t(n - 1, quantile) * sqrt(1 + 1 / n)`` over the scores, groups (domains)
+    weighted equally. For a fused ensemble score, whose held-out normals are the ~20 clips that no
+    member trained on: their empirical 0.9 quantile lies between the two largest of them and
+    moves with every draw (measured: 23-40 % of one type's test normals flagged).
+    """
+    scores = _check_scores(scores, quantile)
+    groups = None if groups is None or len(set(groups)) < 2 else np.asarray(groups)
+    fitted = scores if groups is None else balance_groups(scores, groups)
+    n = scores.size
+    value = float(fitted.mean() + fitted.std(ddof=1) * scipy.stats.t.ppf(quantile, n - 1) * np.sqrt(1 + 1 / n))
+    if groups is not None:
+        what += f", {' and '.join(sorted(set(groups)))} weighted equally"
+    shares = {} if groups is None else {"flagged_share_by_group": {
+        str(g): float(np.mean(scores[groups == g] > value)) for g in np.unique(groups)}}
+    return {"quantile": quantile, "fitted_on": int(n), "empirical": float(np.quantile(fitted, quantile)),
+            "value": value, "rule": "normal-prediction", "flagged_share": float(np.mean(fitted > value)), **shares,
+            "description": f"{quantile:g} quantile of a new normal score predicted (Student t) from the mean and "
+                           f"spread of {n} {what}"}
+
+
 def eq2_threshold(p_machine, alpha: float = 0.04) -> dict:
     """The report's Eq. 2 on p(this machine), expressed on the score -logit(p).
 

@@ -3,6 +3,7 @@
 import csv
 import glob
 import json
+import math
 import os
 
 import pytest
@@ -33,7 +34,8 @@ def test_fit_then_test_autoencoder_with_outlier_exposure(tiny_dataset, workdir):
     folder = workdir / "models" / "gearbox" / "ae"
     assert sorted(os.listdir(folder)) == ["config.json", "detector.json", "history.json", "model.keras"]
     detector = json.load(open(folder / "detector.json"))
-    assert detector["loss"] == "oe" and detector["outlier"] == "fan" and detector["threshold"] > 0
+    assert detector["loss"] == "oe" and detector["outlier"] == "fan" and math.isfinite(detector["threshold"])
+    assert detector["conditions"]["groups"] and detector["thresholds"]["quantile"]["rule"] == "condition-prediction"
     assert detector["threshold_rule"] == "quantile" and detector["normal_scores"]["count"] > 0
     assert "threshold" in fitted.output and detector["thresholds"]["quantile"]["description"] in fitted.output
 
@@ -44,7 +46,7 @@ def test_fit_then_test_autoencoder_with_outlier_exposure(tiny_dataset, workdir):
     for section in ("00", "01", "02"):
         rows = list(csv.reader(open(results / f"anomaly_score_gearbox_section_{section}_test.csv")))
         assert len(rows) == 12 and [r[0] for r in rows] == sorted(r[0] for r in rows)
-        assert all(r[0].startswith(f"section_{section}_") and float(r[1]) >= 0 for r in rows)
+        assert all(r[0].startswith(f"section_{section}_") and math.isfinite(float(r[1])) for r in rows)
         decisions = list(csv.reader(open(results / f"decision_result_gearbox_section_{section}_test.csv")))
         assert [r[0] for r in decisions] == [r[0] for r in rows] and {r[1] for r in decisions} <= {"0", "1"}
     metrics = json.load(open(results / "metrics_ae_gearbox.json"))
@@ -91,7 +93,7 @@ def test_export_tflite_then_score_with_the_tflite_model_alone(tiny_dataset, work
     assert f"scored {len(good)} clips" in scored.output and "2 file(s) could not be read" in scored.output
     rows = list(csv.reader(open(tmp_path / "scores.csv")))
     assert rows[0] == ["file", "score", "decision"] and len(rows) == len(good) + 1
-    assert {r[2] for r in rows[1:]} <= {"0", "1"} and all(float(r[1]) > 0 for r in rows[1:])
+    assert {r[2] for r in rows[1:]} <= {"0", "1"} and all(math.isfinite(float(r[1])) for r in rows[1:])
 
     test_dir = os.path.join(tiny_dataset, "dev_data", "gearbox", "test")
     evaluated = _run("score", test_dir, "--tflite", model, "--result-dir", tmp_path / "lite_results")
@@ -194,7 +196,9 @@ def test_fit_all_then_test_export_and_score_the_ensemble(tiny_dataset, workdir, 
     line = f"ensemble battery: {' + '.join(choice['members'])}"
     assert line in fitted.output and "battery AUC ae" in fitted.output and "fuse-max" in fitted.output
     assert set(choice["battery"]["candidates"]) == {"fuse-max", "fuse-mean", "ae", "mobilenet", "gmm"}
-    assert choice["members"] == ["gmm"]  # the one candidate with both views and per-condition scoring
+    eligible = choice["battery"]["eligible"]  # both views (only the GMM keeps the transient one), per condition
+    assert "ae" not in eligible and "mobilenet" not in eligible and "gmm" in eligible
+    assert choice["members"] in [choice["battery"]["candidates"][name]["members"] for name in eligible]
 
     results = tmp_path / "results"
     tested = _run("test", "--machine", "valve", "--model", "ensemble", "--result-dir", results, *common)

@@ -79,3 +79,16 @@ def test_domains_weigh_equally_in_the_threshold():
     assert "weighted equally" in record["description"]
     assert set(record["flagged_share_by_group"]) == {"source", "target"}
     assert quantile_threshold(scores, 0.9, groups=["source"] * 30)["value"] == quantile_threshold(scores, 0.9)["value"]
+
+
+def test_normal_prediction_threshold_flags_the_intended_share_of_new_normals():
+    from asdkeras.scoring import normal_prediction_threshold
+
+    rng = np.random.default_rng(8)
+    flagged = []
+    for _ in range(3000):  # 18 held-out normals (the ensemble's), then one new normal
+        record = normal_prediction_threshold(rng.normal(2.0, 0.5, 18), 0.9)
+        flagged.append(rng.normal(2.0, 0.5) > record["value"])
+    assert np.mean(flagged) == pytest.approx(0.10, abs=0.015)
+    balanced = normal_prediction_threshold([0.0] * 16 + [5.0, 5.1], 0.9, groups=["source"] * 16 + ["target"] * 2)
+    assert balanced["rule"] == "normal-prediction" and balanced["flagged_share_by_group"]["source"] == 0.0

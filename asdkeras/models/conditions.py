@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from asdkeras.models.gmm import AssignedGroupScore, GaussianMixtureNLL, Mixture, assigned_group_score, section_mixtures
+from asdkeras.models.gmm import Mixture, assigned_group_layers, assigned_group_score, section_mixtures
 
 DESCRIPTOR_COMPONENTS = 2
 """Components of each section's source mixture of clip descriptors."""
@@ -230,14 +230,8 @@ def conditioned_scoring_model(scoring: keras.Model, descriptor: keras.layers.Lay
     standard = keras.layers.Normalization(mean=conditions.descriptor_mean.astype("float32"),
                                           variance=conditions.descriptor_variance.astype("float32"),
                                           name="standardise_descriptor_condition")(described)
-    nlls, per_group = [], []
-    for index, (group, mixture) in enumerate(conditions.mixtures.items()):
-        layer = GaussianMixtureNLL(len(mixture.weights), mixture.means.shape[1], name=f"gmm_nll_g{index}_condition")
-        nlls.append(layer(standard))
-        layer.set_mixture(mixture.weights, mixture.means, mixture.precisions_cholesky)
-        mean, std = conditions.score_stats[group]
-        per_group.append(Standardise(mean, std, name=f"standardise_g{index}_condition")(raw))
-    score = AssignedGroupScore(name="fuse_scores_condition")([nlls, per_group])
+    score = assigned_group_layers(standard, conditions.mixtures, conditions.score_stats, "condition",
+                                  "fuse_scores_condition", values=raw)
     return keras.Model(features, score, name=name or scoring.name)
 
 

@@ -283,18 +283,30 @@ def views_scoring_model(frames_per_clip: int, n_mels: int, views: list[PoolingVi
         pooled = GWRPooling([view.decay], name=f"gwrp_{tag}")(frames)
         standard = layers.Normalization(mean=np.asarray(view.mean, "float32"),
                                         variance=np.asarray(view.variance, "float32"), name=f"standardise_{tag}")(pooled)
-        raw, per_group = [], []
-        for index, (group, mixture) in enumerate(view.mixtures.items()):
-            nll = GaussianMixtureNLL(len(mixture.weights), mixture.means.shape[1], name=f"gmm_nll_g{index}_{tag}")
-            raw.append(nll(standard))
-            nll.set_mixture(mixture.weights, mixture.means, mixture.precisions_cholesky)
-            mean, std = view.group_stats[group]
-            per_group.append(Standardise(mean, max(std, 1e-12), name=f"standardise_g{index}_{tag}")(raw[-1]))
-        score = (AssignedGroupScore(name=f"fuse_scores_groups_{tag}")([raw, per_group]) if len(per_group) > 1
-                 else per_group[0])
+        score = assigned_group_layers(standard, view.mixtures, view.group_stats, tag, f"fuse_scores_groups_{tag}")
         scores.append(Standardise(view.score_mean, max(view.score_std, 1e-12), name=f"standardise_score_{tag}")(score))
     return keras.Model(frames, CombineScores(how, name="fuse_scores")(scores) if len(scores) > 1 else scores[0],
                        name=name)
+
+
+def assigned_group_layers(standard, mixtures: dict, stats: dict, tag: str, fuse_name: str, values=None):
+    """Keras layers of :func:`assigned_group_score`: per group, the NLL of ``standard`` under its
+    mixture and ``(value - mean) / std`` (the NLL itself, or ``values``), fused by the groups' posterior.
+
+    Layer names end in ``_g<index>_<tag>`` (``fuse_name`` for the fusion) and start with parts of
+    :data:`asdkeras.export.FLOAT_TAIL`, so int8 export keeps them float.
+    """
+    from asdkeras.models.layers import Standardise
+
+    nlls, per_group = [], []
+    for index, (group, mixture) in enumerate(mixtures.items()):
+        layer = GaussianMixtureNLL(len(mixture.weights), mixture.means.shape[1], name=f"gmm_nll_g{index}_{tag}")
+        nlls.append(layer(standard))
+        layer.set_mixture(mixture.weights, mixture.means, mixture.precisions_cholesky)
+        mean, std = stats[group]
+        per_group.append(Standardise(mean, max(std, 1e-12), name=f"standardise_g{index}_{tag}")(
+            nlls[-1] if values is None else values))
+    return AssignedGroupScore(name=fuse_name)([nlls, per_group]) if len(per_group) > 1 else per_group[0]
 
 
 def pooling_model(frames_per_clip: int, n_mels: int, decays) -> keras.Model:

@@ -123,7 +123,9 @@ def mobilenet_scoring_model(model: keras.Model, name: str = "mobilenet_score") -
 
 
 def base_network(model: keras.Model) -> keras.Model:
-    return next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    """The MobileNetV2 base inside a training model, or inside a scoring model (which nests it once more)."""
+    inner = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    return base_network(inner) if any(isinstance(layer, keras.Model) for layer in inner.layers) else inner
 
 
 def unfreeze_top_blocks(model: keras.Model, blocks: int) -> int:
