@@ -7,7 +7,7 @@ SHARED_WEIGHTS ?= ../shared/assets/keras-models
 export KERAS_HOME ?= $(CURDIR)/.keras
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: demo test venv weights clean
+.PHONY: demo test test-fast venv weights clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ demo: venv weights
 
 test: venv weights
 	$(PY) -m pytest -q tests
+
+# The fast lane: every test that fits no model (pytest.ini's `slow` marker), for the edit-run loop.
+test-fast: venv weights
+	$(PY) -m pytest -q -m "not slow" tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache results cache

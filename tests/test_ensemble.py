@@ -14,6 +14,8 @@ from asdkeras.ensemble import (ENSEMBLE_FILE, REPORT_CHOICE, _paper_choice, comb
 from asdkeras.errors import AsdError
 from asdkeras.fit import fit_detector, make_config
 
+pytestmark = pytest.mark.slow  # fits models: the full suite only, not the fast lane (-m "not slow")
+
 
 def test_standardise_and_combine():
     statistics = {"mean": 2.0, "std": 0.5}

@@ -34,6 +34,8 @@ from asdkeras.kinds import INTEGER_VARIANTS, QUANTISATIONS
 from asdkeras.lite import LiteDetector, dequantize, quantize
 from conftest import KERAS_WEIGHTS, REAL_AUDIO, needs_real_audio, needs_weights
 
+pytestmark = pytest.mark.slow  # fits models: the full suite only, not the fast lane (-m "not slow")
+
 SIZES = {"ae": dict(epochs=2, outlier="gearbox"), "gmm": dict(),
          "mobilenet": dict(width=0.35, image_size=96, epochs=4, fine_tune_epochs=2, augmented_clips=8,
                            outlier="gearbox", workers=1)}

@@ -10,6 +10,8 @@ from asdkeras.audio import aggregate_windows, is_long, load_clip, load_windows
 from asdkeras.data.layout import scan_split
 from asdkeras.fit import fit_detector, make_config
 
+pytestmark = pytest.mark.slow  # fits models: the full suite only, not the fast lane (-m "not slow")
+
 
 def test_windows_cover_the_whole_recording_and_the_last_ends_with_it(tmp_path):
     signal = np.linspace(-0.5, 0.5, 16000 * 25, dtype=np.float32)

@@ -10,6 +10,8 @@ from asdkeras.fit import early_stopping_monitor
 from asdkeras.models.mobilenet import (base_network, build_mobilenet, imagenet_weights_file, mobilenet_scoring_model,
                                        unfreeze_top_blocks)
 from conftest import KERAS_WEIGHTS, needs_weights
+
+pytestmark = pytest.mark.slow  # fits models: the full suite only, not the fast lane (-m "not slow")
 WEIGHTS_035 = os.path.join(KERAS_WEIGHTS, imagenet_weights_file(0.35))
 
 

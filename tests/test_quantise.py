@@ -13,7 +13,7 @@ from asdkeras.models.quantise import (DEAD_CHANNEL_WEIGHT, FakeQuant, FoldedConv
 from conftest import needs_weights
 
 
-pytestmark = needs_weights
+pytestmark = [needs_weights, pytest.mark.slow]  # fits models: the full suite only, not the fast lane
 
 
 @pytest.fixture(scope="module")

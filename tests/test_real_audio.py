@@ -10,10 +10,13 @@ import json
 import math
 import os
 
+import pytest
 from click.testing import CliRunner
 
 import cli
 from conftest import REAL_AUDIO, needs_real_audio
+
+pytestmark = pytest.mark.slow  # fits models: the full suite only, not the fast lane (-m "not slow")
 
 MIMII = os.path.join(REAL_AUDIO, "mimii-0dB", "fan", "id_00")
 

@@ -12,6 +12,8 @@ from click.testing import CliRunner
 import cli
 from conftest import REPO
 
+pytestmark = pytest.mark.slow  # fits models: the full suite only, not the fast lane (-m "not slow")
+
 
 @pytest.fixture(scope="module")
 def tested_run(tiny_dataset, tmp_path_factory):

@@ -21,6 +21,8 @@ from asdkeras.detector import Detector
 from asdkeras.fit import fit_detector, make_config
 from conftest import needs_weights
 
+pytestmark = pytest.mark.slow  # fits models: the full suite only, not the fast lane (-m "not slow")
+
 SCALE = Scale(source_train=30, target_train=10, test_per_domain_label=8)
 LOW, HIGH = 0.02, 0.30
 """Accepted share of unseen normals flagged (both domains, equal weight), intended 0.10."""
