@@ -262,7 +262,7 @@ def _pair(text: str | None) -> tuple[float, float] | None:
 @click.option("--learning-rate", type=float, help="ae, mobilenet: Adam learning rate [1e-3].")
 @click.option("--outlier-clips", type=click.IntRange(1), help="ae, mobilenet: outlier clips [default: as many as the machine's].")
 @click.option("--threshold-quantile", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="Share of held-out normal clips kept as normal by the threshold [0.9: ~10 % false alarms].")
+              help="Share of new normal clips kept as normal by the threshold [0.9: ~10 % false alarms].")
 @click.option("--seed", default=0, show_default=True, help="Random seed.")
 @click.option("--loss", type=click.Choice(["mse", "oe", "oe-hinge"]),
               help="ae: mse = clear AE on normals; oe = the report's |y - e(x)| [default]; oe-hinge = max(0, m - e(x)) on outliers.")
@@ -284,7 +284,7 @@ def _pair(text: str | None) -> tuple[float, float] | None:
 @click.option("--int8-epochs", type=click.IntRange(0), help="mobilenet: quantisation-aware fine-tuning epochs of the int8 twin "
                                                            "that the integer TFLite variants come from; 0: no twin [2].")
 @click.option("--threshold-rule", type=click.Choice(["quantile", "eq2"]),
-              help="mobilenet: quantile of held-out normals [default] or the report's Eq. 2 (both are saved).")
+              help="mobilenet: the normal quantile in the clip's operating condition [default] or the report's Eq. 2 (both are saved).")
 @click.option("--threshold-alpha", type=float, help="mobilenet: the report's alpha in Eq. 2 [0.04].")
 @click.option("--pitch-semitones", type=float, help="mobilenet: PitchShift range +- semitones [2].")
 @click.option("--stretch-range", help="mobilenet: TimeStretch rate range MIN,MAX [0.9,1.1].")
