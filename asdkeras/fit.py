@@ -239,6 +239,8 @@ class JudgedScores:
     thresholds: dict
     normal_scores: dict
     descriptors: np.ndarray
+    raw: np.ndarray
+    """The network's raw scores of the training normals, those it trained on first."""
 
     def info(self) -> dict:
         from asdkeras.models.conditions import describe
@@ -278,15 +280,18 @@ def judge_per_condition(raw_model, descriptor, frontend, trained: tuple[list, li
     records, paths = trained[0] + held_out[0], trained[1] + held_out[1]
     is_held_out = np.array([False] * len(trained[1]) + [True] * len(held_out[1]))
     sections, domains = [r.section for r in records], [r.domain for r in records]
-    raw = _predict(raw_model, frontend, paths)
-    if like is None:
+    if like is None:  # one pass over the features for both
         import keras
 
         features = keras.Input(frontend.input_shape)
-        descriptors = _predict(keras.Model(features, descriptor(features)), frontend, paths, vectors=True)
+        raw, descriptors = keras.Model(features, [raw_model(features), descriptor(features)]).predict(
+            frontend.dataset(paths), verbose=0)
+        descriptors = np.asarray(descriptors, np.float64).reshape(len(paths), -1)
         conditions = Conditions(*fit_conditions(descriptors, sections, domains, seed), {}, {})
     else:
+        raw = raw_model.predict(frontend.dataset(paths), verbose=0)
         descriptors, conditions = like.descriptors, like.conditions
+    raw = np.asarray(raw, np.float64).reshape(-1)
     stats, summary = condition_statistics(raw, sections, domains, is_held_out, MIN_HELD_OUT_PER_CONDITION, quantile)
     conditions = conditions.with_score_stats(stats, summary)
     scores = conditions.score(descriptors, raw)
@@ -300,12 +305,7 @@ def judge_per_condition(raw_model, descriptor, frontend, trained: tuple[list, li
     return JudgedScores(conditioned_scoring_model(raw_model, descriptor, conditions), conditions,
                         {"quantile": threshold},
                         {**score_statistics(scores[check]), "clips": "held-out training normals, judged per condition"},
-                        descriptors)
-
-
-def _predict(model, frontend, paths: list[str], vectors: bool = False) -> np.ndarray:
-    out = np.asarray(model.predict(frontend.dataset(paths), verbose=0), np.float64)
-    return out.reshape(len(paths), -1) if vectors else out.reshape(-1)
+                        descriptors, raw)
 
 
 @dataclass(kw_only=True)
@@ -450,7 +450,7 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
                                      like=judged_float)
         judged_float = judged_float or judged
         thresholds = judged.thresholds
-        train_logits = -np.asarray(raw.predict(frontend.dataset(train_real_images), verbose=0), np.float64)
+        train_logits = -judged.raw[:len(train_real_images)]  # the raw score is -logit
         eq2 = eq2_threshold(scipy.special.expit(train_logits), config.threshold_alpha)
         # Eq. 2 is a level of the raw logit; expressed on the judged score of a source clip
         stats = judged.conditions.score_stats

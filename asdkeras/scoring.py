@@ -60,6 +60,14 @@ def balance_groups(scores, groups) -> np.ndarray:
     return np.concatenate([np.resize(m, size) for m in members])
 
 
+def _flagged_by_group(scores: np.ndarray, groups, value: float) -> dict:
+    """``{"flagged_share_by_group": {group: share of its scores above value}}``, or {} without groups."""
+    if groups is None:
+        return {}
+    groups = np.asarray(groups)
+    return {"flagged_share_by_group": {str(g): float(np.mean(scores[groups == g] > value)) for g in np.unique(groups)}}
+
+
 def quantile_threshold(scores, quantile: float = 0.9, what: str = "held-out normal clip scores",
                        groups=None) -> dict:
     """The ``quantile`` of the normal score distribution: a gamma fit where it describes the scores.
@@ -95,9 +103,8 @@ def quantile_threshold(scores, quantile: float = 0.9, what: str = "held-out norm
     record = {"quantile": quantile, "fitted_on": int(count), "empirical": empirical}
 
     def finish(value: float, **extra) -> dict:
-        shares = {} if groups is None else {"flagged_share_by_group": {
-            str(g): float(np.mean(scores[groups == g] > value)) for g in np.unique(groups)}}
-        return {**record, "value": value, "flagged_share": float(np.mean(fitted > value)), **shares, **extra}
+        return {**record, "value": value, "flagged_share": float(np.mean(fitted > value)),
+                **_flagged_by_group(scores, groups, value), **extra}
 
     gamma = fit_gamma(fitted)
     reason = "scores are not all positive" if gamma is None else None
@@ -128,7 +135,7 @@ def prediction_threshold(scores, domains, quantile: float, measured: str) -> dic
     value = float(scipy.stats.norm.ppf(quantile))
     return {"quantile": quantile, "value": value, "rule": "condition-prediction", "fitted_on": int(scores.size),
             "empirical": float(np.quantile(scores, quantile)), "flagged_share": float(np.mean(scores > value)),
-            "flagged_share_by_group": {str(d): float(np.mean(scores[domains == d] > value)) for d in np.unique(domains)},
+            **_flagged_by_group(scores, domains, value),
             "description": f"the {quantile:g} quantile of a new normal clip's score in its operating condition "
                            f"(Student-t prediction from {measured}); flagged shares from {scores.size} of them"}
 
@@ -137,22 +144,24 @@ def normal_prediction_threshold(scores, quantile: float = 0.9, what: str = "held
                                 groups=None) -> dict:
     """The ``quantile`` of a new normal clip's score, predicted from few normal scores (Student t).
 
-    ``mean + std * t(n - 1, quantile) * sqrt(1 + 1 / n)`` over the scores, groups (domains)
+    ``mean + std * t(n - 1, quantile) * sqrt(1 + 1 / n)`` over the scores (the spread widened as
+    :func:`asdkeras.models.conditions.prediction_scale` widens a condition's), groups (domains)
     weighted equally. For a fused ensemble score, whose held-out normals are the ~20 clips that no
     member trained on: their empirical 0.9 quantile lies between the two largest of them and
     moves with every draw (measured: 23-40 % of one type's test normals flagged).
     """
+    from asdkeras.models.conditions import prediction_scale
+
     scores = _check_scores(scores, quantile)
     groups = None if groups is None or len(set(groups)) < 2 else np.asarray(groups)
     fitted = scores if groups is None else balance_groups(scores, groups)
     n = scores.size
-    value = float(fitted.mean() + fitted.std(ddof=1) * scipy.stats.t.ppf(quantile, n - 1) * np.sqrt(1 + 1 / n))
+    value = float(fitted.mean() + fitted.std(ddof=1) * prediction_scale(n, quantile) * scipy.stats.norm.ppf(quantile))
     if groups is not None:
         what += f", {' and '.join(sorted(set(groups)))} weighted equally"
-    shares = {} if groups is None else {"flagged_share_by_group": {
-        str(g): float(np.mean(scores[groups == g] > value)) for g in np.unique(groups)}}
     return {"quantile": quantile, "fitted_on": int(n), "empirical": float(np.quantile(fitted, quantile)),
-            "value": value, "rule": "normal-prediction", "flagged_share": float(np.mean(fitted > value)), **shares,
+            "value": value, "rule": "normal-prediction", "flagged_share": float(np.mean(fitted > value)),
+            **_flagged_by_group(scores, groups, value),
             "description": f"{quantile:g} quantile of a new normal score predicted (Student t) from the mean and "
                            f"spread of {n} {what}"}
 

@@ -18,7 +18,7 @@ import os
 import warnings
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 from asdkeras.errors import AsdError
 
@@ -187,8 +187,6 @@ class ImageSpectrum(layers.Layer):
         self.bands = int(bands)
 
     def call(self, images):
-        from keras import ops
-
         spectrum = ops.mean(images[..., 0], axis=2)
         height = images.shape[1]
         return ops.mean(ops.reshape(spectrum, (-1, self.bands, height // self.bands)), axis=-1)
