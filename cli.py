@@ -19,7 +19,9 @@ from asdkeras.data.layout import MACHINE_TYPES as MACHINE_CHOICES  # noqa: E402
 from asdkeras.errors import AsdError  # noqa: E402
 from asdkeras.audio import LONG_CLIP_MODES  # noqa: E402
 from asdkeras.kinds import (COMBINATIONS, DEFAULT_ENSEMBLE_MODE, DETECTOR_KINDS, ENSEMBLE, ENSEMBLE_MODES, MODEL_KINDS,  # noqa: E402
-                            QUANTISATIONS, int8_result_name)
+                            QUANTISATIONS)
+from asdkeras.names import (CACHE_DIR, DATA_DIR, DEV_DATA, MODELS_DIR, RESULT_DIR, SUBSETS, TFLITE_DIR,  # noqa: E402
+                            detector_dir, int8_result_name, int8_twin_dir, tflite_scores_csv)
 
 
 def _run_option(name: str) -> bool:
@@ -114,7 +116,7 @@ def cli(context, quiet, debug):
 
 
 @cli.command()
-@click.option("--out", default="data", show_default=True, help="Dataset root to write (gets dev_data/<machine>/).")
+@click.option("--out", default=DATA_DIR, show_default=True, help="Dataset root to write (gets dev_data/<machine>/).")
 @click.option("--machines", default=None, help="Comma-separated machine types [default: all seven].")
 @click.option("--scale", type=click.Choice(["small", "full"]), default="small", show_default=True,
               help="small: a few hundred clips per machine; full: the DCASE 2022 counts.")
@@ -139,7 +141,7 @@ def synth(out, machines, scale, seed, force, workers):
 
 
 @cli.command()
-@click.option("--data", default="data", show_default=True, help="Dataset root holding dev_data/.")
+@click.option("--data", default=DATA_DIR, show_default=True, help="Dataset root holding dev_data/.")
 @user_errors
 def summary(data):
     """Print clip counts per machine type of a DCASE tree.
@@ -155,7 +157,7 @@ def summary(data):
 @click.option("--split", type=click.Choice(["dev", "additional", "eval"]), default="dev", show_default=True,
               help="dev: development set (dev_data/); additional: the evaluation machines' training clips; "
                    "eval: their test clips (both into eval_data/).")
-@click.option("--data", default="data", show_default=True, help="Dataset root; archives are kept in <data>/downloads/.")
+@click.option("--data", default=DATA_DIR, show_default=True, help="Dataset root; archives are kept in <data>/downloads/.")
 @click.option("--mirror", help="Base URL serving the same file names instead of Zenodo (an institute's mirror); "
                                "<name>.md5 there is checked when present.")
 @click.option("--force", is_flag=True, help="Replace files of the archive that already exist.")
@@ -207,7 +209,7 @@ def _ensure_data(data: str) -> None:
 
 
 def _print_fit_summary(detector, folder: str) -> None:
-    from asdkeras.detector import int8_twin_dir, read_detector_json
+    from asdkeras.detector import read_detector_json
 
     info, clips = detector.info, detector.info["clips"]
     augmented = f" + {clips['augmented']} augmented" if "augmented" in clips else ""
@@ -291,9 +293,9 @@ def _pair(text: str | None) -> tuple[float, float] | None:
 @click.option("--background-noise", "background_noise_dir", help="mobilenet: folder of noise files for AddBackgroundNoise (off by default).")
 @click.option("--channel", "channel_text", help="Multichannel recordings (MIMII's 8 microphones): a channel index "
                                                "from 0, or mean to average them [mean]; saved with the detector.")
-@click.option("--data", default="data", show_default=True, help="Dataset root; the synthetic default is generated there when missing.")
-@click.option("--models-dir", default="saved_models", show_default=True, help="Where detectors are saved.")
-@click.option("--cache-dir", default="cache", show_default=True, help="Feature, image and augmentation cache folder.")
+@click.option("--data", default=DATA_DIR, show_default=True, help="Dataset root; the synthetic default is generated there when missing.")
+@click.option("--models-dir", default=MODELS_DIR, show_default=True, help="Where detectors are saved.")
+@click.option("--cache-dir", default=CACHE_DIR, show_default=True, help="Feature, image and augmentation cache folder.")
 @click.option("--name", help="Save the detector as <models-dir>/<machine>/<NAME> instead of <model>, so a variant "
                                 "(--loss mse, another outlier) does not replace the default one; test it with --name too.")
 @click.option("--strict", is_flag=True, help="Stop at the first unreadable audio file (default: report it, skip it, go on, exit 1 at the end).")
@@ -399,12 +401,12 @@ def _fit_ensemble(machine, mode, combine, data, models_dir, cache_dir, skipped):
 @cli.command()
 @click.option("--machine", required=True, help="Machine type: a folder under <data>/dev_data (the seven DCASE 2022 types, or any other such as pump).")
 @click.option("--model", "model_kind", type=click.Choice(DETECTOR_KINDS), default="ae", show_default=True, help="Which saved detector.")
-@click.option("--data", default="data", show_default=True, help="Dataset root.")
-@click.option("--subset", type=click.Choice(["dev_data", "eval_data"]), default="dev_data", show_default=True,
+@click.option("--data", default=DATA_DIR, show_default=True, help="Dataset root.")
+@click.option("--subset", type=click.Choice(SUBSETS), default=DEV_DATA, show_default=True,
               help="Which part of the DCASE tree to test.")
-@click.option("--models-dir", default="saved_models", show_default=True, help="Where the detectors are saved.")
-@click.option("--result-dir", default="results", show_default=True, help="Where CSVs and metrics JSON go.")
-@click.option("--cache-dir", default="cache", show_default=True, help="Feature cache folder.")
+@click.option("--models-dir", default=MODELS_DIR, show_default=True, help="Where the detectors are saved.")
+@click.option("--result-dir", default=RESULT_DIR, show_default=True, help="Where CSVs and metrics JSON go.")
+@click.option("--cache-dir", default=CACHE_DIR, show_default=True, help="Feature cache folder.")
 @click.option("--ground-truth", "ground_truth_dir", default=None,
               help="Folder of official ground-truth CSVs (ground_truth_<machine>_section_XX_test.csv, and "
                    "ground_truth_domain_... when present) that label anonymised eval_data names.")
@@ -420,7 +422,6 @@ def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, g
     Example: python cli.py test --machine gearbox --model ensemble
     """
     from asdkeras.data.layout import labelled_test_records
-    from asdkeras.detector import detector_dir
     from asdkeras.evaluate import evaluate_with_int8_twin
 
     records = labelled_test_records(data, machine, subset, ground_truth_dir)
@@ -452,11 +453,11 @@ def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, g
 @click.option("--quant", default=",".join(QUANTISATIONS), show_default=True,
               help="Comma-separated variants: float32, float16, dynamic (int8 weights), int8 (full-integer network).")
 @click.option("--int8-io", is_flag=True, help="int8 input and output (scale, zero point in the sidecar) for the int8 feature models.")
-@click.option("--models-dir", default="saved_models", show_default=True, help="Where the detectors are saved.")
-@click.option("--out", default="tflite", show_default=True, help="Folder for the .tflite files and their .json sidecars.")
+@click.option("--models-dir", default=MODELS_DIR, show_default=True, help="Where the detectors are saved.")
+@click.option("--out", default=TFLITE_DIR, show_default=True, help="Folder for the .tflite files and their .json sidecars.")
 @click.option("--data", default=None, help="Dataset root for int8 calibration clips [the one the detector was fitted on].")
-@click.option("--cache-dir", default="cache", show_default=True, help="Feature cache folder.")
-@click.option("--result-dir", default="results", show_default=True,
+@click.option("--cache-dir", default=CACHE_DIR, show_default=True, help="Feature cache folder.")
+@click.option("--result-dir", default=RESULT_DIR, show_default=True,
               help="Where 'test' wrote metrics; the official score found there goes into the sidecars.")
 @user_errors
 def export_tflite(machines, all_machines, model_kind, quant, int8_io, models_dir, out, data, cache_dir, result_dir):
@@ -544,9 +545,9 @@ def score(paths, tflite_path, csv_path, threads, result_dir, long_clips, strict)
 @click.option("--model", "model_kind", type=click.Choice(DETECTOR_KINDS + ("all",)), default="all", show_default=True,
               help="Which detectors to show (those tested).")
 @click.option("--out", default="reports", show_default=True, help="Folder for the HTML page and its PNGs.")
-@click.option("--result-dir", default="results", show_default=True, help="Where 'test' wrote metrics and scores.")
-@click.option("--models-dir", default="saved_models", show_default=True, help="Where the detectors are saved.")
-@click.option("--data", default="data", show_default=True, help="Dataset root, to find clips for the spectrograms.")
+@click.option("--result-dir", default=RESULT_DIR, show_default=True, help="Where 'test' wrote metrics and scores.")
+@click.option("--models-dir", default=MODELS_DIR, show_default=True, help="Where the detectors are saved.")
+@click.option("--data", default=DATA_DIR, show_default=True, help="Dataset root, to find clips for the spectrograms.")
 @user_errors
 def report(machines, all_machines, model_kind, out, result_dir, models_dir, data):
     """One self-contained HTML page: tables, ROC curves, score histograms, spectrograms, training curves.
@@ -566,10 +567,10 @@ def report(machines, all_machines, model_kind, out, result_dir, models_dir, data
 @click.option("--machine", required=True, help="Machine type: a folder under <data>/dev_data (the seven DCASE 2022 types, or any other such as pump).")
 @click.option("--epochs", default=30, show_default=True, type=click.IntRange(1), help="Maximum epochs per autoencoder.")
 @click.option("--seed", default=0, show_default=True, help="Random seed.")
-@click.option("--data", default="data", show_default=True, help="Dataset root; the synthetic default is generated there when missing.")
-@click.option("--models-dir", default="saved_models", show_default=True, help="Where the sweep's detectors are saved (under <machine>/oe-sweep/).")
-@click.option("--result-dir", default="results", show_default=True, help="Where the sweep's table (JSON) and CSVs go.")
-@click.option("--cache-dir", default="cache", show_default=True, help="Feature cache folder.")
+@click.option("--data", default=DATA_DIR, show_default=True, help="Dataset root; the synthetic default is generated there when missing.")
+@click.option("--models-dir", default=MODELS_DIR, show_default=True, help="Where the sweep's detectors are saved (under <machine>/oe-sweep/).")
+@click.option("--result-dir", default=RESULT_DIR, show_default=True, help="Where the sweep's table (JSON) and CSVs go.")
+@click.option("--cache-dir", default=CACHE_DIR, show_default=True, help="Feature cache folder.")
 @user_errors
 def oe_sweep(machine, epochs, seed, data, models_dir, result_dir, cache_dir):
     """Clear AE against OE with every other machine type as the outlier (the report's Table 1).
@@ -590,7 +591,7 @@ DEMO_MOBILENET = dict(width=0.35, image_size=320)
 
 
 @cli.command()
-@click.option("--data", default="data", show_default=True, help="Dataset root; the synthetic default is generated there when missing.")
+@click.option("--data", default=DATA_DIR, show_default=True, help="Dataset root; the synthetic default is generated there when missing.")
 @click.option("--machines", default=None, help="Comma-separated machine types [default: all seven].")
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(1), help="Autoencoder maximum epochs.")
 @click.option("--width", default=DEMO_MOBILENET["width"], show_default=True, type=float,
@@ -599,10 +600,10 @@ DEMO_MOBILENET = dict(width=0.35, image_size=320)
               help="MobileNetV2 spectrogram image side in pixels.")
 @click.option("--mobilenet-epochs", default=5, show_default=True, type=click.IntRange(1),
               help="MobileNetV2 epochs of each phase (head, then fine-tuning).")
-@click.option("--models-dir", default="saved_models", show_default=True, help="Where detectors are saved.")
-@click.option("--result-dir", default="results", show_default=True, help="Where CSVs and metrics JSON go.")
-@click.option("--cache-dir", default="cache", show_default=True, help="Feature, image and augmentation cache (reused on reruns).")
-@click.option("--tflite-dir", default="tflite", show_default=True, help="Where the int8 ensemble models go.")
+@click.option("--models-dir", default=MODELS_DIR, show_default=True, help="Where detectors are saved.")
+@click.option("--result-dir", default=RESULT_DIR, show_default=True, help="Where CSVs and metrics JSON go.")
+@click.option("--cache-dir", default=CACHE_DIR, show_default=True, help="Feature, image and augmentation cache (reused on reruns).")
+@click.option("--tflite-dir", default=TFLITE_DIR, show_default=True, help="Where the int8 ensemble models go.")
 @user_errors
 def demo(data, machines, epochs, width, image_size, mobilenet_epochs, models_dir, result_dir, cache_dir, tflite_dir):
     """The whole system on the embedded synthetic data, every machine type.
@@ -617,7 +618,6 @@ def demo(data, machines, epochs, width, image_size, mobilenet_epochs, models_dir
     import subprocess
     import time
 
-    from asdkeras.detector import detector_dir
     from asdkeras.evaluate import evaluate_with_int8_twin, format_decision_summary, read_evaluation
     from asdkeras.export import export_folder, official_score_of
 
@@ -642,10 +642,10 @@ def demo(data, machines, epochs, width, image_size, mobilenet_epochs, models_dir
         folder = detector_dir(models_dir, machine, ENSEMBLE)
         _, files = export_folder(folder, tflite_dir, ["int8"], cache_dir, data,
                                  official_score=official_score_of(result_dir, ENSEMBLE, machine))
-        lite_results = os.path.join(result_dir, "tflite")
-        command = [sys.executable, os.path.abspath(__file__), "score", os.path.join(data, "dev_data", machine, "test"),
+        lite_results = os.path.join(result_dir, TFLITE_DIR)
+        command = [sys.executable, os.path.abspath(__file__), "score", os.path.join(data, DEV_DATA, machine, "test"),
                    "--tflite", files[0].path, "--result-dir", lite_results,
-                   "--csv", os.path.join(lite_results, f"scores_{machine}_ensemble_int8.csv")]
+                   "--csv", tflite_scores_csv(lite_results, machine, ENSEMBLE, "int8")]
         click.echo(f"== {machine}: {' '.join(command[1:])}", err=True)
         scored = subprocess.run(command, capture_output=True, text=True)
         messages = scored.stderr.strip().splitlines() or [f"exit status {scored.returncode}"]

@@ -29,23 +29,14 @@ import numpy as np
 from asdkeras.atomic import write_json
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.frontend import frontend_from_settings
-from asdkeras.kinds import INT8_TWIN_DIR
+from asdkeras.names import DETECTOR_FILE, INT8_TWIN_DIR, MODEL_FILE, SPLIT_FILE, detector_dir, int8_twin_dir  # noqa: F401 (re-exported)
 from asdkeras.pipeline import Progress, no_progress
 from asdkeras.scoring import decide
 
 FORMAT_VERSION = 2
 """Version of ``detector.json``. 1 (no ``format`` key): before the score was in the graph."""
 
-MODEL_FILE = "model.keras"
-DETECTOR_FILE = "detector.json"
-SPLIT_FILE = "split.json"
-"""Train/test split a fit derived for data without one (MIMII, plain folders)."""
 SCORE_DIRECTION = "higher is more anomalous"
-
-
-def detector_dir(models_dir: str, machine: str, kind: str) -> str:
-    """The folder of the ``kind`` detector of ``machine``."""
-    return os.path.join(models_dir, machine, kind)
 
 
 @dataclass
@@ -186,12 +177,6 @@ class Detector:
                    score_units=document["score_units"], thresholds=document["thresholds"],
                    threshold_rule=document["threshold_rule"], normal_scores=document["normal_scores"],
                    info={k: v for k, v in document.items() if k not in _DESCRIBED})
-
-
-def int8_twin_dir(folder: str) -> str | None:
-    """The quantisation-aware twin's folder inside a detector folder, or None when it has none."""
-    twin = os.path.join(folder, INT8_TWIN_DIR)
-    return twin if os.path.isfile(os.path.join(twin, DETECTOR_FILE)) else None
 
 
 _DESCRIBED = {"format", "kind", "machine", "frontend", "input_shape", "score_units", "score_direction", "threshold",

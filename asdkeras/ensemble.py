@@ -37,15 +37,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from asdkeras.data.layout import ClipRecord, random_subset
-from asdkeras.detector import DETECTOR_FILE, Detector, detector_dir, int8_twin_dir
+from asdkeras.detector import Detector
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.fit import MIN_HELD_OUT, load_config
 from asdkeras.frontend import WaveformFrontend
 from asdkeras.kinds import COMBINATIONS, DEFAULT_ENSEMBLE_MODE, ENSEMBLE, ENSEMBLE_MODES, MODEL_KINDS
+from asdkeras.names import (CACHE_DIR, CONFIG_FILE, DETECTOR_FILE, ENSEMBLE_FILE, MODELS_DIR, detector_dir,
+                            int8_twin_dir)
 from asdkeras.pipeline import Progress, no_progress
 from asdkeras.scoring import normal_prediction_threshold, score_statistics
 
-ENSEMBLE_FILE = "ensemble.json"
 
 REPORT_CHOICE = {"fan": "ae", "slider": "mobilenet", "ToyCar": "ae", "ToyTrain": "ae", "gearbox": "mobilenet",
                  "valve": "mobilenet", "bearing": "ae"}
@@ -195,8 +196,8 @@ def build_ensemble_model(members: list[Member], standardised: bool, how: str = "
     return keras.Model(waveform, output, name="ensemble_score")
 
 
-def fit_ensemble(machine: str, models_dir: str = "saved_models", mode: str = DEFAULT_ENSEMBLE_MODE, how: str = "mean",
-                 kinds=MODEL_KINDS, data_dir: str | None = None, cache_dir: str = "cache",
+def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT_ENSEMBLE_MODE, how: str = "mean",
+                 kinds=MODEL_KINDS, data_dir: str | None = None, cache_dir: str = CACHE_DIR,
                  output_dir: str | None = None, folders: dict[str, str] | None = None,
                  progress: Progress = no_progress, skipped: SkippedFiles | None = None) -> Detector:
     """Build, threshold and save the ensemble of ``machine``'s fitted detectors.
@@ -325,7 +326,7 @@ def fit_ensemble(machine: str, models_dir: str = "saved_models", mode: str = DEF
     folder = output_dir or detector_dir(models_dir, machine, ENSEMBLE)
     config = {"mode": mode, "combine": how, "kinds": list(kinds), "data_dir": data_dir, "subset": subset,
               "models_dir": models_dir, "cache_dir": cache_dir}
-    detector.save(folder, {ENSEMBLE_FILE: document, "config.json": config}, int8_twin=twin)
+    detector.save(folder, {ENSEMBLE_FILE: document, CONFIG_FILE: config}, int8_twin=twin)
     return detector
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from asdkeras.data.layout import ClipRecord, scan_split, sections, select
 from asdkeras.detector import SPLIT_FILE, Detector, int8_twin_dir
-from asdkeras.kinds import int8_result_name
+from asdkeras.names import DEV_DATA, int8_result_name
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.metrics import (SectionResult, format_table, hmean, metrics_document, official_score, score_summary,
                               metrics_path, section_metrics, write_metrics_json, write_result_csvs,
@@ -44,7 +44,7 @@ def _labelled(records: list[ClipRecord]) -> bool:
 
 
 def evaluate(folder: str, machine: str, model_name: str, data_dir: str, result_dir: str, cache_dir: str,
-             subset: str = "dev_data", progress: Progress = no_progress,
+             subset: str = DEV_DATA, progress: Progress = no_progress,
              records: list[ClipRecord] | None = None, skipped: SkippedFiles | None = None,
              long_clips: str = "crop") -> Evaluation:
     """Score every test clip of ``machine``, write the official CSVs per section and, for labelled

@@ -36,7 +36,8 @@ import numpy as np
 
 import asdkeras
 from asdkeras.atomic import write_bytes, write_json
-from asdkeras.detector import SCORE_DIRECTION, Detector, int8_twin_dir
+from asdkeras.detector import SCORE_DIRECTION, Detector
+from asdkeras.names import CACHE_DIR, CONFIG_FILE, DETECTOR_FILE, DEV_DATA, int8_twin_dir, metrics_path, sidecar_path, tflite_name
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.frontend import GRAPH_SCOPE
 from asdkeras.kinds import INTEGER_VARIANTS, QUANTISATIONS
@@ -58,11 +59,6 @@ class ExportedFile:
     sidecar: str
     quantisation: str
     waveform: bool
-
-
-def model_name(machine: str, kind: str, quantisation: str, waveform: bool) -> str:
-    """``<machine>_<kind>_<quant>[_waveform].tflite``."""
-    return f"{machine}_{kind}_{quantisation}{'_waveform' if waveform else ''}.tflite"
 
 
 def _saved_model(detector: Detector, waveform: bool, folder: str) -> str:
@@ -356,7 +352,7 @@ def export_detector(detector: Detector, out_dir: str, quantisations: Iterable[st
 
             float_model = None
             for quantisation in quantisations:
-                name = model_name(detector.machine, detector.kind, quantisation, waveform)
+                name = tflite_name(detector.machine, detector.kind, quantisation, waveform)
                 announce(name)
                 if int8_twin is not None and quantisation in INTEGER_VARIANTS:
                     twin_saved = twin_saved or _saved_model(int8_twin, waveform, os.path.join(tmp, "int8"))
@@ -371,7 +367,7 @@ def export_detector(detector: Detector, out_dir: str, quantisations: Iterable[st
                     exported, score = detector, official_score
                 path = os.path.join(out_dir, name)
                 write_bytes(path, content)
-                side = write_json(os.path.splitext(path)[0] + ".json",
+                side = write_json(sidecar_path(path),
                                   sidecar(exported, quantisation, waveform, content, int8_io, score))
                 written.append(ExportedFile(path, side, quantisation, waveform))
     return written
@@ -416,7 +412,7 @@ def representative_inputs(detector: Detector, data_dir: str, subset: str, cache_
     return features, waveforms
 
 
-def export_folder(folder: str, out_dir: str, quantisations: Iterable[str] = QUANTISATIONS, cache_dir: str = "cache",
+def export_folder(folder: str, out_dir: str, quantisations: Iterable[str] = QUANTISATIONS, cache_dir: str = CACHE_DIR,
                   data_dir: str | None = None, int8_io: bool = False, official_score: float | None = None,
                   announce: Callable[[str], None] = lambda name: None,
                   int8_official_score: float | None = None) -> tuple[Detector, list[ExportedFile]]:
@@ -433,10 +429,10 @@ def export_folder(folder: str, out_dir: str, quantisations: Iterable[str] = QUAN
     int8_twin = Detector.load(twin_folder) if twin_folder else None
     calibration = (None, None)
     if "int8" in quantisations and int8_twin is None:
-        with open(os.path.join(folder, "config.json")) as handle:
+        with open(os.path.join(folder, CONFIG_FILE)) as handle:
             config = json.load(handle)
         calibration = representative_inputs(detector, data_dir or config["data_dir"],
-                                            config.get("subset", "dev_data"), cache_dir)
+                                            config.get("subset", DEV_DATA), cache_dir)
     return detector, export_detector(detector, out_dir, quantisations, *calibration, int8_io=int8_io,
                                      official_score=official_score, announce=announce, int8_twin=int8_twin,
                                      int8_official_score=int8_official_score)
@@ -444,8 +440,6 @@ def export_folder(folder: str, out_dir: str, quantisations: Iterable[str] = QUAN
 
 def saved_detectors(models_dir: str, machines: Iterable[str] | None, kinds: Iterable[str]) -> list[str]:
     """Folders ``<models_dir>/<machine>/<kind>`` holding a detector, for the given machines (None: all)."""
-    from asdkeras.detector import DETECTOR_FILE
-
     if not os.path.isdir(models_dir):
         raise AsdError(f"{models_dir}: no such folder; train detectors first with 'python cli.py fit'")
     machines = sorted(machines) if machines else sorted(d for d in os.listdir(models_dir)
@@ -461,8 +455,6 @@ def saved_detectors(models_dir: str, machines: Iterable[str] | None, kinds: Iter
 def official_score_of(result_dir: str, kind: str, machine: str) -> float | None:
     """The official score in ``<result_dir>/metrics_<kind>_<machine>.json`` (written by ``test``), if any."""
     import json
-
-    from asdkeras.metrics import metrics_path
 
     path = metrics_path(result_dir, kind, machine)
     try:

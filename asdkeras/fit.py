@@ -20,7 +20,8 @@ from asdkeras.audio import CLIP_SAMPLES
 from asdkeras.augment import AugmentConfig
 from asdkeras.data.layout import (DERIVED_SPLIT_RULE, MACHINE_TYPES, ClipRecord, derived_split, detect_layout,
                                   list_machines, machine_dir, random_subset, scan_split, select)
-from asdkeras.detector import SPLIT_FILE, Detector, detector_dir
+from asdkeras.detector import Detector
+from asdkeras.names import CACHE_DIR, CONFIG_FILE, DEV_DATA, HISTORY_FILE, MODELS_DIR, SPLIT_FILE, detector_dir
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.features import ImageConfig, LogMelConfig
 from asdkeras.frontend import ImageFrontend, LogMelFrontend
@@ -57,9 +58,9 @@ class FitConfig:
     validation_fraction: float = 0.1
     threshold_quantile: float = 0.9
     data_dir: str = "data"
-    models_dir: str = "saved_models"
-    cache_dir: str = "cache"
-    subset: str = "dev_data"
+    models_dir: str = MODELS_DIR
+    cache_dir: str = CACHE_DIR
+    subset: str = DEV_DATA
     output_dir: str | None = None
     channel: int | None = None
 
@@ -225,7 +226,7 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
               "epochs_run": len(history.history["loss"]),
               "best_val_loss": float(min(history.history["val_loss"])) if val_data else None,
               "fit_seconds": round(time.perf_counter() - started, 1)})
-    detector.save(config.folder(), {"config.json": asdict(config), "history.json": _history_dict(history),
+    detector.save(config.folder(), {CONFIG_FILE: asdict(config), HISTORY_FILE: _history_dict(history),
                                     **split_files(config)})
     return detector
 
@@ -487,8 +488,8 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
         twin_history = _history_dict(run_phase(config.int8_epochs, config.fine_tune_learning_rate, network))
         twin = thresholded(network, quantisation_aware=True, int8_epochs=len(twin_history.get("loss", [])),
                            fit_seconds=round(time.perf_counter() - started, 1))
-    detector.save(config.folder(), {"config.json": asdict(config), "history.json": history, **split_files(config)},
-                  int8_twin=twin, int8_twin_extra={"history.json": twin_history})
+    detector.save(config.folder(), {CONFIG_FILE: asdict(config), HISTORY_FILE: history, **split_files(config)},
+                  int8_twin=twin, int8_twin_extra={HISTORY_FILE: twin_history})
     return detector
 
 
@@ -614,7 +615,7 @@ def _save_gmm(config: GmmConfig, frontend, scoring, thresholds: dict, normal_sco
         info={"outlier": None, "pooling": pooling, "mixture": mixture,
               "clips": {"train_normal": train_count, "val_normal": val_count, "train_outlier": 0, "val_outlier": 0},
               "epochs_run": 0, **more, "fit_seconds": round(time.perf_counter() - started, 1)})
-    detector.save(config.folder(), {"config.json": asdict(config), **split_files(config)})
+    detector.save(config.folder(), {CONFIG_FILE: asdict(config), **split_files(config)})
     return detector
 
 
@@ -846,7 +847,7 @@ def load_config(folder: str, kind: str):
     """The configuration the detector in ``folder`` was fitted with (its ``config.json``)."""
     import json
 
-    path = os.path.join(folder, "config.json")
+    path = os.path.join(folder, CONFIG_FILE)
     try:
         with open(path) as handle:
             document = json.load(handle)

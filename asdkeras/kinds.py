@@ -25,11 +25,3 @@ QUANTISATIONS = ("float32", "float16", "dynamic", "int8")
 INTEGER_VARIANTS = ("dynamic", "int8")
 """The variants converted from a detector's quantisation-aware twin when it has one."""
 
-INT8_TWIN_DIR = "int8"
-"""Sub-folder of a detector folder holding its quantisation-aware twin (a detector itself), when it
-has one (MobileNetV2): the model its integer TFLite variants are converted from."""
-
-
-def int8_result_name(name: str) -> str:
-    """The name ``test`` gives the results of a detector's quantisation-aware twin (``mobilenet-int8``)."""
-    return f"{name}-{INT8_TWIN_DIR}"

@@ -15,10 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from asdkeras.errors import AsdError
-
-
-def sidecar_path(tflite_path: str) -> str:
-    return os.path.splitext(tflite_path)[0] + ".json"
+from asdkeras.names import sidecar_path
 
 
 def read_sidecar(tflite_path: str) -> dict:

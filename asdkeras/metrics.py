@@ -20,7 +20,6 @@ figures that exist, marked as the fallback.
 from __future__ import annotations
 
 import csv
-import os
 import sys
 from dataclasses import dataclass
 
@@ -29,6 +28,7 @@ import scipy.stats
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
 from asdkeras.atomic import write_json, write_text
+from asdkeras.names import metrics_path, official_decision_csv, official_score_csv, score_record_path  # noqa: F401 (re-exported)
 
 MAX_FPR = 0.1
 
@@ -126,20 +126,14 @@ def write_result_csvs(result_dir: str, machine: str, section: str, filenames, sc
     """Write ``anomaly_score_*`` and ``decision_result_*`` CSVs (no header, rows sorted by file name)."""
     order = np.argsort(np.asarray(filenames))
     rows = [(filenames[i], float(scores[i]), int(decisions[i])) for i in order]
-    score_path = os.path.join(result_dir, f"anomaly_score_{machine}_section_{section}_test.csv")
-    decision_path = os.path.join(result_dir, f"decision_result_{machine}_section_{section}_test.csv")
+    score_path = official_score_csv(result_dir, machine, section)
+    decision_path = official_decision_csv(result_dir, machine, section)
     write_text(score_path, "".join(f"{name},{score}\n" for name, score, _ in rows))
     write_text(decision_path, "".join(f"{name},{decision}\n" for name, _, decision in rows))
     return score_path, decision_path
 
 
 SCORE_RECORD_FIELDS = ("path", "section", "domain", "label", "score", "decision")
-
-
-def score_record_path(result_dir: str, model: str, machine: str) -> str:
-    """``<result_dir>/scores_<model>_<machine>.csv``: one detector's clip scores, kept beside the official CSVs
-    (which every detector of a machine overwrites)."""
-    return os.path.join(result_dir, f"scores_{model}_{machine}.csv")
 
 
 def write_score_record(result_dir: str, model: str, machine: str, rows: list[tuple]) -> str:
@@ -174,11 +168,6 @@ def metrics_document(machine: str, model: str, results: list[SectionResult], thr
         "official_score": official_score(results),
         "score": score_summary(results),
     }
-
-
-def metrics_path(result_dir: str, model: str, machine: str) -> str:
-    """``<result_dir>/metrics_<model>_<machine>.json``, the document of :func:`metrics_document`."""
-    return os.path.join(result_dir, f"metrics_{model}_{machine}.json")
 
 
 def write_metrics_json(result_dir: str, document: dict) -> str:

@@ -24,7 +24,7 @@ import tensorflow as tf
 from asdkeras.atomic import atomic_path
 from asdkeras.audio import (CLIP_SAMPLES, FULL_SCALE, MIN_SECONDS, SAMPLE_RATE, conversion_note, level_problem,
                             level_statistics, load_clip)
-from asdkeras.errors import AsdError, SkippedFiles, tensorflow_reason
+from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.features import ImageConfig, LogMelConfig, log_mel_spectrogram, spectrogram_image, stack_frames
 
 AUTOTUNE = tf.data.AUTOTUNE

@@ -30,8 +30,9 @@ import numpy as np
 
 from asdkeras.atomic import write_bytes, write_text
 from asdkeras.errors import AsdError
-from asdkeras.kinds import DETECTOR_KINDS, INT8_TWIN_DIR, int8_result_name
-from asdkeras.metrics import hmean, metrics_path, read_score_record, score_record_path
+from asdkeras.metrics import hmean, read_score_record
+from asdkeras.names import (DETECTOR_FILE, HISTORY_FILE, INT8_TWIN_DIR, SUBSETS, int8_result_name, machines_with_metrics,
+                            metrics_path, report_path, score_record_path)
 
 TITLES = {"ae": "AE", "mobilenet": "MobileNetV2", "mobilenet-int8": "MobileNetV2 int8 twin", "gmm": "Pooled GMM",
           "ensemble": "Ensemble", "ensemble-int8": "Ensemble int8 twin"}
@@ -74,8 +75,8 @@ def load_runs(machine: str, kinds, result_dir: str, models_dir: str) -> list[Det
         with open(metrics_file) as handle:
             metrics = json.load(handle)
         runs.append(DetectorRun(kind, metrics, read_score_record(scores_path),
-                                _json_or_none(os.path.join(folder, "detector.json")),
-                                _json_or_none(os.path.join(folder, "history.json"))))
+                                _json_or_none(os.path.join(folder, DETECTOR_FILE)),
+                                _json_or_none(os.path.join(folder, HISTORY_FILE))))
     if not runs:
         raise AsdError(f"{result_dir}: no test results for {machine} ({', '.join(kinds)}); run "
                        f"'python cli.py test --machine {machine} --model <kind>' first")
@@ -87,7 +88,7 @@ def tested_machines(result_dir: str) -> list[str]:
     from asdkeras.data.layout import MACHINE_TYPES
 
     names = os.listdir(result_dir) if os.path.isdir(result_dir) else []
-    found = sorted({n[:-len(".json")].rsplit("_", 1)[1] for n in names if n.startswith("metrics_") and n.endswith(".json")})
+    found = machines_with_metrics(names)
     if not found:
         raise AsdError(f"{result_dir}: no test results; run 'python cli.py test' first")
     return [m for m in MACHINE_TYPES if m in found] + [m for m in found if m not in MACHINE_TYPES]
@@ -243,7 +244,7 @@ def _locate(path: str, data_dir: str | None, machine: str) -> str | None:
     if os.path.isfile(path):
         return path
     if data_dir:
-        for subset in ("dev_data", "eval_data"):
+        for subset in SUBSETS:
             moved = os.path.join(data_dir, subset, machine, "test", os.path.basename(path))
             if os.path.isfile(moved):
                 return moved
@@ -404,7 +405,6 @@ def write_report(machines: list[str], kinds, result_dir: str, models_dir: str, o
     matplotlib.use("Agg")
     images: dict[str, bytes] = {}
     bodies = [machine_section(m, load_runs(m, kinds, result_dir, models_dir), data_dir, images) for m in machines]
-    name = f"report_{machines[0]}.html" if len(machines) == 1 else "report_all.html"
     contents = "".join(f"<a href='#{m}'>{m}</a> " for m in machines) if len(machines) > 1 else ""
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>asdkeras report: "
             f"{html.escape(', '.join(machines))}</title><style>{STYLE}</style></head><body>"
@@ -414,4 +414,4 @@ def write_report(machines: list[str], kinds, result_dir: str, models_dir: str, o
             f"<p>{contents}</p>" + "\n".join(bodies) + "</body></html>")
     for image_name, content in images.items():
         write_bytes(os.path.join(out_dir, image_name), content)
-    return write_text(os.path.join(out_dir, name), page)
+    return write_text(report_path(out_dir, machines), page)

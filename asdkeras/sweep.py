@@ -14,6 +14,7 @@ from asdkeras.errors import AsdError
 from asdkeras.evaluate import evaluate
 from asdkeras.fit import AutoencoderConfig, fit_autoencoder
 from asdkeras.metrics import SectionResult, official_score
+from asdkeras.names import OE_SWEEP_DIR, oe_sweep_path
 from asdkeras.pipeline import Progress, no_progress
 
 
@@ -51,14 +52,14 @@ def run_oe_sweep(machine: str, data_dir: str, models_dir: str, result_dir: str, 
     for name, outlier, loss in variants:
         announce(name)
         slug = outlier or "clear"
-        folder = os.path.join(models_dir, machine, "oe-sweep", slug)
+        folder = os.path.join(models_dir, machine, OE_SWEEP_DIR, slug)
         config = AutoencoderConfig(machine=machine, outlier=outlier or "none", loss=loss, epochs=epochs, seed=seed,
                                    data_dir=data_dir, models_dir=models_dir, cache_dir=cache_dir, output_dir=folder)
         fit_autoencoder(config, progress)
         evaluation = evaluate(folder, machine, f"ae-{slug}", data_dir,
-                              os.path.join(result_dir, "oe-sweep", machine, slug), cache_dir, progress=progress)
+                              os.path.join(result_dir, OE_SWEEP_DIR, machine, slug), cache_dir, progress=progress)
         rows.append(SweepRow.from_results(name, outlier, evaluation.results))
-    write_json(os.path.join(result_dir, f"oe_sweep_{machine}.json"), [row.__dict__ for row in rows])
+    write_json(oe_sweep_path(result_dir, machine), [row.__dict__ for row in rows])
     return rows
 
 

@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 
 from asdkeras.data.layout import scan_split, sections, select  # noqa: E402
 from asdkeras.metrics import read_score_csv, section_metrics  # noqa: E402
+from asdkeras.names import DETECTOR_FILE, metrics_path, official_score_csv  # noqa: E402
 
 
 def domain_figures(records, scores: dict, threshold: float) -> dict:
@@ -53,14 +54,14 @@ def main() -> None:
         records = scan_split(args.data, machine, "test")
         for variant in args.variants.split(","):
             folder = os.path.join(args.models_dir, machine, variant)
-            if not os.path.isfile(os.path.join(folder, "detector.json")):
+            if not os.path.isfile(os.path.join(folder, DETECTOR_FILE)):
                 continue
-            detector = json.load(open(os.path.join(folder, "detector.json")))
+            detector = json.load(open(os.path.join(folder, DETECTOR_FILE)))
             results = os.path.join(args.result_dir, variant)
             scores = {}
             for section in sections(records):
-                scores.update(read_score_csv(os.path.join(results, f"anomaly_score_{machine}_section_{section}_test.csv")))
-            metrics = json.load(open(os.path.join(results, f"metrics_{variant}_{machine}.json")))
+                scores.update(read_score_csv(official_score_csv(results, machine, section)))
+            metrics = json.load(open(metrics_path(results, variant, machine)))
             aucs = " | ".join(f"{np.mean([v[k] for v in metrics['sections'].values()]):.2f}"
                               for k in ("auc_source", "auc_target", "pauc"))
             for rule, record in detector["thresholds"].items():

@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from asdkeras.data.layout import MACHINE_TYPES  # noqa: E402
 from asdkeras.evaluate import evaluate_with_int8_twin  # noqa: E402
 from asdkeras.fit import fit_detector, make_config  # noqa: E402
+from asdkeras.names import CACHE_DIR  # noqa: E402
 
 VARIANTS = {
     "ae-clear": ("ae", dict(loss="mse", outlier="none")),
@@ -85,7 +86,7 @@ def main() -> None:
     parser.add_argument("--width", type=float, default=0.35, help="MobileNetV2 width multiplier.")
     parser.add_argument("--image-size", type=int, default=320, help="MobileNetV2 image side in pixels.")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cache-dir", default="cache")
+    parser.add_argument("--cache-dir", default=CACHE_DIR)
     parser.add_argument("--models-dir", default="saved_models/benchmark")
     parser.add_argument("--result-dir", default="results/benchmark")
     parser.add_argument("--out", default="results/benchmark/detector_comparison.json")

@@ -28,6 +28,7 @@ from asdkeras.data.layout import MACHINE_TYPES  # noqa: E402
 from asdkeras.ensemble import fit_ensemble  # noqa: E402
 from asdkeras.evaluate import evaluate  # noqa: E402
 from asdkeras.metrics import hmean  # noqa: E402
+from asdkeras.names import CACHE_DIR, metrics_path  # noqa: E402
 
 MODES = {"battery": ("battery", "mean"), "pick": ("pick", "mean"), "paper": ("paper", "mean"),
          "fuse-mean": ("fuse", "mean"), "fuse-max": ("fuse", "max")}
@@ -40,7 +41,7 @@ def figures_of(sections: dict, official: float) -> dict:
 
 
 def member_figures(result_dir: str, variant: str, machine: str) -> dict:
-    with open(os.path.join(result_dir, variant, f"metrics_{variant}_{machine}.json")) as handle:
+    with open(metrics_path(os.path.join(result_dir, variant), variant, machine)) as handle:
         document = json.load(handle)
     return figures_of(document["sections"], document["official_score"])
 
@@ -108,7 +109,7 @@ def main() -> None:
     parser.add_argument("--default", default="battery", help="The column the CLI's default mode corresponds to.")
     parser.add_argument("--models-dir", default="saved_models/benchmark")
     parser.add_argument("--result-dir", default="results/benchmark")
-    parser.add_argument("--cache-dir", default="cache")
+    parser.add_argument("--cache-dir", default=CACHE_DIR)
     parser.add_argument("--out", default="results/benchmark/ensemble_table.json")
     args = parser.parse_args()
     members = dict(pair.split("=") for pair in args.members.split(","))

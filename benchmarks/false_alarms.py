@@ -16,6 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from asdkeras.names import metrics_path  # noqa: E402
 
 MACHINES = ("fan", "gearbox", "bearing", "slider", "valve", "ToyCar", "ToyTrain")
 
@@ -23,7 +27,7 @@ MACHINES = ("fan", "gearbox", "bearing", "slider", "valve", "ToyCar", "ToyTrain"
 def read(result_dir: str, variant: str, machine: str) -> dict | None:
     base = variant[:-len("-int8")] if variant.endswith("-int8") else variant
     for folder in (variant, base):
-        path = os.path.join(result_dir, folder, f"metrics_{variant}_{machine}.json")
+        path = metrics_path(os.path.join(result_dir, folder), variant, machine)
         if os.path.exists(path):
             with open(path) as handle:
                 return json.load(handle)

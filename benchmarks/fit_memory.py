@@ -18,8 +18,10 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
 
 from report_json import emit  # noqa: E402
+from asdkeras.names import CACHE_DIR, DETECTOR_FILE, detector_dir  # noqa: E402
 
 
 def main() -> None:
@@ -27,7 +29,7 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--machine", default="gearbox")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--cache-dir", default="cache")
+    parser.add_argument("--cache-dir", default=CACHE_DIR)
     parser.add_argument("--models-dir", default="saved_models/benchmark")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -39,7 +41,7 @@ def main() -> None:
     if completed.returncode != 0:
         sys.exit(f"fit failed:\n{completed.stderr[-2000:]}")
     peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    with open(os.path.join(args.models_dir, args.machine, "ae", "detector.json")) as handle:
+    with open(os.path.join(detector_dir(args.models_dir, args.machine, "ae"), DETECTOR_FILE)) as handle:
         clips = json.load(handle)["clips"]
     total_clips = sum(clips.values())
     result = {

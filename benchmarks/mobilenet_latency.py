@@ -23,7 +23,8 @@ from benchmarks.tflite import median_ms  # noqa: E402
 from asdkeras.audio import load_clip  # noqa: E402
 from asdkeras.data.layout import scan_split  # noqa: E402
 from asdkeras.detector import Detector  # noqa: E402
-from asdkeras.export import export_detector, frontend_model, model_name  # noqa: E402
+from asdkeras.export import export_detector, frontend_model  # noqa: E402
+from asdkeras.names import tflite_name  # noqa: E402
 from asdkeras.features import ImageConfig  # noqa: E402
 from asdkeras.frontend import ImageFrontend  # noqa: E402
 from asdkeras.models.mobilenet import build_mobilenet, mobilenet_scoring_model  # noqa: E402
@@ -52,7 +53,7 @@ def main() -> None:
                         lambda: iter(clips))
         feed = {"waveform": clips[0][None]}
         for quantisation in quantisations:
-            path = os.path.join(out, model_name(args.machine, "mobilenet", quantisation, True))
+            path = os.path.join(out, tflite_name(args.machine, "mobilenet", quantisation, True))
             result[quantisation] = {"size_kb": os.path.getsize(path) / 1024,
                                     "ms_1_thread": median_ms(None, path, feed, 1, args.warmup, args.runs),
                                     "ms_all_threads": median_ms(None, path, feed, os.cpu_count(), args.warmup, args.runs)}

@@ -27,6 +27,7 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 from asdkeras.detector import Detector  # noqa: E402
 from asdkeras.ensemble import fit_ensemble  # noqa: E402
 from asdkeras.fit import fit_detector, make_config  # noqa: E402
+from asdkeras.names import CACHE_DIR, DEV_DATA  # noqa: E402
 
 VARIANTS = {
     "ae (clear, 30 epochs)": ("ae", dict(loss="mse", outlier="none", epochs=30, validation_fraction=0.0)),
@@ -43,8 +44,8 @@ def dcase_tree(mimii: str, root: str, machine: str = "fan", fit_count: int = 10)
     """Link MIMII clips into ``root/dev_data/<machine>/{train,test}``; return (test path, label)."""
     normal = sorted(os.listdir(os.path.join(mimii, "normal")))
     abnormal = sorted(os.listdir(os.path.join(mimii, "abnormal")))
-    train = os.path.join(root, "dev_data", machine, "train")
-    test = os.path.join(root, "dev_data", machine, "test")
+    train = os.path.join(root, DEV_DATA, machine, "train")
+    test = os.path.join(root, DEV_DATA, machine, "test")
     os.makedirs(train)
     os.makedirs(test)
     for i, name in enumerate(normal[:fit_count]):
@@ -70,13 +71,13 @@ def main() -> None:
         tests = dcase_tree(args.mimii, root)
         paths, labels = [p for p, _ in tests], np.array([y for _, y in tests])
         def report(name: str, folder: str, **extra) -> None:
-            scores = Detector.load(folder).score_files(paths, os.path.join(root, "cache"))
+            scores = Detector.load(folder).score_files(paths, os.path.join(root, CACHE_DIR))
             results[name] = {"auc": float(roc_auc_score(labels, scores)),
                              "pauc": float(roc_auc_score(labels, scores, max_fpr=0.1)), **extra}
             print(f"{name:28s} AUC {results[name]['auc']:.3f} pAUC {results[name]['pauc']:.3f}", flush=True)
 
         for name, (kind, options) in VARIANTS.items():
-            config = make_config(kind, machine="fan", data_dir=root, cache_dir=os.path.join(root, "cache"),
+            config = make_config(kind, machine="fan", data_dir=root, cache_dir=os.path.join(root, CACHE_DIR),
                                  models_dir=os.path.join(root, "models"), output_dir=os.path.join(root, "models", name),
                                  **options)
             detector = fit_detector(kind, config)
@@ -85,7 +86,7 @@ def main() -> None:
         folders = {"ae": os.path.join(root, "models", "ae (clear, 30 epochs)"),
                    "gmm": os.path.join(root, "models", "gmm battery (default)")}
         ensemble = fit_ensemble("fan", os.path.join(root, "models"), kinds=tuple(folders), data_dir=root,
-                                cache_dir=os.path.join(root, "cache"), folders=folders,
+                                cache_dir=os.path.join(root, CACHE_DIR), folders=folders,
                                 output_dir=os.path.join(root, "models", "ensemble"))
         document = ensemble.info["ensemble"]
         report("ensemble battery (ae + gmm)", os.path.join(root, "models", "ensemble"), members=document["members"],

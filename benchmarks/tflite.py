@@ -30,8 +30,9 @@ from asdkeras.audio import load_clip  # noqa: E402
 from asdkeras.data.layout import scan_split  # noqa: E402
 from asdkeras.evaluate import write_evaluation  # noqa: E402
 from asdkeras.detector import Detector, int8_twin_dir  # noqa: E402
-from asdkeras.export import export_folder, frontend_model, model_name  # noqa: E402
-from asdkeras.kinds import INTEGER_VARIANTS, QUANTISATIONS, int8_result_name  # noqa: E402
+from asdkeras.export import export_folder, frontend_model  # noqa: E402
+from asdkeras.kinds import INTEGER_VARIANTS, QUANTISATIONS  # noqa: E402
+from asdkeras.names import CACHE_DIR, DETECTOR_FILE, TFLITE_DIR, int8_result_name, tflite_name  # noqa: E402
 from asdkeras.lite import LiteDetector  # noqa: E402
 
 
@@ -75,7 +76,7 @@ def benchmark_detector(folder: str, args) -> dict:
     threads_all = os.cpu_count() or 1
     for quantisation in QUANTISATIONS:
         for waveform in (False, True):
-            name = model_name(detector.machine, detector.kind, quantisation, waveform)
+            name = tflite_name(detector.machine, detector.kind, quantisation, waveform)
             path = os.path.join(out_dir, name)
             lite = LiteDetector(path, threads=1)
             if waveform:
@@ -85,7 +86,7 @@ def benchmark_detector(folder: str, args) -> dict:
             decisions = (scores > lite.threshold).astype(int)
             evaluation = write_evaluation(detector.machine, f"{variant}-{quantisation}{'-waveform' if waveform else ''}",
                                           records, scores, decisions, lite.threshold,
-                                          os.path.join(args.result_dir, "tflite", variant))
+                                          os.path.join(args.result_dir, TFLITE_DIR, variant))
             feed = {"waveform": clip} if waveform else {"features": feature_input}
             if lite.input_spec["dtype"] != "float32":
                 continue
@@ -114,8 +115,8 @@ def markdown(results: dict) -> str:
     for machine, by_variant in results.items():
         for variant, r in by_variant.items():
             for quantisation in QUANTISATIONS:
-                net = r["variants"][f"{machine}_{variant.split('-')[0]}_{quantisation}.tflite"]
-                wav = r["variants"][f"{machine}_{variant.split('-')[0]}_{quantisation}_waveform.tflite"]
+                net = r["variants"][tflite_name(machine, variant.split('-')[0], quantisation, False)]
+                wav = r["variants"][tflite_name(machine, variant.split('-')[0], quantisation, True)]
                 lines.append(f"| {machine} | {variant} | {quantisation} | {net['official']:.3f} / {wav['official']:.3f} "
                              f"({net.get('keras_official', r['keras_official']):.3f}"
                              f"{' twin' if net.get('reference', variant) != variant else ''}) | {net['same_decision']:.3f} / {wav['same_decision']:.3f} | "
@@ -132,7 +133,7 @@ def main() -> None:
     parser.add_argument("--variants", default="ae-oe,mobilenet-imagenet")
     parser.add_argument("--machines", default=None, help="Comma-separated [default: every machine folder].")
     parser.add_argument("--out-dir", default="/tmp/bench/tflite")
-    parser.add_argument("--cache-dir", default="cache")
+    parser.add_argument("--cache-dir", default=CACHE_DIR)
     parser.add_argument("--result-dir", default="/tmp/bench/results")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--runs", type=int, default=50)
@@ -143,7 +144,7 @@ def main() -> None:
     for machine in machines:
         for variant in args.variants.split(","):
             folder = os.path.join(args.models_dir, machine, variant)
-            if os.path.isfile(os.path.join(folder, "detector.json")):
+            if os.path.isfile(os.path.join(folder, DETECTOR_FILE)):
                 results.setdefault(machine, {})[variant] = benchmark_detector(folder, args)
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "w") as handle:

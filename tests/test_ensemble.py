@@ -9,7 +9,8 @@ import pytest
 from asdkeras.data.layout import scan_split
 from asdkeras.detector import Detector
 from asdkeras.battery import BATTERY, FAMILIES
-from asdkeras.ensemble import (ENSEMBLE_FILE, REPORT_CHOICE, _paper_choice, combine, eligible, fit_ensemble,
+from asdkeras.names import ENSEMBLE_FILE
+from asdkeras.ensemble import (REPORT_CHOICE, _paper_choice, combine, eligible, fit_ensemble,
                                load_members, shared_held_out, standardise)
 from asdkeras.errors import AsdError
 from asdkeras.fit import fit_detector, make_config

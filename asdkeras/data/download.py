@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from asdkeras.errors import AsdError
+from asdkeras.names import DEV_DATA, EVAL_DATA
 
 ZENODO = "https://zenodo.org"
 LICENCE = ("The DCASE 2022 Task 2 data (MIMII DG and ToyADMOS2) is licensed under Creative Commons "
@@ -50,9 +51,9 @@ class Split:
     subset: str
 
 
-SPLITS = {"dev": Split("6355122", "dev_{machine}.zip", "dev_data"),
-          "additional": Split("6462969", "eval_data_{machine}_train.zip", "eval_data"),
-          "eval": Split("6586456", "eval_data_{machine}_test.zip", "eval_data")}
+SPLITS = {"dev": Split("6355122", "dev_{machine}.zip", DEV_DATA),
+          "additional": Split("6462969", "eval_data_{machine}_train.zip", EVAL_DATA),
+          "eval": Split("6586456", "eval_data_{machine}_test.zip", EVAL_DATA)}
 
 
 def archive_url(split: Split, name: str, mirror: str | None) -> str:

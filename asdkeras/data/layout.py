@@ -30,11 +30,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from asdkeras.errors import AsdError
+from asdkeras.names import DEV_DATA, SUBSETS, ground_truth_csvs
 
 MACHINE_TYPES = ("fan", "gearbox", "bearing", "slider", "valve", "ToyCar", "ToyTrain")
 """The seven DCASE 2022 Task 2 machine types."""
 
-SUBSETS = ("dev_data", "eval_data")
 SPLITS = ("train", "test")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
 
@@ -121,7 +121,7 @@ def parse_filename(path: str, machine: str, split: str) -> ClipRecord:
     raise AsdError(f"{path}: file name does not follow the DCASE pattern; expected {EXPECTED_PATTERN}")
 
 
-def machine_dir(root: str, machine: str, subset: str = "dev_data") -> str:
+def machine_dir(root: str, machine: str, subset: str = DEV_DATA) -> str:
     """The machine's folder: ``<root>/<subset>/<machine>``, ``<root>/<machine>`` or ``<root>/*_<machine>/<machine>``."""
     if subset not in SUBSETS:
         raise AsdError(f"unknown subset '{subset}'; use one of {', '.join(SUBSETS)}")
@@ -142,7 +142,7 @@ def _machine_candidates(root: str, subset: str, machine: str) -> list[str]:
     return candidates
 
 
-def list_machines(root: str, subset: str = "dev_data") -> list[str]:
+def list_machines(root: str, subset: str = DEV_DATA) -> list[str]:
     """Machine folders of the dataset, sorted; [] when there are none.
 
     Those under ``<root>/<subset>`` when it exists; otherwise the folders of ``<root>`` (and of
@@ -193,7 +193,7 @@ def detect_layout(folder: str, strict: bool = True) -> str | None:
     return None
 
 
-def scan_split(root: str, machine: str, split: str, subset: str = "dev_data",
+def scan_split(root: str, machine: str, split: str, subset: str = DEV_DATA,
                missing_ok: bool = False) -> list[ClipRecord]:
     """All clips of one machine and split, sorted by file name, whatever the layout.
 
@@ -337,7 +337,7 @@ def apply_ground_truth(records: list[ClipRecord], labels: dict[str, str],
     return out
 
 
-def labelled_test_records(root: str, machine: str, subset: str = "dev_data",
+def labelled_test_records(root: str, machine: str, subset: str = DEV_DATA,
                           ground_truth_dir: str | None = None) -> list[ClipRecord]:
     """Test records of a machine, labelled from the official ground-truth CSVs when a folder is given.
 
@@ -351,8 +351,7 @@ def labelled_test_records(root: str, machine: str, subset: str = "dev_data",
         raise AsdError(f"{ground_truth_dir}: no such ground-truth folder")
     labels, domains = {}, {}
     for section in sections(records):
-        label_csv = os.path.join(ground_truth_dir, f"ground_truth_{machine}_section_{section}_test.csv")
-        domain_csv = os.path.join(ground_truth_dir, f"ground_truth_domain_{machine}_section_{section}_test.csv")
+        label_csv, domain_csv = ground_truth_csvs(ground_truth_dir, machine, section)
         labels.update(load_ground_truth(label_csv))
         if os.path.isfile(domain_csv):
             domains.update(load_ground_truth(domain_csv))
@@ -373,7 +372,7 @@ class MachineSummary:
     layout: str = "dcase2022"
 
 
-def summarize(root: str, subset: str = "dev_data") -> list[MachineSummary]:
+def summarize(root: str, subset: str = DEV_DATA) -> list[MachineSummary]:
     """Counts per machine type of the dataset under ``root`` (a missing train/ or test/ counts 0)."""
     machines = list_machines(root, subset)
     if not machines:

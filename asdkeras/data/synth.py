@@ -25,6 +25,7 @@ from asdkeras.audio import CLIP_SAMPLES, SAMPLE_RATE, write_wav_atomic
 from asdkeras.data.layout import MACHINE_TYPES
 from asdkeras.data.synth_sounds import FAULT_SHARES, MACHINE_MODELS, Condition, render
 from asdkeras.errors import AsdError
+from asdkeras.names import DEV_DATA
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ class ClipSpec:
         """Path below the dataset root, e.g. ``dev_data/fan/train/section_00_source_train_normal_0000_m-n_W.wav``."""
         name = (f"section_{self.section}_{self.domain}_{self.split}_{self.label}_{self.index:04d}"
                 f"_{self.attributes}.wav")
-        return os.path.join("dev_data", self.machine, self.split, name)
+        return os.path.join(DEV_DATA, self.machine, self.split, name)
 
 
 def _clip_seed(seed: int, *parts) -> int:
@@ -202,7 +203,7 @@ def generate(out_dir: str, machines: Iterable[str] = MACHINE_TYPES, scale: Scale
     """
     machines = list(machines)
     specs = plan(machines, scale, seed)
-    targets = {m: os.path.join(out_dir, "dev_data", m) for m in machines}
+    targets = {m: os.path.join(out_dir, DEV_DATA, m) for m in machines}
     for target in targets.values():
         if os.path.isdir(target) and any(os.scandir(target)) and not force:
             raise AsdError(f"{target}: already holds files; pass --force to replace it or choose another --out")
@@ -210,7 +211,7 @@ def generate(out_dir: str, machines: Iterable[str] = MACHINE_TYPES, scale: Scale
     try:
         for machine in machines:
             for split in ("train", "test"):
-                os.makedirs(os.path.join(staging, "dev_data", machine, split), exist_ok=True)
+                os.makedirs(os.path.join(staging, DEV_DATA, machine, split), exist_ok=True)
         jobs = [(staging, spec) for spec in specs]
         workers = workers or os.cpu_count() or 1
         if workers == 1:
@@ -224,7 +225,7 @@ def generate(out_dir: str, machines: Iterable[str] = MACHINE_TYPES, scale: Scale
             if os.path.isdir(target):
                 shutil.rmtree(target)
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            os.replace(os.path.join(staging, "dev_data", machine), target)
+            os.replace(os.path.join(staging, DEV_DATA, machine), target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return [s.relpath for s in specs]
