@@ -18,8 +18,8 @@ import click  # noqa: E402
 from asdkeras.data.layout import MACHINE_TYPES as MACHINE_CHOICES  # noqa: E402
 from asdkeras.errors import AsdError  # noqa: E402
 from asdkeras.audio import LONG_CLIP_MODES  # noqa: E402
-from asdkeras.kinds import (COMBINATIONS, DEFAULT_ENSEMBLE_MODE, DETECTOR_KINDS, ENSEMBLE, ENSEMBLE_MODES, MODEL_KINDS,  # noqa: E402
-                            QUANTISATIONS)
+from asdkeras import detectors  # noqa: E402
+from asdkeras.kinds import COMBINATIONS, DEFAULT_ENSEMBLE_MODE, ENSEMBLE, ENSEMBLE_MODES, QUANTISATIONS  # noqa: E402
 from asdkeras.names import (CACHE_DIR, DATA_DIR, DEV_DATA, MODELS_DIR, RESULT_DIR, SUBSETS, TFLITE_DIR,  # noqa: E402
                             detector_dir, int8_result_name, int8_twin_dir, tflite_scores_csv)
 
@@ -243,9 +243,20 @@ def _pair(text: str | None) -> tuple[float, float] | None:
     return low, high
 
 
+def _kind_help(option: str, text: str, none: str | None = None) -> str:
+    """``"<kinds>: <text> [<default>]."`` with the kinds that take ``option`` and their defaults read
+    from their configurations, so a default is written in one place. ``none``: how to say a None default."""
+    defaults = detectors.defaults_of(option)
+    shown = {kind: none if value is None else ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+             for kind, value in defaults.items()}
+    default = (next(iter(shown.values())) if len(set(shown.values())) == 1
+               else "; ".join(f"{kind} {value}" for kind, value in shown.items()))
+    return f"{', '.join(defaults)}: {text} [{default}]."
+
+
 @cli.command()
 @click.option("--machine", required=True, help="Machine type: a folder under <data>/dev_data (the seven DCASE 2022 types, or any other such as pump).")
-@click.option("--model", "model_kind", type=click.Choice(DETECTOR_KINDS + ("all",)), default="ae", show_default=True,
+@click.option("--model", "model_kind", type=click.Choice(detectors.detector_kinds() + ("all",)), default="ae", show_default=True,
               help="ae: dense autoencoder on log-mel vectors; mobilenet: MobileNetV2 on spectrogram images; "
                    "gmm: time-pooled log-mel levels with a Gaussian mixture; ensemble: built from the machine's "
                    "saved detectors; all: every kind, then the ensemble.")
@@ -257,39 +268,41 @@ def _pair(text: str | None) -> tuple[float, float] | None:
 @click.option("--combine", type=click.Choice(COMBINATIONS),
               help="ensemble, all: how --ensemble fuse combines the members' standardised scores [mean] "
                    "(battery chooses it).")
-@click.option("--outlier", help="ae, mobilenet: outlier machine type for outlier exposure: a type, auto (the report's pairing) or none [auto].")
-@click.option("--epochs", type=click.IntRange(1), help="ae, mobilenet: maximum epochs [ae 30; mobilenet 5, head only].")
-@click.option("--patience", type=click.IntRange(1), help="ae, mobilenet: epochs without validation improvement before stopping [ae 5, mobilenet 3].")
-@click.option("--batch-size", type=click.IntRange(1), help="ae, mobilenet: batch size [ae 512 vectors, mobilenet 32 images].")
-@click.option("--learning-rate", type=float, help="ae, mobilenet: Adam learning rate [1e-3].")
-@click.option("--outlier-clips", type=click.IntRange(1), help="ae, mobilenet: outlier clips [default: as many as the machine's].")
+@click.option("--outlier", help=_kind_help("outlier", "outlier machine type for outlier exposure: a type, auto (the report's pairing) or none"))
+@click.option("--epochs", type=click.IntRange(1), help=_kind_help("epochs", "maximum epochs (mobilenet: of the head alone)"))
+@click.option("--patience", type=click.IntRange(1), help=_kind_help("patience", "epochs without validation improvement before stopping"))
+@click.option("--batch-size", type=click.IntRange(1), help=_kind_help("batch_size", "batch size (ae: vectors, mobilenet: images)"))
+@click.option("--learning-rate", type=float, help=_kind_help("learning_rate", "Adam learning rate"))
+@click.option("--outlier-clips", type=click.IntRange(1), help=_kind_help("outlier_clips", "outlier clips", none="as many as the machine's"))
 @click.option("--threshold-quantile", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="Share of new normal clips kept as normal by the threshold [0.9: ~10 % false alarms].")
+              help=_kind_help("threshold_quantile", "share of new normal clips kept as normal by the threshold (0.9: ~10 % false alarms)"))
 @click.option("--seed", default=0, show_default=True, help="Random seed.")
 @click.option("--loss", type=click.Choice(["mse", "oe", "oe-hinge"]),
-              help="ae: mse = clear AE on normals; oe = the report's |y - e(x)| [default]; oe-hinge = max(0, m - e(x)) on outliers.")
-@click.option("--margin", type=float, help="ae: hinge margin m for --loss oe-hinge [1.0].")
-@click.option("--target-clips", type=click.IntRange(1), help="ae, gmm: cap on the machine's training clips [3000].")
-@click.option("--pooling-decay", help="gmm: battery (a steady view, the band mean, and a transient view, max-like, "
-                                      "fused at score level, the max-like pooling chosen by the pseudo-anomaly battery) "
-                                      "[default]; a GWRP decay r in [0, 1] (1 = mean, 0 = max); fuse (mean and r = 0.5 side "
-                                      "by side in one vector); or paper (TWFR-GMM's per-type value).")
-@click.option("--components", type=click.IntRange(1), help="gmm: mixture components per section [2; paper: per type].")
-@click.option("--covariance-reg", type=click.FloatRange(0, min_open=True), help="gmm: covariance regularisation in standardised units [0.1].")
-@click.option("--weights", help="mobilenet: imagenet [default], none, or a no-top .h5 path.")
-@click.option("--width", type=float, help="mobilenet: width multiplier alpha [1.0; 0.35 is the smallest with ImageNet weights].")
-@click.option("--image-size", type=click.IntRange(32), help="mobilenet: image side in pixels [320].")
-@click.option("--train-clips", type=click.IntRange(1), help="mobilenet: random training clips of the machine [500].")
-@click.option("--augmented-clips", type=click.IntRange(0), help="mobilenet: augmented copies [twice --train-clips].")
-@click.option("--fine-tune-epochs", type=click.IntRange(0), help="mobilenet: epochs with the top blocks unfrozen [5].")
-@click.option("--fine-tune-blocks", type=click.IntRange(0, 16), help="mobilenet: top blocks to unfreeze [3].")
-@click.option("--int8-epochs", type=click.IntRange(0), help="mobilenet: quantisation-aware fine-tuning epochs of the int8 twin "
-                                                           "that the integer TFLite variants come from; 0: no twin [2].")
+              help=_kind_help("loss", "mse = clear AE on normals; oe = the report's |y - e(x)|; oe-hinge = max(0, m - e(x)) "
+                                      "on outliers"))
+@click.option("--margin", type=float, help=_kind_help("margin", "hinge margin m for --loss oe-hinge"))
+@click.option("--target-clips", type=click.IntRange(1), help=_kind_help("target_clips", "cap on the machine's training clips"))
+@click.option("--pooling-decay", help=_kind_help("pooling_decay", "battery (a steady view, the band mean, and a transient "
+                                                 "view, max-like, fused at score level, the max-like pooling chosen by the "
+                                                 "pseudo-anomaly battery); a GWRP decay r in [0, 1] (1 = mean, 0 = max); "
+                                                 "fuse (mean and r = 0.5 side by side in one vector); or paper (TWFR-GMM's "
+                                                 "per-type value)"))
+@click.option("--components", type=click.IntRange(1), help=_kind_help("components", "mixture components per section", none="2; with --pooling-decay paper: per type"))
+@click.option("--covariance-reg", type=click.FloatRange(0, min_open=True), help=_kind_help("covariance_reg", "covariance regularisation in standardised units"))
+@click.option("--weights", help=_kind_help("weights", "initial weights: imagenet, none, or a no-top .h5 path", none="none"))
+@click.option("--width", type=float, help=_kind_help("width", "width multiplier alpha (0.35 is the smallest with ImageNet weights)"))
+@click.option("--image-size", type=click.IntRange(32), help=_kind_help("image_size", "image side in pixels"))
+@click.option("--train-clips", type=click.IntRange(1), help=_kind_help("train_clips", "random training clips of the machine"))
+@click.option("--augmented-clips", type=click.IntRange(0), help=_kind_help("augmented_clips", "augmented copies", none="twice --train-clips"))
+@click.option("--fine-tune-epochs", type=click.IntRange(0), help=_kind_help("fine_tune_epochs", "epochs with the top blocks unfrozen"))
+@click.option("--fine-tune-blocks", type=click.IntRange(0, 16), help=_kind_help("fine_tune_blocks", "top blocks to unfreeze"))
+@click.option("--int8-epochs", type=click.IntRange(0), help=_kind_help("int8_epochs", "quantisation-aware fine-tuning epochs of the int8 twin "
+                                                                          "that the integer TFLite variants come from; 0: no twin"))
 @click.option("--threshold-rule", type=click.Choice(["quantile", "eq2"]),
-              help="mobilenet: the normal quantile in the clip's operating condition [default] or the report's Eq. 2 (both are saved).")
-@click.option("--threshold-alpha", type=float, help="mobilenet: the report's alpha in Eq. 2 [0.04].")
-@click.option("--pitch-semitones", type=float, help="mobilenet: PitchShift range +- semitones [2].")
-@click.option("--stretch-range", help="mobilenet: TimeStretch rate range MIN,MAX [0.9,1.1].")
+              help=_kind_help("threshold_rule", "the normal quantile in the clip's operating condition or the report's Eq. 2 (both are saved)"))
+@click.option("--threshold-alpha", type=float, help=_kind_help("threshold_alpha", "the report's alpha in Eq. 2"))
+@click.option("--pitch-semitones", type=float, help=_kind_help("pitch_semitones", "PitchShift range +- semitones"))
+@click.option("--stretch-range", help=_kind_help("stretch_range", "TimeStretch rate range MIN,MAX"))
 @click.option("--background-noise", "background_noise_dir", help="mobilenet: folder of noise files for AddBackgroundNoise (off by default).")
 @click.option("--channel", "channel_text", help="Multichannel recordings (MIMII's 8 microphones): a channel index "
                                                "from 0, or mean to average them [mean]; saved with the detector.")
@@ -317,7 +330,7 @@ def fit(machine, model_kind, ensemble_mode, combine, seed, channel_text, data, m
     if name:
         options["output_dir"] = os.path.join(models_dir, machine, name)
     skipped = _skipped_files(strict)
-    for kind in MODEL_KINDS if model_kind == "all" else () if model_kind == ENSEMBLE else (model_kind,):
+    for kind in detectors.model_kinds() if model_kind == "all" else () if model_kind == ENSEMBLE else (model_kind,):
         if model_kind == "all":
             click.echo(f"== {machine}: fitting {kind}", err=True)
         _fit_one(kind, machine, options_for(kind, options) if model_kind == "all" else options, seed, data,
@@ -359,8 +372,9 @@ def _check_name(name: str | None, model_kind: str) -> None:
         return
     if model_kind in (ENSEMBLE, "all"):
         raise AsdError(f"--name applies to one detector, not --model {model_kind}")
-    if not name or os.sep in name or name.startswith(".") or (name in DETECTOR_KINDS and name != model_kind):
-        raise AsdError(f"--name {name!r}: use a plain folder name other than {', '.join(DETECTOR_KINDS)}")
+    kinds = detectors.detector_kinds()
+    if not name or os.sep in name or name.startswith(".") or (name in kinds and name != model_kind):
+        raise AsdError(f"--name {name!r}: use a plain folder name other than {', '.join(kinds)}")
 
 
 def _skipped_files(strict: bool):
@@ -400,7 +414,7 @@ def _fit_ensemble(machine, mode, combine, data, models_dir, cache_dir, skipped):
 
 @cli.command()
 @click.option("--machine", required=True, help="Machine type: a folder under <data>/dev_data (the seven DCASE 2022 types, or any other such as pump).")
-@click.option("--model", "model_kind", type=click.Choice(DETECTOR_KINDS), default="ae", show_default=True, help="Which saved detector.")
+@click.option("--model", "model_kind", type=click.Choice(detectors.detector_kinds()), default="ae", show_default=True, help="Which saved detector.")
 @click.option("--data", default=DATA_DIR, show_default=True, help="Dataset root.")
 @click.option("--subset", type=click.Choice(SUBSETS), default=DEV_DATA, show_default=True,
               help="Which part of the DCASE tree to test.")
@@ -448,7 +462,7 @@ def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, g
 @click.option("--machine", "machines", multiple=True,
               help="Machine type to export (repeatable) [default: every machine with a saved detector].")
 @click.option("--all", "all_machines", is_flag=True, help="Every machine with a saved detector (the default).")
-@click.option("--model", "model_kind", type=click.Choice(DETECTOR_KINDS + ("all",)), default="all", show_default=True,
+@click.option("--model", "model_kind", type=click.Choice(detectors.detector_kinds() + ("all",)), default="all", show_default=True,
               help="Which detector kind to export (ensemble: one waveform-in model per variant).")
 @click.option("--quant", default=",".join(QUANTISATIONS), show_default=True,
               help="Comma-separated variants: float32, float16, dynamic (int8 weights), int8 (full-integer network).")
@@ -471,7 +485,7 @@ def export_tflite(machines, all_machines, model_kind, quant, int8_io, models_dir
     unknown = [q for q in quantisations if q not in QUANTISATIONS]
     if unknown or not quantisations:
         raise AsdError(f"--quant {quant}: use any of {', '.join(QUANTISATIONS)}, comma-separated")
-    kinds = DETECTOR_KINDS if model_kind == "all" else (model_kind,)
+    kinds = detectors.detector_kinds() if model_kind == "all" else (model_kind,)
     count = 0
     for folder in saved_detectors(models_dir, None if all_machines else machines, kinds):
         kind, machine = os.path.basename(folder), os.path.basename(os.path.dirname(folder))
@@ -542,7 +556,7 @@ def score(paths, tflite_path, csv_path, threads, result_dir, long_clips, strict)
 @click.option("--machine", "machines", multiple=True,
               help="Machine type (repeatable); with several, or --all, one page covers them.")
 @click.option("--all", "all_machines", is_flag=True, help="Every machine type with test results, on one page.")
-@click.option("--model", "model_kind", type=click.Choice(DETECTOR_KINDS + ("all",)), default="all", show_default=True,
+@click.option("--model", "model_kind", type=click.Choice(detectors.detector_kinds() + ("all",)), default="all", show_default=True,
               help="Which detectors to show (those tested).")
 @click.option("--out", default="reports", show_default=True, help="Folder for the HTML page and its PNGs.")
 @click.option("--result-dir", default=RESULT_DIR, show_default=True, help="Where 'test' wrote metrics and scores.")
@@ -558,7 +572,7 @@ def report(machines, all_machines, model_kind, out, result_dir, models_dir, data
 
     if all_machines or not machines:
         machines = tested_machines(result_dir)
-    kinds = DETECTOR_KINDS if model_kind == "all" else (model_kind,)
+    kinds = detectors.detector_kinds() if model_kind == "all" else (model_kind,)
     path = write_report(list(machines), kinds, result_dir, models_dir, out, data)
     click.echo(f"wrote {path} (and its PNGs under {out}/)")
 
@@ -625,17 +639,15 @@ def demo(data, machines, epochs, width, image_size, mobilenet_epochs, models_dir
     _ensure_data(data)
     _print_summary(data)
     skipped = _skipped_files(strict=False)
-    options = {"ae": dict(epochs=epochs), "gmm": {},
-               "mobilenet": dict(width=width, image_size=image_size, epochs=mobilenet_epochs,
-                                 fine_tune_epochs=mobilenet_epochs)}
+    settings = dict(epochs=epochs, width=width, image_size=image_size, mobilenet_epochs=mobilenet_epochs)
     tables = {}
     for machine in _machine_list(machines):
-        for kind in MODEL_KINDS:
+        for kind in detectors.model_kinds():
             click.echo(f"\n== {machine}: fitting {kind} ({time.perf_counter() - started:.0f} s so far)", err=True)
-            _fit_one(kind, machine, options[kind], 0, data, models_dir, cache_dir, skipped)
+            _fit_one(kind, machine, detectors.get(kind).demo_options(settings), 0, data, models_dir, cache_dir, skipped)
         _fit_ensemble(machine, None, None, data, models_dir, cache_dir, skipped)
         rows = []
-        for kind in DETECTOR_KINDS:
+        for kind in detectors.detector_kinds():
             rows += evaluate_with_int8_twin(detector_dir(models_dir, machine, kind), machine, kind, data, result_dir,
                                             cache_dir, progress=_progress(f"testing {kind}"), skipped=skipped)
         click.echo(f"== {machine}: exporting the ensemble to int8 TFLite", err=True)

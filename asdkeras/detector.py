@@ -30,7 +30,7 @@ from asdkeras.atomic import write_json
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.frontend import frontend_from_settings
 from asdkeras.names import DETECTOR_FILE, INT8_TWIN_DIR, MODEL_FILE, SPLIT_FILE, detector_dir, int8_twin_dir  # noqa: F401 (re-exported)
-from asdkeras.pipeline import Progress, no_progress
+from asdkeras.progress import Progress, no_progress
 from asdkeras.scoring import decide
 
 FORMAT_VERSION = 2
@@ -210,11 +210,9 @@ def load_scoring_model(folder: str):
     """``model.keras`` of a detector folder, with the package's custom layers registered."""
     import keras
 
-    import asdkeras.models.autoencoder  # noqa: F401  (registers the autoencoder's layers)
-    import asdkeras.models.gmm  # noqa: F401  (registers the pooling and mixture layers)
-    import asdkeras.models.layers  # noqa: F401  (registers the clip-score layers)
-    import asdkeras.models.mobilenet  # noqa: F401  (registers the image descriptor layer)
-    import asdkeras.models.quantise  # noqa: F401  (registers the quantisation-aware layers)
+    from asdkeras import detectors
+
+    detectors.load_layers()  # every kind's Keras layers, registered for loading
 
     path = os.path.join(folder, MODEL_FILE)
     if not os.path.isfile(path):

@@ -39,17 +39,21 @@ import numpy as np
 from asdkeras.data.layout import ClipRecord, random_subset
 from asdkeras.detector import Detector
 from asdkeras.errors import AsdError, SkippedFiles
-from asdkeras.fit import MIN_HELD_OUT, load_config
+from asdkeras.detectors.config import MIN_HELD_OUT
+from asdkeras.fit import load_config
 from asdkeras.frontend import WaveformFrontend
-from asdkeras.kinds import COMBINATIONS, DEFAULT_ENSEMBLE_MODE, ENSEMBLE, ENSEMBLE_MODES, MODEL_KINDS
+from asdkeras import detectors
+from asdkeras.kinds import COMBINATIONS, DEFAULT_ENSEMBLE_MODE, ENSEMBLE, ENSEMBLE_MODES
 from asdkeras.names import (CACHE_DIR, CONFIG_FILE, DETECTOR_FILE, ENSEMBLE_FILE, MODELS_DIR, detector_dir,
                             int8_twin_dir)
-from asdkeras.pipeline import Progress, no_progress
+from asdkeras.progress import Progress, no_progress
 from asdkeras.scoring import normal_prediction_threshold, score_statistics
 
 
 REPORT_CHOICE = {"fan": "ae", "slider": "mobilenet", "ToyCar": "ae", "ToyTrain": "ae", "gearbox": "mobilenet",
                  "valve": "mobilenet", "bearing": "ae"}
+PAPER_STAND_IN = "gmm"
+"""The member ``paper`` takes when the report's choice is not fitted: the one fitted without labels or outliers."""
 """The report's third system: per machine type, the better of its two models on the labelled dev set."""
 
 FUSIONS = {"fuse-mean": "mean", "fuse-max": "max"}
@@ -65,13 +69,14 @@ class Member:
     config: object
 
 
-def load_members(models_dir: str, machine: str, kinds=MODEL_KINDS, folders: dict[str, str] | None = None) -> list[Member]:
+def load_members(models_dir: str, machine: str, kinds=None, folders: dict[str, str] | None = None) -> list[Member]:
     """The machine's saved detectors of the given kinds (at least one, else a one-line error).
 
-    ``folders`` maps a kind to a detector folder elsewhere than ``<models_dir>/<machine>/<kind>``.
+    ``kinds``: None for every kind trained from audio. ``folders`` maps a kind to a detector
+    folder elsewhere than ``<models_dir>/<machine>/<kind>``.
     """
     members = []
-    for kind in kinds:
+    for kind in kinds or detectors.model_kinds():
         folder = (folders or {}).get(kind) or detector_dir(models_dir, machine, kind)
         if os.path.isfile(os.path.join(folder, DETECTOR_FILE)):
             members.append(Member(kind, folder, Detector.load(folder), load_config(folder, kind)))
@@ -84,7 +89,7 @@ def load_members(models_dir: str, machine: str, kinds=MODEL_KINDS, folders: dict
 def shared_held_out(members: list[Member]) -> tuple[list[ClipRecord], bool]:
     """Training-normal clips that no member trained on, and whether there are enough of them.
 
-    With fewer than :data:`asdkeras.fit.MIN_HELD_OUT` (as a single fit does then), every
+    With fewer than :data:`asdkeras.detectors.config.MIN_HELD_OUT` (as a single fit does then), every
     training-normal clip of the members is returned instead, with ``False``: members then score
     clips they trained on.
     """
@@ -197,7 +202,7 @@ def build_ensemble_model(members: list[Member], standardised: bool, how: str = "
 
 
 def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT_ENSEMBLE_MODE, how: str = "mean",
-                 kinds=MODEL_KINDS, data_dir: str | None = None, cache_dir: str = CACHE_DIR,
+                 kinds=None, data_dir: str | None = None, cache_dir: str = CACHE_DIR,
                  output_dir: str | None = None, folders: dict[str, str] | None = None,
                  progress: Progress = no_progress, skipped: SkippedFiles | None = None) -> Detector:
     """Build, threshold and save the ensemble of ``machine``'s fitted detectors.
@@ -212,8 +217,9 @@ def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT
         See the module's docstring; ``battery`` is the default.
     how : {"mean", "max"}
         How ``fuse`` combines the standardised scores (``battery`` chooses it with the members).
-    kinds : sequence of str
-        Member kinds to consider (those with a saved detector take part).
+    kinds : sequence of str, optional
+        Member kinds to consider (those with a saved detector take part); None: every kind
+        trained from audio.
     data_dir : str, optional
         Dataset root (default: the one the first member was fitted on).
     cache_dir : str
@@ -324,7 +330,7 @@ def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT
     detector = ensemble_detector(model, thresholds, rule, normal_scores, units)
     twin = ensemble_detector(*twin_parts, quantisation_aware=True) if twin_parts else None
     folder = output_dir or detector_dir(models_dir, machine, ENSEMBLE)
-    config = {"mode": mode, "combine": how, "kinds": list(kinds), "data_dir": data_dir, "subset": subset,
+    config = {"mode": mode, "combine": how, "kinds": list(kinds or detectors.model_kinds()), "data_dir": data_dir, "subset": subset,
               "models_dir": models_dir, "cache_dir": cache_dir}
     detector.save(folder, {ENSEMBLE_FILE: document, CONFIG_FILE: config}, int8_twin=twin)
     return detector
@@ -356,7 +362,7 @@ def _paper_choice(machine: str, available: list[str]) -> tuple[str, str]:
     wanted = REPORT_CHOICE.get(machine)
     if wanted in available:
         return wanted, f"the report's choice for {machine}"
-    stand_in = "gmm" if "gmm" in available else available[0]
+    stand_in = PAPER_STAND_IN if PAPER_STAND_IN in available else available[0]
     why = (f"the report's choice ({wanted}) is not fitted" if wanted else f"the report has no choice for {machine}")
     return stand_in, f"{why}: {stand_in} stands in"
 

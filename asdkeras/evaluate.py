@@ -13,7 +13,7 @@ from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.metrics import (SectionResult, format_table, hmean, metrics_document, official_score, score_summary,
                               metrics_path, section_metrics, write_metrics_json, write_result_csvs,
                               write_score_record)
-from asdkeras.pipeline import Progress, no_progress
+from asdkeras.progress import Progress, no_progress
 
 
 @dataclass

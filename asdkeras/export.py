@@ -35,20 +35,20 @@ from typing import Callable, Iterable
 import numpy as np
 
 import asdkeras
+from asdkeras import detectors
 from asdkeras.atomic import write_bytes, write_json
 from asdkeras.detector import SCORE_DIRECTION, Detector
-from asdkeras.names import CACHE_DIR, CONFIG_FILE, DETECTOR_FILE, DEV_DATA, int8_twin_dir, metrics_path, sidecar_path, tflite_name
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.frontend import GRAPH_SCOPE
 from asdkeras.kinds import INTEGER_VARIANTS, QUANTISATIONS
+from asdkeras.names import CACHE_DIR, CONFIG_FILE, DETECTOR_FILE, DEV_DATA, int8_twin_dir, metrics_path, sidecar_path, tflite_name
 
 SIGNATURE = "score"
-FLOAT_TAIL = ("/stack_frames", "/normalise", "/error", "/clip_score", "/logit", "/merge_clips", "/gwrp", "/standardise",
-              "/gmm_nll", "/fuse_scores")
-"""Tensor-name parts kept float in int8 models (with the front-end scope): the autoencoder's input
-vectors and their normalisation (its reconstruction target: quantising it to 256 levels put
-noise into every error; gearbox int8 decisions as Keras's rose from 96.7 % to 99.2 %), and the
-score tails."""
+SHARED_FLOAT_TAIL = ("/merge_clips", "/gwrp", "/standardise", "/gmm_nll", "/fuse_scores")
+"""Tensor-name parts kept float in int8 models (with the front-end scope) whatever the kind: the
+clip merging of long clips, and the pooling, mixture, standardisation and fusion layers that judge
+a score in its operating condition (:mod:`asdkeras.models.conditions`) and fuse scores. Each kind
+adds its own (:attr:`asdkeras.detectors.DetectorKind.float_tail`)."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def _native_output_silenced():
 
 
 def _keeps_float(name: str) -> bool:
-    return f"{GRAPH_SCOPE}/" in name or any(part in name for part in FLOAT_TAIL)
+    return f"{GRAPH_SCOPE}/" in name or any(part in name for part in SHARED_FLOAT_TAIL + detectors.float_tail())
 
 
 def _float_tensor_names(model_content: bytes) -> list[str]:

@@ -1,16 +1,10 @@
-"""Names of the detector kinds and export variants, importable without TensorFlow (the command line's choices).
+"""The ensemble's modes and the export variants, importable without TensorFlow (the command line's choices).
 
-``asdkeras.fit.TRAINERS`` holds one trainer per name; a test keeps the two in step.
+The detector kinds themselves are in the registry :mod:`asdkeras.detectors`.
 """
-
-MODEL_KINDS = ("ae", "mobilenet", "gmm")
-"""Kinds trained from audio; each has a trainer."""
 
 ENSEMBLE = "ensemble"
 """The kind built from a machine's fitted detectors (see ``asdkeras.ensemble``)."""
-
-DETECTOR_KINDS = MODEL_KINDS + (ENSEMBLE,)
-"""Every kind of saved detector."""
 
 ENSEMBLE_MODES = ("battery", "pick", "paper", "fuse")
 DEFAULT_ENSEMBLE_MODE = "battery"

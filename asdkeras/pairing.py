@@ -1,34 +1,27 @@
-"""The report's outlier pairs (DCASE 2022 technical report, Tables 2-3), and a default for other machine types."""
+"""Outlier exposure's choice of outlier machine type: a kind's pairing (its module holds the report's), or a default."""
 
 from __future__ import annotations
 
 import logging
+from typing import Mapping
 
 from asdkeras.data.layout import MACHINE_TYPES
 from asdkeras.errors import AsdError
 
-REPORT_OUTLIERS = {
-    "ae": {"ToyCar": "gearbox", "ToyTrain": "slider", "bearing": "gearbox", "fan": "slider",
-           "gearbox": "fan", "slider": "valve", "valve": "slider"},
-    "mobilenet": {"ToyCar": "gearbox", "ToyTrain": "slider", "bearing": "gearbox", "fan": "gearbox",
-                  "gearbox": "fan", "slider": "valve", "valve": "slider"},
-}
-"""Model kind -> target machine -> the machine type whose clips serve as outliers."""
 
-
-def resolve_outlier(kind: str, machine: str, outlier: str | None, available=MACHINE_TYPES) -> str | None:
+def resolve_outlier(pairing: Mapping[str, str], machine: str, outlier: str | None, available=MACHINE_TYPES) -> str | None:
     """The outlier machine type for ``--outlier NAME|auto|none``; None means no outlier exposure.
 
-    ``available``: the machine types of the dataset. ``auto`` takes the report's pairing for the
-    seven DCASE 2022 types; for any other type (a pump, a compressor) the first other type in
-    ``available`` in alphabetical order, said in a note, or an error asking for ``--outlier``
-    when there is none.
+    ``pairing``: the kind's machine type -> outlier type (the report's, Tables 2-3, for the seven
+    DCASE 2022 types). ``available``: the machine types of the dataset. ``auto`` takes the
+    pairing; for any other type (a pump, a compressor) the first other type in ``available`` in
+    alphabetical order, said in a note, or an error asking for ``--outlier`` when there is none.
     """
     if outlier in (None, "none"):
         return None
     if outlier == "auto":
-        if machine in REPORT_OUTLIERS[kind]:
-            return REPORT_OUTLIERS[kind][machine]
+        if machine in pairing:
+            return pairing[machine]
         others = sorted(m for m in available if m != machine)
         if not others:
             raise AsdError(f"--outlier auto: the report pairs only the seven DCASE 2022 types, and the dataset holds "

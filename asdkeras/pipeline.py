@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -26,16 +26,10 @@ from asdkeras.audio import (CLIP_SAMPLES, FULL_SCALE, MIN_SECONDS, SAMPLE_RATE, 
                             level_statistics, load_clip)
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.features import ImageConfig, LogMelConfig, log_mel_spectrogram, spectrogram_image, stack_frames
+from asdkeras.progress import Progress, no_progress
 
 AUTOTUNE = tf.data.AUTOTUNE
 LOG = logging.getLogger("asdkeras")
-Progress = Callable[[Iterable, int], Iterable]
-
-
-def no_progress(iterable, total):
-    return iterable
-
-
 def file_fingerprint(path: str) -> list:
     """What identifies a file's content for the caches: absolute path, size, modification time (ns)."""
     stat = os.stat(path)
@@ -407,32 +401,3 @@ def vector_statistics(cache_paths: Sequence[str], config: LogMelConfig = LogMelC
         raise AsdError("no training vectors to fit the normalisation on")
     mean = total / count
     return mean, np.maximum(total_sq / count - mean ** 2, 1e-8)
-
-
-def split_validation(keys: Sequence[tuple], fraction: float, seed: int, minimum: int = 0) -> np.ndarray:
-    """Boolean mask of validation items, drawn at random within every group key (section, domain).
-
-    Each group gives ``round(fraction * size)`` items, at least one when it has 5 or more, and
-    at least ``minimum`` up to half the group, so the validation set spans all sections and both
-    domains. A group's draw is the start of one random order, so a larger ``minimum`` holds out
-    a superset of the clips a smaller one does.
-    """
-    rng = np.random.default_rng(seed)
-    mask = np.zeros(len(keys), dtype=bool)
-    groups: dict[tuple, list[int]] = {}
-    for i, key in enumerate(keys):
-        groups.setdefault(key, []).append(i)
-    for members in groups.values():
-        order = np.asarray(members)[rng.permutation(len(members))]
-        take = int(round(fraction * len(members)))
-        if take == 0 and fraction > 0 and len(members) >= 5:
-            take = 1
-        if fraction > 0:
-            take = max(take, min(minimum, len(members) // 2))
-        mask[order[:min(take, len(members) - 1)]] = True
-    return mask
-
-
-def partition(items: Sequence, validation_mask: np.ndarray) -> tuple[list, list]:
-    """Split items into (training, validation) by a mask from :func:`split_validation`."""
-    return ([x for x, m in zip(items, validation_mask) if not m], [x for x, m in zip(items, validation_mask) if m])

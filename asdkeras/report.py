@@ -29,15 +29,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from asdkeras.atomic import write_bytes, write_text
+from asdkeras import detectors
 from asdkeras.errors import AsdError
 from asdkeras.metrics import hmean, read_score_record
 from asdkeras.names import (DETECTOR_FILE, HISTORY_FILE, INT8_TWIN_DIR, SUBSETS, int8_result_name, machines_with_metrics,
                             metrics_path, report_path, score_record_path)
 
-TITLES = {"ae": "AE", "mobilenet": "MobileNetV2", "mobilenet-int8": "MobileNetV2 int8 twin", "gmm": "Pooled GMM",
-          "ensemble": "Ensemble", "ensemble-int8": "Ensemble int8 twin"}
-COLOURS = {"ae": "#1f77b4", "mobilenet": "#d62728", "mobilenet-int8": "#ff9896", "gmm": "#2ca02c",
-           "ensemble": "#9467bd", "ensemble-int8": "#c5b0d5"}
 SPECTROGRAM_WINDOW = 4096
 """Samples (256 ms at 16 kHz), with 50 % overlap: the MobileNetV2 images' STFT."""
 
@@ -54,7 +51,11 @@ class DetectorRun:
 
     @property
     def title(self) -> str:
-        return TITLES.get(self.kind, self.kind)
+        return detectors.result_title(self.kind)[0]
+
+    @property
+    def colour(self) -> str | None:
+        return detectors.result_title(self.kind)[1]
 
     @property
     def threshold(self) -> float | None:
@@ -130,7 +131,7 @@ def roc_figure(runs: list[DetectorRun], section: str):
                 continue
             scores = np.array([r["score"] for r in rows])
             fpr, tpr, _ = roc_curve(labels, scores)
-            axis.plot(fpr, tpr, color=COLOURS.get(run.kind), label=f"{run.title} (AUC {roc_auc_score(labels, scores):.3f})")
+            axis.plot(fpr, tpr, color=run.colour, label=f"{run.title} (AUC {roc_auc_score(labels, scores):.3f})")
             drawn += 1
         axis.plot([0, 1], [0, 1], color="#999999", linestyle=":", linewidth=1)
         axis.axvspan(0, 0.1, color="#f2f2f2", zorder=0)

@@ -12,10 +12,10 @@ from asdkeras.atomic import write_json
 from asdkeras.data.layout import list_machines
 from asdkeras.errors import AsdError
 from asdkeras.evaluate import evaluate
-from asdkeras.fit import AutoencoderConfig, fit_autoencoder
+from asdkeras.detectors.autoencoder import AutoencoderConfig, fit_autoencoder
 from asdkeras.metrics import SectionResult, official_score
 from asdkeras.names import OE_SWEEP_DIR, oe_sweep_path
-from asdkeras.pipeline import Progress, no_progress
+from asdkeras.progress import Progress, no_progress
 
 
 @dataclass

@@ -8,7 +8,7 @@ from asdkeras.models.autoencoder import autoencoder_descriptor
 from asdkeras.models.conditions import (Conditions, condition_statistics, conditioned_scoring_model, describe,
                                         fit_conditions, group_of)
 from asdkeras.models.mobilenet import ImageSpectrum, mobilenet_descriptor
-from asdkeras.pipeline import split_validation
+from asdkeras.splits import split_validation
 
 
 def test_group_of_names_section_and_domain():

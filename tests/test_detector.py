@@ -84,10 +84,3 @@ def test_frontend_settings_round_trip(frontend):
 def test_frontend_of_another_sample_rate_asks_to_refit():
     with pytest.raises(AsdError, match="re-fit"):
         frontend_from_settings({**LogMelFrontend().settings(), "sample_rate": 22050})
-
-
-def test_every_kind_name_has_a_trainer():
-    from asdkeras.fit import TRAINERS
-    from asdkeras.kinds import MODEL_KINDS
-
-    assert tuple(TRAINERS) == MODEL_KINDS

@@ -9,7 +9,7 @@ from sklearn.mixture import GaussianMixture
 
 import cli
 from asdkeras.errors import AsdError
-from asdkeras.fit import GmmConfig
+from asdkeras.detectors.gmm import GmmConfig
 from asdkeras.models.gmm import (GaussianMixtureNLL, GWRPooling, Mixture, PoolingView, assigned_group_score,
                                  fit_group_mixtures, fit_mixture, group_of, gwrp_weights, kde_bandwidth,
                                  views_scoring_model)
@@ -159,11 +159,20 @@ def test_fit_and_test_gmm_from_the_command_line(tiny_dataset, tmp_path):
     assert 0 < json.load(open(tmp_path / "results" / "metrics_gmm_valve.json"))["official_score"] <= 1
     wrong = CliRunner().invoke(cli.cli, ["fit", "--machine", "valve", "--model", "gmm", "--epochs", "3", *common])
     assert wrong.exit_code == 2 and "--epochs does not apply to --model gmm" in wrong.output
+    # one pooling with enough held-out clips (12 of 24 here): the threshold comes from their scores
+    from asdkeras.fit import fit_detector, make_config
+
+    fit_detector("gmm", make_config("gmm", machine="valve", pooling_decay="1", validation_fraction=0.5,
+                                    data_dir=tiny_dataset, cache_dir=str(tmp_path / "cache"),
+                                    output_dir=str(tmp_path / "models" / "valve" / "gmm-mean")))
+    document = json.load(open(tmp_path / "models" / "valve" / "gmm-mean" / "detector.json"))
+    assert document["thresholds"]["quantile"]["fitted_on"] == 12
+    assert "held-out" in document["thresholds"]["quantile"]["description"]
 
 
 def test_out_of_fold_scores_look_like_new_clips_not_like_fitted_ones():
     """A mixture scores the clips it was fitted on low; out-of-fold scores are what a threshold needs."""
-    from asdkeras.fit import gmm_out_of_fold_scores
+    from asdkeras.detectors.gmm import gmm_out_of_fold_scores
     from asdkeras.models.gmm import fit_mixture, mixture_nll
 
     rng = np.random.default_rng(0)

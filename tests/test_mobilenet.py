@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from asdkeras.errors import AsdError
-from asdkeras.fit import early_stopping_monitor
+from asdkeras.detectors.mobilenet import early_stopping_monitor
 from asdkeras.models.mobilenet import (base_network, build_mobilenet, imagenet_weights_file, mobilenet_scoring_model,
                                        unfreeze_top_blocks)
 from conftest import KERAS_WEIGHTS, needs_weights

@@ -7,8 +7,8 @@ from asdkeras.data.layout import scan_split
 from asdkeras.errors import AsdError
 from asdkeras.features import LogMelConfig, log_mel_vectors
 from asdkeras.audio import load_clip
-from asdkeras.pipeline import (clip_vectors_dataset, logmel_cache, mixed_training_dataset, split_validation,
-                               vector_statistics)
+from asdkeras.pipeline import clip_vectors_dataset, logmel_cache, mixed_training_dataset, vector_statistics
+from asdkeras.splits import split_validation
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,176 @@
+"""The detector kinds: one module each, and the registry that everything else consults.
+
+A kind's module (``asdkeras/detectors/<kind>.py``) is the single home of its facts: its
+configuration dataclass and trainer, the Keras layers its saved models need, the tensor names
+that stay float in int8 export, its outlier pairing, its demo settings and its title and colour
+in the report. It ends with ``register(DetectorKind(...))``. ``fit``, ``test``, ``export``, the
+ensemble, the report and the command line ask this registry and branch on no kind's name, so a
+new kind is one new module and one line in :data:`BUILTIN` (or a :func:`register` call from
+anywhere, as the tests do).
+
+Importing a kind's module does not import TensorFlow (its trainer does, when it runs), so the
+command line can list the kinds and their defaults at once.
+
+Examples
+--------
+>>> from asdkeras import detectors
+>>> sorted(detectors.model_kinds())
+['ae', 'gmm', 'mobilenet']
+>>> detectors.get("ae").title
+'AE'
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Callable, Mapping
+
+from asdkeras.errors import AsdError
+from asdkeras.names import int8_result_name
+
+BUILTIN = {"ae": "asdkeras.detectors.autoencoder", "mobilenet": "asdkeras.detectors.mobilenet",
+           "gmm": "asdkeras.detectors.gmm", "ensemble": "asdkeras.detectors.ensemble"}
+"""Kind name -> the module that registers it, in the order the command line lists them."""
+
+SHARED_LAYER_MODULES = ("asdkeras.models.layers", "asdkeras.models.gmm")
+"""Modules of the Keras layers any kind's scoring model may hold: clip scores, and the pooling and
+mixture layers with which :mod:`asdkeras.models.conditions` judges a score in its operating condition."""
+
+
+@dataclass(frozen=True)
+class DetectorKind:
+    """Everything the rest of the project needs to know about one kind of detector.
+
+    Attributes
+    ----------
+    name : str
+        The ``--model`` value and the folder name under ``<models-dir>/<machine>/``.
+    title, colour : str
+        The report's name for it and its curves' colour (a matplotlib colour).
+    config : type, optional
+        Its configuration dataclass (a :class:`asdkeras.detectors.config.FitConfig`); None for a
+        kind built from fitted detectors rather than from audio (the ensemble).
+    fit : callable, optional
+        ``fit(config, progress, verbose, skipped) -> Detector``: train, threshold and save.
+    layer_modules : tuple of str
+        Modules to import so that its saved models load (they register its Keras layers).
+    float_tail : tuple of str
+        Tensor-name parts kept float in int8 TFLite models (its score tail; see
+        :data:`asdkeras.export.SHARED_FLOAT_TAIL`). Forgetting one quantises that stage.
+    outliers : mapping, optional
+        Machine type -> the type whose clips serve as outliers for ``--outlier auto``; None for a
+        kind without outlier exposure.
+    demo_options : callable
+        ``demo_options(settings) -> dict``: its configuration options in ``cli.py demo`` from the
+        demo's settings (a dict of the demo command's options).
+    twin_title, twin_colour : str, optional
+        Title and colour of its quantisation-aware int8 twin's results, when it has one.
+    """
+
+    name: str
+    title: str
+    colour: str
+    config: type | None = None
+    fit: Callable | None = None
+    layer_modules: tuple[str, ...] = ()
+    float_tail: tuple[str, ...] = ()
+    outliers: Mapping[str, str] | None = None
+    demo_options: Callable[[dict], dict] = field(default=lambda settings: {})
+    twin_title: str | None = None
+    twin_colour: str | None = None
+
+    def __post_init__(self):
+        if (self.config is None) != (self.fit is None):
+            raise ValueError(f"kind {self.name!r}: give both config and fit, or neither. "
+                             f"Received: config={self.config!r}, fit={self.fit!r}")
+
+    @property
+    def trained_from_audio(self) -> bool:
+        return self.fit is not None
+
+    def option_names(self) -> set[str]:
+        """Its configuration's field names (the command-line options it takes)."""
+        return {f.name for f in fields(self.config)} if self.config else set()
+
+
+_REGISTRY: dict[str, DetectorKind] = {}
+
+
+def register(kind: DetectorKind) -> DetectorKind:
+    """Add (or replace) ``kind`` in the registry; returns it, so a module can keep it as ``KIND``."""
+    _REGISTRY[kind.name] = kind
+    return kind
+
+
+def unregister(name: str) -> None:
+    """Remove a kind registered at run time (tests); the built-in ones come back on the next lookup."""
+    _REGISTRY.pop(name, None)
+
+
+def kinds() -> dict[str, DetectorKind]:
+    """Every registered kind by name: the built-in ones (in :data:`BUILTIN` order), then any others."""
+    for name, module in BUILTIN.items():
+        if name not in _REGISTRY:
+            importlib.import_module(module)
+    order = list(BUILTIN) + [n for n in _REGISTRY if n not in BUILTIN]
+    return {n: _REGISTRY[n] for n in order if n in _REGISTRY}
+
+
+def get(name: str) -> DetectorKind:
+    """The kind called ``name``; a one-line error naming the known kinds otherwise."""
+    known = kinds()
+    if name not in known:
+        raise AsdError(f"unknown model kind '{name}'; use one of {', '.join(known)}")
+    return known[name]
+
+
+def model_kinds() -> tuple[str, ...]:
+    """Names of the kinds trained from audio (``--model all`` fits these, then the ensembles)."""
+    return tuple(n for n, k in kinds().items() if k.trained_from_audio)
+
+
+def built_kinds() -> tuple[str, ...]:
+    """Names of the kinds built from a machine's fitted detectors (the ensemble)."""
+    return tuple(n for n, k in kinds().items() if not k.trained_from_audio)
+
+
+def detector_kinds() -> tuple[str, ...]:
+    """Names of every kind of saved detector."""
+    return tuple(kinds())
+
+
+def float_tail() -> tuple[str, ...]:
+    """Every kind's float tensor-name parts."""
+    return tuple(dict.fromkeys(part for k in kinds().values() for part in k.float_tail))
+
+
+def load_layers() -> None:
+    """Import the modules that register the Keras layers of every kind's saved models."""
+    for module in SHARED_LAYER_MODULES + tuple(m for k in kinds().values() for m in k.layer_modules):
+        importlib.import_module(module)
+
+
+def result_title(name: str) -> tuple[str, str | None]:
+    """Title and colour of the results called ``name``: a kind's, or its int8 twin's; else the name itself."""
+    known = kinds()
+    if name in known:
+        return known[name].title, known[name].colour
+    twins = {int8_result_name(n): k for n, k in known.items() if k.twin_title}
+    if name in twins:
+        return twins[name].twin_title, twins[name].twin_colour
+    return name, None
+
+
+def kinds_taking(option: str) -> list[str]:
+    """Names of the kinds whose configuration has the field ``option``."""
+    return [n for n, k in kinds().items() if option in k.option_names()]
+
+
+def defaults_of(option: str) -> dict[str, object]:
+    """Kind name -> its configuration's default for ``option`` (the kinds that take it)."""
+    out = {}
+    for name in kinds_taking(option):
+        spec = next(f for f in fields(kinds()[name].config) if f.name == option)
+        out[name] = spec.default if spec.default_factory is MISSING else spec.default_factory()
+    return out

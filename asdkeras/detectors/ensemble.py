@@ -1,0 +1,13 @@
+"""The per-machine-type ensemble: built from the machine's fitted detectors, not trained from audio.
+
+The kind ``ensemble``: how it is shown and exported. How it is built (the pseudo-anomaly battery's
+choice among the members and their fusion) is :mod:`asdkeras.ensemble`.
+"""
+
+from __future__ import annotations
+
+from asdkeras.detectors import DetectorKind, register
+from asdkeras.kinds import ENSEMBLE
+
+KIND = register(DetectorKind(name=ENSEMBLE, title="Ensemble", colour="#9467bd",
+                             twin_title="Ensemble int8 twin", twin_colour="#c5b0d5"))
