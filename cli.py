@@ -19,9 +19,10 @@ from asdkeras.data.layout import MACHINE_TYPES as MACHINE_CHOICES  # noqa: E402
 from asdkeras.errors import AsdError  # noqa: E402
 from asdkeras.audio import LONG_CLIP_MODES  # noqa: E402
 from asdkeras import detectors  # noqa: E402
+from asdkeras.demo import DemoSettings  # noqa: E402
 from asdkeras.kinds import COMBINATIONS, DEFAULT_ENSEMBLE_MODE, ENSEMBLE, ENSEMBLE_MODES, QUANTISATIONS  # noqa: E402
 from asdkeras.names import (CACHE_DIR, DATA_DIR, DEV_DATA, MODELS_DIR, RESULT_DIR, SUBSETS, TFLITE_DIR,  # noqa: E402
-                            detector_dir, int8_result_name, int8_twin_dir, tflite_scores_csv)
+                            detector_dir, int8_result_name)
 
 
 def _run_option(name: str) -> bool:
@@ -209,28 +210,10 @@ def _ensure_data(data: str) -> None:
 
 
 def _print_fit_summary(detector, folder: str) -> None:
-    from asdkeras.detector import read_detector_json
+    from asdkeras.fit import fit_summary
 
-    info, clips = detector.info, detector.info["clips"]
-    augmented = f" + {clips['augmented']} augmented" if "augmented" in clips else ""
-    rule = detector.thresholds[detector.threshold_rule]
-    click.echo(f"saved {detector.kind} for {detector.machine} to {folder} "
-               f"({clips['train_normal']}{augmented} + {clips['val_normal']} normal clips, outlier "
-               f"{info.get('outlier') or 'none'}: {clips['train_outlier']} + {clips['val_outlier']}; "
-               f"{info['epochs_run']} epochs, {info['fit_seconds']:.0f} s)")
-    click.echo(f"threshold {detector.threshold:.4g}: {rule['description']}")
-    if rule.get("flagged_share_by_group"):
-        shares = ", ".join(f"{group} {share:.0%}" for group, share in rule["flagged_share_by_group"].items())
-        click.echo(f"normals it flags among the clips it was set on: {shares}")
-    if "battery" in info:
-        candidates = ", ".join(f"{name} {c['mean']:.3f}" for name, c in info["battery"]["candidates"].items())
-        click.echo(f"pooling {' + '.join(f'r = {d:g}' for d in info['pooling']['decays'])}: "
-                   f"{info['battery']['reason']} (battery AUC {candidates})")
-    twin_folder = int8_twin_dir(folder)
-    if twin_folder:
-        twin = read_detector_json(twin_folder)
-        click.echo(f"int8 twin (quantisation-aware, {twin['int8_epochs']} epochs, {twin['fit_seconds']:.0f} s) in "
-                   f"{twin_folder}: threshold {twin['threshold']:.4g}; the integer TFLite variants are made from it")
+    for line in fit_summary(detector, folder):
+        click.echo(line)
 
 
 def _pair(text: str | None) -> tuple[float, float] | None:
@@ -515,10 +498,9 @@ def score(paths, tflite_path, csv_path, threads, result_dir, long_clips, strict)
 
     Example: python cli.py score data/dev_data/fan/test --tflite tflite/fan_ae_int8_waveform.tflite --csv fan.csv
     """
-    from asdkeras.atomic import write_text
     from asdkeras.audio import conversion_note, is_long
     from asdkeras.data.layout import audio_files
-    from asdkeras.lite import LiteDetector, score_paths
+    from asdkeras.lite import LiteDetector, score_paths, write_scored_csv
 
     detector = LiteDetector(tflite_path, threads)
     files = audio_files(list(paths))
@@ -532,19 +514,13 @@ def score(paths, tflite_path, csv_path, threads, result_dir, long_clips, strict)
     for clip in scored:
         click.echo(f"{clip.path},{clip.score:.6g},{'anomaly' if clip.decision else 'normal'}")
     if csv_path:
-        write_text(csv_path, "file,score,decision\n" + "".join(f"{c.path},{c.score!r},{c.decision}\n" for c in scored))
+        write_scored_csv(csv_path, scored)
     if result_dir:
-        from asdkeras.data.layout import parse_filename
-        from asdkeras.evaluate import missing_rows_notes, write_evaluation
+        from asdkeras.evaluate import evaluate_scored
 
-        sidecar = detector.sidecar
-        records = [parse_filename(c.path, sidecar["machine"], "test") for c in scored]
-        evaluation = write_evaluation(sidecar["machine"], f"{sidecar['kind']}-tflite-{sidecar['quantisation']}",
-                                      records, [c.score for c in scored], [c.decision for c in scored],
-                                      detector.threshold, result_dir)
+        evaluation = evaluate_scored(detector.sidecar, scored, [p for p in files if p in skipped], result_dir)
         click.echo(evaluation.table())
-        missing = [parse_filename(p, sidecar["machine"], "test") for p in files if p in skipped]
-        for note in missing_rows_notes(sidecar["machine"], missing, set(range(len(missing)))):
+        for note in evaluation.notes:
             click.echo(f"note: {note}", err=True)
     flagged = sum(c.decision for c in scored)
     click.echo(f"scored {len(scored)} clips with {tflite_path}: {flagged} anomalies (threshold {detector.threshold:.4g})",
@@ -599,20 +575,15 @@ def oe_sweep(machine, epochs, seed, data, models_dir, result_dir, cache_dir):
     click.echo(format_sweep_table(machine, rows))
 
 
-DEMO_MOBILENET = dict(width=0.35, image_size=320)
-"""MobileNetV2 in the demo: the report's 320 px images at the smallest ImageNet width (the report:
-1.0), to keep the whole demo short (README, "Two commands", gives its time)."""
-
-
 @cli.command()
 @click.option("--data", default=DATA_DIR, show_default=True, help="Dataset root; the synthetic default is generated there when missing.")
 @click.option("--machines", default=None, help="Comma-separated machine types [default: all seven].")
-@click.option("--epochs", default=10, show_default=True, type=click.IntRange(1), help="Autoencoder maximum epochs.")
-@click.option("--width", default=DEMO_MOBILENET["width"], show_default=True, type=float,
+@click.option("--epochs", default=DemoSettings.epochs, show_default=True, type=click.IntRange(1), help="Autoencoder maximum epochs.")
+@click.option("--width", default=DemoSettings.width, show_default=True, type=float,
               help="MobileNetV2 width multiplier (0.35 and 1.0 have ImageNet weights).")
-@click.option("--image-size", default=DEMO_MOBILENET["image_size"], show_default=True, type=click.IntRange(32),
+@click.option("--image-size", default=DemoSettings.image_size, show_default=True, type=click.IntRange(32),
               help="MobileNetV2 spectrogram image side in pixels.")
-@click.option("--mobilenet-epochs", default=5, show_default=True, type=click.IntRange(1),
+@click.option("--mobilenet-epochs", default=DemoSettings.mobilenet_epochs, show_default=True, type=click.IntRange(1),
               help="MobileNetV2 epochs of each phase (head, then fine-tuning).")
 @click.option("--models-dir", default=MODELS_DIR, show_default=True, help="Where detectors are saved.")
 @click.option("--result-dir", default=RESULT_DIR, show_default=True, help="Where CSVs and metrics JSON go.")
@@ -622,57 +593,36 @@ DEMO_MOBILENET = dict(width=0.35, image_size=320)
 def demo(data, machines, epochs, width, image_size, mobilenet_epochs, models_dir, result_dir, cache_dir, tflite_dir):
     """The whole system on the embedded synthetic data, every machine type.
 
-    Generates the data if missing; per machine type fits the autoencoder, MobileNetV2 and the pooled
-    GMM, builds the ensemble, tests all four, exports the ensemble as an int8 waveform-in TFLite
-    model and scores the test clips with it through 'python cli.py score'; then prints one table
-    per machine type. Reruns reuse the feature caches.
+    Generates the data if missing; per machine type (each in its own process) fits the autoencoder,
+    MobileNetV2 and the pooled GMM, builds the ensemble, tests all four, exports the ensemble as an
+    int8 waveform-in TFLite model and scores the test clips with that file alone; then prints one
+    table per machine type. Reruns reuse the feature caches.
 
     Example: python cli.py demo --machines gearbox,valve
     """
-    import subprocess
     import time
 
-    from asdkeras.evaluate import evaluate_with_int8_twin, format_decision_summary, read_evaluation
-    from asdkeras.export import export_folder, official_score_of
+    from asdkeras.demo import run_demo
 
     started = time.perf_counter()
     _ensure_data(data)
     _print_summary(data)
-    skipped = _skipped_files(strict=False)
-    settings = dict(epochs=epochs, width=width, image_size=image_size, mobilenet_epochs=mobilenet_epochs)
-    tables = {}
-    for machine in _machine_list(machines):
-        for kind in detectors.model_kinds():
-            click.echo(f"\n== {machine}: fitting {kind} ({time.perf_counter() - started:.0f} s so far)", err=True)
-            _fit_one(kind, machine, detectors.get(kind).demo_options(settings), 0, data, models_dir, cache_dir, skipped)
-        _fit_ensemble(machine, None, None, data, models_dir, cache_dir, skipped)
-        rows = []
-        for kind in detectors.detector_kinds():
-            rows += evaluate_with_int8_twin(detector_dir(models_dir, machine, kind), machine, kind, data, result_dir,
-                                            cache_dir, progress=_progress(f"testing {kind}"), skipped=skipped)
-        click.echo(f"== {machine}: exporting the ensemble to int8 TFLite", err=True)
-        folder = detector_dir(models_dir, machine, ENSEMBLE)
-        _, files = export_folder(folder, tflite_dir, ["int8"], cache_dir, data,
-                                 official_score=official_score_of(result_dir, ENSEMBLE, machine))
-        lite_results = os.path.join(result_dir, TFLITE_DIR)
-        command = [sys.executable, os.path.abspath(__file__), "score", os.path.join(data, DEV_DATA, machine, "test"),
-                   "--tflite", files[0].path, "--result-dir", lite_results,
-                   "--csv", tflite_scores_csv(lite_results, machine, ENSEMBLE, "int8")]
-        click.echo(f"== {machine}: {' '.join(command[1:])}", err=True)
-        scored = subprocess.run(command, capture_output=True, text=True)
-        messages = scored.stderr.strip().splitlines() or [f"exit status {scored.returncode}"]
-        click.echo("\n".join(m for m in messages if m.startswith(("scored", "error:", "note:"))), err=True)
-        if scored.returncode not in (0, 1):  # 1: some clips unreadable, the rest scored
-            raise AsdError(f"scoring with {files[0].path} failed: {messages[-1]}")
-        rows.append(read_evaluation(lite_results, f"{ENSEMBLE}-tflite-int8", machine))
-        tables[machine] = format_decision_summary(rows)
-        click.echo("\n" + tables[machine])
+    settings = DemoSettings(data, epochs, width, image_size, mobilenet_epochs, models_dir, result_dir, cache_dir,
+                            tflite_dir)
+
+    def show(outcome):
+        click.echo("\n".join(["", *outcome.lines, "", outcome.table, f"({outcome.machine}: {outcome.seconds:.0f} s)"]))
+
+    outcomes = run_demo(_machine_list(machines), settings, on_table=show)
     click.echo(f"\n== every machine type ({time.perf_counter() - started:.0f} s)")
-    for table in tables.values():
-        click.echo(table + "\n")
+    for outcome in outcomes:
+        click.echo(outcome.table + "\n")
     click.echo(f"detectors under {models_dir}/<machine>/<kind>/, results (DCASE CSVs, metrics JSON) under "
-               f"{result_dir}/ (TFLite runs under {os.path.join(result_dir, 'tflite')}/), int8 ensembles under "
+               f"{result_dir}/ (TFLite runs under {os.path.join(result_dir, TFLITE_DIR)}/), int8 ensembles under "
                f"{tflite_dir}/")
+    skipped = _skipped_files(strict=False)
+    for outcome in outcomes:
+        skipped.messages.update(outcome.skipped)
     _finish(skipped)
 
 

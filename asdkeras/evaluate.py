@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from asdkeras.data.layout import ClipRecord, scan_split, sections, select
+from asdkeras.data.layout import ClipRecord, parse_filename, scan_split, sections, select
 from asdkeras.detector import SPLIT_FILE, Detector, int8_twin_dir
 from asdkeras.names import DEV_DATA, int8_result_name
 from asdkeras.errors import AsdError, SkippedFiles
@@ -125,6 +125,20 @@ def write_evaluation(machine: str, model_name: str, records: list[ClipRecord], s
         (r.path, r.section, r.domain, r.label, float(score), int(decision))
         for r, score, decision in zip(records, scores, decisions)]))
     return Evaluation(machine, model_name, results, files, threshold)
+
+
+def evaluate_scored(sidecar: dict, scored: list, unreadable: list[str], result_dir: str) -> Evaluation:
+    """The results of a TFLite model's run (``sidecar``: its sidecar; ``scored``: its
+    :class:`asdkeras.lite.ScoredClip` list), written as ``test`` writes them, named
+    ``<kind>-tflite-<quantisation>``; ``notes`` name the sections missing the ``unreadable`` clips."""
+    machine = sidecar["machine"]
+    records = [parse_filename(c.path, machine, "test") for c in scored]
+    evaluation = write_evaluation(machine, f"{sidecar['kind']}-tflite-{sidecar['quantisation']}", records,
+                                  [c.score for c in scored], [c.decision for c in scored], float(sidecar["threshold"]),
+                                  result_dir)
+    missing = [parse_filename(p, machine, "test") for p in unreadable]
+    evaluation.notes = missing_rows_notes(machine, missing, set(range(len(missing))))
+    return evaluation
 
 
 def read_evaluation(result_dir: str, model_name: str, machine: str) -> Evaluation:

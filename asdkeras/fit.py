@@ -203,3 +203,38 @@ def require_training_clips(paths: list[str], machine: str) -> None:
     if len(paths) < 2:
         raise AsdError(f"{machine}: only {len(paths)} readable training clip(s) left after skipping unreadable "
                        f"files; at least 2 are needed")
+
+
+def fit_summary(detector: Detector, folder: str) -> list[str]:
+    """What a fit says when it is done: clips, epochs and time, the threshold and the normals it flags,
+    the GMM's battery, the int8 twin (lines for the user)."""
+    from asdkeras.detector import read_detector_json
+    from asdkeras.names import int8_twin_dir
+
+    lines = []
+    info, clips = detector.info, detector.info.get("clips", {})
+    rule = detector.thresholds[detector.threshold_rule]
+    facts = []  # what the kind recorded: not every kind has clips of outliers or epochs
+    if "train_normal" in clips:
+        augmented = f" + {clips['augmented']} augmented" if "augmented" in clips else ""
+        facts.append(f"{clips['train_normal']}{augmented} + {clips['val_normal']} normal clips, outlier "
+                     f"{info.get('outlier') or 'none'}: {clips.get('train_outlier', 0)} + {clips.get('val_outlier', 0)}")
+    if "epochs_run" in info:
+        facts.append(f"{info['epochs_run']} epochs, {info['fit_seconds']:.0f} s")
+    elif "fit_seconds" in info:
+        facts.append(f"{info['fit_seconds']:.0f} s")
+    lines.append(f"saved {detector.kind} for {detector.machine} to {folder}" + (f" ({'; '.join(facts)})" if facts else ""))
+    lines.append(f"threshold {detector.threshold:.4g}: {rule['description']}")
+    if rule.get("flagged_share_by_group"):
+        shares = ", ".join(f"{group} {share:.0%}" for group, share in rule["flagged_share_by_group"].items())
+        lines.append(f"normals it flags among the clips it was set on: {shares}")
+    if "battery" in info:
+        candidates = ", ".join(f"{name} {c['mean']:.3f}" for name, c in info["battery"]["candidates"].items())
+        lines.append(f"pooling {' + '.join(f'r = {d:g}' for d in info['pooling']['decays'])}: "
+                     f"{info['battery']['reason']} (battery AUC {candidates})")
+    twin_folder = int8_twin_dir(folder)
+    if twin_folder:
+        twin = read_detector_json(twin_folder)
+        lines.append(f"int8 twin (quantisation-aware, {twin['int8_epochs']} epochs, {twin['fit_seconds']:.0f} s) in "
+                     f"{twin_folder}: threshold {twin['threshold']:.4g}; the integer TFLite variants are made from it")
+    return lines

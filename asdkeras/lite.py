@@ -147,3 +147,10 @@ def score_paths(detector: LiteDetector, paths: list[str], on_error=lambda path, 
         score = aggregate_windows([detector.score_clip(clip) for clip in clips], long_clips)
         scored.append(ScoredClip(path, score, detector.decide(score)))
     return scored
+
+
+def write_scored_csv(path: str, scored: list[ScoredClip]) -> str:
+    """``file,score,decision`` per clip (with a header), written atomically."""
+    from asdkeras.atomic import write_text
+
+    return write_text(path, "file,score,decision\n" + "".join(f"{c.path},{c.score!r},{c.decision}\n" for c in scored))

@@ -1,0 +1,144 @@
+"""The demo: the whole system on one dataset, machine type by machine type, each in its own process.
+
+Per machine type: every kind is fitted with its demo settings (:attr:`DetectorKind.demo_options`),
+then the ensemble; all of them (and the int8 twins) are tested; the ensemble is exported as an
+int8 waveform-in TFLite model and the test clips are scored with that file alone; one table of
+decisions sums it up. Each machine type runs in a fresh process, so the memory of one type's
+models is returned before the next starts (one process held 4-6 GB over seven types).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import multiprocessing
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+from asdkeras import detectors
+from asdkeras.errors import SkippedFiles
+from asdkeras.kinds import DEFAULT_ENSEMBLE_MODE, ENSEMBLE
+from asdkeras.names import CACHE_DIR, DATA_DIR, DEV_DATA, MODELS_DIR, RESULT_DIR, TFLITE_DIR, detector_dir, tflite_scores_csv
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """What the demo fits with and where it writes.
+
+    Attributes
+    ----------
+    epochs : int
+        Autoencoder maximum epochs.
+    width : float
+        MobileNetV2 width multiplier (0.35: the smallest with ImageNet weights).
+    image_size : int
+        MobileNetV2 spectrogram image side, pixels (the report's 320).
+    mobilenet_epochs : int
+        MobileNetV2 epochs of each phase (head, then fine-tuning).
+    """
+
+    data: str = DATA_DIR
+    epochs: int = 10
+    width: float = 0.35
+    image_size: int = 320
+    mobilenet_epochs: int = 5
+    models_dir: str = MODELS_DIR
+    result_dir: str = RESULT_DIR
+    cache_dir: str = CACHE_DIR
+    tflite_dir: str = TFLITE_DIR
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.mobilenet_epochs < 1 or self.image_size < 32 or self.width <= 0:
+            raise ValueError(f"demo settings out of range. Received: epochs={self.epochs}, "
+                             f"mobilenet_epochs={self.mobilenet_epochs}, image_size={self.image_size}, width={self.width}")
+
+
+@dataclass(frozen=True)
+class MachineOutcome:
+    """What one machine type's run returns to the parent: its table, what it chose and scored (lines
+    for the user), the files it could not read (path -> message) and its time in seconds."""
+
+    machine: str
+    table: str
+    lines: list
+    skipped: dict
+    seconds: float
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class _Notes(logging.Handler):
+    """The package's notes as ``note: ...`` lines on stderr, in the child process as on the command line."""
+
+    def emit(self, record):
+        _say(f"note: {record.getMessage()}")
+
+
+def run_machine(machine: str, settings: DemoSettings) -> MachineOutcome:
+    """Fit, test, export and score one machine type (in this process); returns its table."""
+    from asdkeras.ensemble import describe_choice, fit_ensemble
+    from asdkeras.evaluate import evaluate_scored, evaluate_with_int8_twin, format_decision_summary
+    from asdkeras.export import export_folder, official_score_of
+    from asdkeras.fit import fit_detector, fit_summary, make_config
+    from asdkeras.data.layout import audio_files
+    from asdkeras.lite import LiteDetector, score_paths, write_scored_csv
+
+    started = time.perf_counter()
+    skipped = SkippedFiles(report=lambda message: _say(f"error: {message}"))
+    options = asdict(settings)
+    for kind in detectors.model_kinds():
+        _say(f"\n== {machine}: fitting {kind}")
+        config = make_config(kind, machine=machine, data_dir=settings.data, models_dir=settings.models_dir,
+                             cache_dir=settings.cache_dir, **detectors.get(kind).demo_options(options))
+        detector = fit_detector(kind, config, skipped=skipped)
+        for line in fit_summary(detector, config.folder()):
+            _say(line)
+    ensemble = fit_ensemble(machine, settings.models_dir, DEFAULT_ENSEMBLE_MODE, data_dir=settings.data,
+                            cache_dir=settings.cache_dir, skipped=skipped)
+    lines = [f"{machine}: {describe_choice(ensemble.info['ensemble'])}"]
+    rows = []
+    for kind in detectors.detector_kinds():
+        rows += evaluate_with_int8_twin(detector_dir(settings.models_dir, machine, kind), machine, kind, settings.data,
+                                        settings.result_dir, settings.cache_dir, skipped=skipped)
+    _say(f"== {machine}: exporting the ensemble to int8 TFLite and scoring the test clips with it alone")
+    _, files = export_folder(detector_dir(settings.models_dir, machine, ENSEMBLE), settings.tflite_dir, ["int8"],
+                             settings.cache_dir, settings.data,
+                             official_score=official_score_of(settings.result_dir, ENSEMBLE, machine))
+    lite = LiteDetector(files[0].path)
+    clips = audio_files([os.path.join(settings.data, DEV_DATA, machine, "test")])
+    scored = score_paths(lite, clips, skipped.add)
+    lite_results = os.path.join(settings.result_dir, TFLITE_DIR)
+    write_scored_csv(tflite_scores_csv(lite_results, machine, ENSEMBLE, "int8"), scored)
+    rows.append(evaluate_scored(lite.sidecar, scored, [p for p in clips if p in skipped], lite_results))
+    lines.append(f"scored {len(scored)} clips with {files[0].path}: {sum(c.decision for c in scored)} anomalies "
+                 f"(threshold {lite.threshold:.4g})")
+    return MachineOutcome(machine, format_decision_summary(rows), lines, dict(skipped.messages),
+                          round(time.perf_counter() - started, 1))
+
+
+def _child(machine: str, settings: DemoSettings) -> MachineOutcome:
+    log = logging.getLogger("asdkeras")
+    log.addHandler(_Notes())
+    log.setLevel(logging.INFO)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    return run_machine(machine, settings)
+
+
+def run_demo(machines: list[str], settings: DemoSettings, on_table=lambda outcome: None) -> list[MachineOutcome]:
+    """:func:`run_machine` for each machine type in a fresh process, one after the other.
+
+    ``on_table`` is called with each :class:`MachineOutcome` as it arrives. A type's error
+    (:class:`~asdkeras.errors.AsdError`) stops the demo with that one-line message.
+    """
+    outcomes = []
+    context = multiprocessing.get_context("spawn")
+    for machine in machines:  # not a Pool: its daemonic workers may not start the augmentation's processes
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as executor:
+            outcome = executor.submit(_child, machine, settings).result()
+        outcomes.append(outcome)
+        on_table(outcome)
+    return outcomes
