@@ -24,12 +24,13 @@ weights:
 demo: venv weights
 	$(PY) cli.py demo
 
+# Two workers (2 cores): whole modules per worker (their fitted fixtures run once), the heaviest first (conftest.py).
 test: venv weights
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadscope tests
 
 # The fast lane: every test that fits no model (pytest.ini's `slow` marker), for the edit-run loop.
 test-fast: venv weights
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -n 2 --dist loadscope -m "not slow" tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache results cache

@@ -25,6 +25,18 @@ needs_real_audio = pytest.mark.skipif(not os.path.isdir(REAL_AUDIO), reason="../
 needs_weights = pytest.mark.skipif(not os.path.isdir(KERAS_WEIGHTS), reason="../shared/assets/keras-models not present")
 
 
+HEAVIEST_FIRST = ("test_export.py", "test_cli_e2e.py", "test_thresholds.py", "test_quantise.py", "test_ensemble.py")
+"""Modules that fit the most, scheduled first so that the two workers of ``make test`` end together."""
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        name = os.path.basename(str(item.fspath))
+        return HEAVIEST_FIRST.index(name) if name in HEAVIEST_FIRST else len(HEAVIEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a module is kept
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> str:
     """A DCASE tree with fan, gearbox and valve at the TINY scale, shared by the whole session."""

@@ -137,7 +137,7 @@ def test_fit_then_test_mobilenet_imagenet_and_from_scratch(tiny_dataset, workdir
     from asdkeras.detector import load_scoring_model
     from asdkeras.models.mobilenet import base_network
 
-    small = ["--width", "0.35", "--image-size", "96", "--epochs", "1", "--fine-tune-epochs", "1",
+    small = ["--width", "0.35", "--image-size", "64", "--epochs", "1", "--fine-tune-epochs", "1",
              "--train-clips", "12", "--augmented-clips", "4", "--outlier", "fan"]
     fitted = _run("fit", "--machine", "valve", "--model", "mobilenet", *small, *_common(tiny_dataset, workdir))
     assert fitted.exit_code == 0, fitted.output
