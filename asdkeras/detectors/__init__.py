@@ -1,9 +1,9 @@
 """The detector kinds: one module each, and the registry that everything else consults.
 
 A kind's module (``asdkeras/detectors/<kind>.py``) is the single home of its facts: its
-configuration dataclass and trainer, the Keras layers its saved models need, the tensor names
-that stay float in int8 export, its outlier pairing, its demo settings and its title and colour
-in the report. It ends with ``register(DetectorKind(...))``. ``fit``, ``test``, ``export``, the
+configuration dataclass and trainer (with its outlier pairing, when it has outlier exposure),
+the Keras layers its saved models need, the tensor names that stay float in int8 export, its
+demo settings and its title and colour in the report. It ends with ``register(DetectorKind(...))``. ``fit``, ``test``, ``export``, the
 ensemble, the report and the command line ask this registry and branch on no kind's name, so a
 new kind is one new module and one line in :data:`BUILTIN` (or a :func:`register` call from
 anywhere, as the tests do).
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Callable, Mapping
+from typing import Callable
 
 from asdkeras.errors import AsdError
 from asdkeras.names import int8_result_name
@@ -58,9 +58,6 @@ class DetectorKind:
     float_tail : tuple of str
         Tensor-name parts kept float in int8 TFLite models (its score tail; see
         :data:`asdkeras.export.SHARED_FLOAT_TAIL`). Forgetting one quantises that stage.
-    outliers : mapping, optional
-        Machine type -> the type whose clips serve as outliers for ``--outlier auto``; None for a
-        kind without outlier exposure.
     demo_options : callable
         ``demo_options(settings) -> dict``: its configuration options in ``cli.py demo`` from the
         demo's settings (a dict of the demo command's options).
@@ -75,7 +72,6 @@ class DetectorKind:
     fit: Callable | None = None
     layer_modules: tuple[str, ...] = ()
     float_tail: tuple[str, ...] = ()
-    outliers: Mapping[str, str] | None = None
     demo_options: Callable[[dict], dict] = field(default=lambda settings: {})
     twin_title: str | None = None
     twin_colour: str | None = None
@@ -128,11 +124,6 @@ def get(name: str) -> DetectorKind:
 def model_kinds() -> tuple[str, ...]:
     """Names of the kinds trained from audio (``--model all`` fits these, then the ensembles)."""
     return tuple(n for n, k in kinds().items() if k.trained_from_audio)
-
-
-def built_kinds() -> tuple[str, ...]:
-    """Names of the kinds built from a machine's fitted detectors (the ensemble)."""
-    return tuple(n for n, k in kinds().items() if not k.trained_from_audio)
 
 
 def detector_kinds() -> tuple[str, ...]:

@@ -141,5 +141,4 @@ KIND = register(DetectorKind(
     # levels put noise into every error; gearbox int8 decisions as Keras's rose from 96.7 % to
     # 99.2 % when kept float), and the score tail
     float_tail=("/stack_frames", "/normalise", "/error", "/clip_score"),
-    outliers=REPORT_OUTLIERS,
     demo_options=lambda settings: {"epochs": settings["epochs"]}))

@@ -227,7 +227,7 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
 KIND = register(DetectorKind(
     name="mobilenet", title="MobileNetV2", colour="#d62728", config=MobileNetConfig, fit=fit_mobilenet,
     layer_modules=("asdkeras.models.mobilenet", "asdkeras.models.quantise"),
-    float_tail=("/logit",), outliers=REPORT_OUTLIERS,
+    float_tail=("/logit",),
     demo_options=lambda settings: {"width": settings["width"], "image_size": settings["image_size"],
                                    "epochs": settings["mobilenet_epochs"],
                                    "fine_tune_epochs": settings["mobilenet_epochs"]},
