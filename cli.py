@@ -7,7 +7,6 @@ Thin by design: parse options, call the package, print. Every user-facing error 
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import sys
 
@@ -16,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up
 import click  # noqa: E402
 
 from asdkeras.data.layout import MACHINE_TYPES as MACHINE_CHOICES  # noqa: E402
-from asdkeras.errors import AsdError  # noqa: E402
+from asdkeras.errors import AsdError, show_notes  # noqa: E402
 from asdkeras.audio import LONG_CLIP_MODES  # noqa: E402
 from asdkeras import detectors  # noqa: E402
 from asdkeras.demo import DemoSettings  # noqa: E402
@@ -87,13 +86,6 @@ def _machine_list(value: str | None) -> list[str]:
     return machines
 
 
-class _NoteHandler(logging.Handler):
-    """Print the package's informational messages (file conversions...) as ``note: ...`` on stderr."""
-
-    def emit(self, record):
-        click.echo(f"note: {record.getMessage()}", err=True)
-
-
 @click.group()
 @click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines (results and errors still print).")
 @click.option("--debug", is_flag=True, help="Show the full traceback of an error instead of its one line.")
@@ -109,11 +101,7 @@ def cli(context, quiet, debug):
       python cli.py --quiet test --machine gearbox --model ensemble
     """
     context.obj = {"quiet": quiet, "debug": debug}
-    log = logging.getLogger("asdkeras")
-    if not any(isinstance(h, _NoteHandler) for h in log.handlers):
-        log.addHandler(_NoteHandler())
-    log.setLevel(logging.INFO)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing advice is for TF's developers, not users
+    show_notes()
 
 
 @cli.command()

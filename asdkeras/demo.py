@@ -10,7 +10,6 @@ models is returned before the next starts (one process held 4-6 GB over seven ty
 from __future__ import annotations
 
 import concurrent.futures
-import logging
 import multiprocessing
 import os
 import sys
@@ -18,9 +17,10 @@ import time
 from dataclasses import asdict, dataclass
 
 from asdkeras import detectors
-from asdkeras.errors import SkippedFiles
+from asdkeras.errors import SkippedFiles, show_notes
 from asdkeras.kinds import DEFAULT_ENSEMBLE_MODE, ENSEMBLE
-from asdkeras.names import CACHE_DIR, DATA_DIR, DEV_DATA, MODELS_DIR, RESULT_DIR, TFLITE_DIR, detector_dir, tflite_scores_csv
+from asdkeras.names import (CACHE_DIR, DATA_DIR, DEV_DATA, MODELS_DIR, RESULT_DIR, TFLITE_DIR, detector_dir,
+                            tflite_scores_csv)
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,8 @@ class DemoSettings:
     def __post_init__(self):
         if self.epochs < 1 or self.mobilenet_epochs < 1 or self.image_size < 32 or self.width <= 0:
             raise ValueError(f"demo settings out of range. Received: epochs={self.epochs}, "
-                             f"mobilenet_epochs={self.mobilenet_epochs}, image_size={self.image_size}, width={self.width}")
+                             f"mobilenet_epochs={self.mobilenet_epochs}, image_size={self.image_size}, "
+                             f"width={self.width}")
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,6 @@ class MachineOutcome:
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-class _Notes(logging.Handler):
-    """The package's notes as ``note: ...`` lines on stderr, in the child process as on the command line."""
-
-    def emit(self, record):
-        _say(f"note: {record.getMessage()}")
 
 
 def run_machine(machine: str, settings: DemoSettings) -> MachineOutcome:
@@ -121,10 +115,7 @@ def run_machine(machine: str, settings: DemoSettings) -> MachineOutcome:
 
 
 def _child(machine: str, settings: DemoSettings) -> MachineOutcome:
-    log = logging.getLogger("asdkeras")
-    log.addHandler(_Notes())
-    log.setLevel(logging.INFO)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    show_notes()  # in the child process as on the command line
     return run_machine(machine, settings)
 
 

@@ -29,7 +29,8 @@ import numpy as np
 from asdkeras.atomic import write_json
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.frontend import frontend_from_settings
-from asdkeras.names import DETECTOR_FILE, INT8_TWIN_DIR, MODEL_FILE, SPLIT_FILE, detector_dir, int8_twin_dir  # noqa: F401 (re-exported)
+from asdkeras.names import (DETECTOR_FILE, INT8_TWIN_DIR, MODEL_FILE, SPLIT_FILE, detector_dir,  # noqa: F401 (re-exported)
+                            int8_twin_dir)
 from asdkeras.progress import Progress, no_progress
 from asdkeras.scoring import decide
 

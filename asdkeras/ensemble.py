@@ -36,13 +36,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from asdkeras import detectors
 from asdkeras.data.layout import ClipRecord, random_subset
 from asdkeras.detector import Detector
-from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.detectors.config import MIN_HELD_OUT
+from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.fit import load_config
 from asdkeras.frontend import WaveformFrontend
-from asdkeras import detectors
 from asdkeras.kinds import COMBINATIONS, DEFAULT_ENSEMBLE_MODE, ENSEMBLE, ENSEMBLE_MODES
 from asdkeras.names import (CACHE_DIR, CONFIG_FILE, DETECTOR_FILE, ENSEMBLE_FILE, MODELS_DIR, detector_dir,
                             int8_twin_dir)
@@ -52,9 +52,9 @@ from asdkeras.scoring import normal_prediction_threshold, score_statistics
 
 REPORT_CHOICE = {"fan": "ae", "slider": "mobilenet", "ToyCar": "ae", "ToyTrain": "ae", "gearbox": "mobilenet",
                  "valve": "mobilenet", "bearing": "ae"}
+"""The report's third system: per machine type, the better of its two models on the labelled dev set."""
 PAPER_STAND_IN = "gmm"
 """The member ``paper`` takes when the report's choice is not fitted: the one fitted without labels or outliers."""
-"""The report's third system: per machine type, the better of its two models on the labelled dev set."""
 
 FUSIONS = {"fuse-mean": "mean", "fuse-max": "max"}
 """Battery candidates that fuse every member, and how."""
@@ -330,8 +330,8 @@ def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT
     detector = ensemble_detector(model, thresholds, rule, normal_scores, units)
     twin = ensemble_detector(*twin_parts, quantisation_aware=True) if twin_parts else None
     folder = output_dir or detector_dir(models_dir, machine, ENSEMBLE)
-    config = {"mode": mode, "combine": how, "kinds": list(kinds or detectors.model_kinds()), "data_dir": data_dir, "subset": subset,
-              "models_dir": models_dir, "cache_dir": cache_dir}
+    config = {"mode": mode, "combine": how, "kinds": list(kinds or detectors.model_kinds()), "data_dir": data_dir,
+              "subset": subset, "models_dir": models_dir, "cache_dir": cache_dir}
     detector.save(folder, {ENSEMBLE_FILE: document, CONFIG_FILE: config}, int8_twin=twin)
     return detector
 

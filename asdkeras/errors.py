@@ -1,6 +1,8 @@
-"""The one exception type that the command line turns into a one-line message."""
+"""The one exception type that the command line turns into a one-line message, and the run's notes."""
 
+import logging
 import re
+import sys
 
 
 class AsdError(Exception):
@@ -16,6 +18,23 @@ def tensorflow_reason(message: str) -> str:
     text = re.sub(r"\{\{[^}]*\}\}\s*", "", message).strip()
     first = text.splitlines()[0] if text else "unknown TensorFlow error"
     return re.sub(r"\s*\[Op:.*$", "", first)
+
+
+class NoteHandler(logging.Handler):
+    """The package's informational messages (file conversions...) as ``note: ...`` lines on stderr."""
+
+    def emit(self, record):
+        print(f"note: {record.getMessage()}", file=sys.stderr, flush=True)
+
+
+def show_notes() -> None:
+    """Print the package's notes on stderr from now on (one handler however often called);
+    TensorFlow's retracing advice, meant for its developers, stays quiet."""
+    log = logging.getLogger("asdkeras")
+    if not any(isinstance(h, NoteHandler) for h in log.handlers):
+        log.addHandler(NoteHandler())
+    log.setLevel(logging.INFO)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 class SkippedFiles:

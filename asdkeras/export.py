@@ -41,7 +41,8 @@ from asdkeras.detector import SCORE_DIRECTION, Detector
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.frontend import GRAPH_SCOPE
 from asdkeras.kinds import INTEGER_VARIANTS, QUANTISATIONS
-from asdkeras.names import CACHE_DIR, CONFIG_FILE, DETECTOR_FILE, DEV_DATA, int8_twin_dir, metrics_path, sidecar_path, tflite_name
+from asdkeras.names import (CACHE_DIR, CONFIG_FILE, DETECTOR_FILE, DEV_DATA, int8_twin_dir, metrics_path, sidecar_path,
+                            tflite_name)
 
 SIGNATURE = "score"
 SHARED_FLOAT_TAIL = ("/merge_clips", "/gwrp", "/standardise", "/gmm_nll", "/fuse_scores")
@@ -135,8 +136,8 @@ def _native_output_silenced():
             os.close(fd)
 
 
-def _keeps_float(name: str) -> bool:
-    return f"{GRAPH_SCOPE}/" in name or any(part in name for part in SHARED_FLOAT_TAIL + detectors.float_tail())
+def _keeps_float(name: str, tail: tuple[str, ...]) -> bool:
+    return f"{GRAPH_SCOPE}/" in name or any(part in name for part in tail)
 
 
 def _float_tensor_names(model_content: bytes) -> list[str]:
@@ -149,7 +150,9 @@ def _float_tensor_names(model_content: bytes) -> list[str]:
 
     interpreter = tf.lite.Interpreter(model_content=model_content)
     outputs = {d["name"] for d in interpreter.get_output_details()}
-    return [d["name"] for d in interpreter.get_tensor_details() if _keeps_float(d["name"]) or d["name"] in outputs]
+    tail = SHARED_FLOAT_TAIL + detectors.float_tail()
+    return [d["name"] for d in interpreter.get_tensor_details()
+            if _keeps_float(d["name"], tail) or d["name"] in outputs]
 
 
 def _has_network(model_content: bytes) -> bool:

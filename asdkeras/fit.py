@@ -10,22 +10,22 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
 from asdkeras import detectors
 from asdkeras.data.layout import DERIVED_SPLIT_RULE, ClipRecord, derived_split, detect_layout, machine_dir
-from asdkeras.detector import Detector
+from asdkeras.detector import Detector, read_detector_json
 from asdkeras.detectors.config import MIN_HELD_OUT, MIN_HELD_OUT_PER_CONDITION, FitConfig
 from asdkeras.errors import AsdError, SkippedFiles
-from asdkeras.names import CONFIG_FILE, SPLIT_FILE
+from asdkeras.names import CONFIG_FILE, SPLIT_FILE, int8_twin_dir
 from asdkeras.progress import Progress, no_progress
 from asdkeras.scoring import prediction_threshold, score_statistics
 
 
 def cached_features(cache, groups: list[list[ClipRecord]], progress: Progress,
-            skipped: SkippedFiles | None) -> list[tuple[list[ClipRecord], list[str]]]:
+                    skipped: SkippedFiles | None) -> list[tuple[list[ClipRecord], list[str]]]:
     """Per group of records: those whose features are cached, and their cache paths.
 
     The groups are cached in one pass (one progress bar, one conversion note); unreadable files
@@ -208,9 +208,6 @@ def require_training_clips(paths: list[str], machine: str) -> None:
 def fit_summary(detector: Detector, folder: str) -> list[str]:
     """What a fit says when it is done: clips, epochs and time, the threshold and the normals it flags,
     the GMM's battery, the int8 twin (lines for the user)."""
-    from asdkeras.detector import read_detector_json
-    from asdkeras.names import int8_twin_dir
-
     lines = []
     info, clips = detector.info, detector.info.get("clips", {})
     rule = detector.thresholds[detector.threshold_rule]
@@ -223,7 +220,8 @@ def fit_summary(detector: Detector, folder: str) -> list[str]:
         facts.append(f"{info['epochs_run']} epochs, {info['fit_seconds']:.0f} s")
     elif "fit_seconds" in info:
         facts.append(f"{info['fit_seconds']:.0f} s")
-    lines.append(f"saved {detector.kind} for {detector.machine} to {folder}" + (f" ({'; '.join(facts)})" if facts else ""))
+    lines.append(f"saved {detector.kind} for {detector.machine} to {folder}"
+                 + (f" ({'; '.join(facts)})" if facts else ""))
     lines.append(f"threshold {detector.threshold:.4g}: {rule['description']}")
     if rule.get("flagged_share_by_group"):
         shares = ", ".join(f"{group} {share:.0%}" for group, share in rule["flagged_share_by_group"].items())

@@ -66,4 +66,4 @@ def fit_level(config: LevelConfig, progress=no_progress, verbose: int = 0, skipp
 
 
 KIND = register(DetectorKind(name=NAME, title="Mean level", colour="#8c564b", config=LevelConfig, fit=fit_level,
-                             float_tail=("/level_score",), demo_options=lambda settings: {}))
+                             float_tail=("/level_score",)))

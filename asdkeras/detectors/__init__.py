@@ -3,10 +3,10 @@
 A kind's module (``asdkeras/detectors/<kind>.py``) is the single home of its facts: its
 configuration dataclass and trainer (with its outlier pairing, when it has outlier exposure),
 the Keras layers its saved models need, the tensor names that stay float in int8 export, its
-demo settings and its title and colour in the report. It ends with ``register(DetectorKind(...))``. ``fit``, ``test``, ``export``, the
-ensemble, the report and the command line ask this registry and branch on no kind's name, so a
-new kind is one new module and one line in :data:`BUILTIN` (or a :func:`register` call from
-anywhere, as the tests do).
+demo settings and its title and colour in the report. It ends with
+``register(DetectorKind(...))``. ``fit``, ``test``, ``export``, the ensemble, the report and the
+command line ask this registry and branch on no kind's name, so a new kind is one new module
+and one line in :data:`BUILTIN` (or a :func:`register` call from anywhere, as the tests do).
 
 Importing a kind's module does not import TensorFlow (its trainer does, when it runs), so the
 command line can list the kinds and their defaults at once.
@@ -23,7 +23,7 @@ Examples
 from __future__ import annotations
 
 import importlib
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
 from asdkeras.errors import AsdError
@@ -160,8 +160,7 @@ def kinds_taking(option: str) -> list[str]:
 
 def defaults_of(option: str) -> dict[str, object]:
     """Kind name -> its configuration's default for ``option`` (the kinds that take it)."""
-    out = {}
-    for name in kinds_taking(option):
-        spec = next(f for f in fields(kinds()[name].config) if f.name == option)
-        out[name] = spec.default if spec.default_factory is MISSING else spec.default_factory()
-    return out
+    from asdkeras.detectors.config import field_default
+
+    return {name: field_default(next(f for f in fields(kind.config) if f.name == option))
+            for name, kind in kinds().items() if option in kind.option_names()}

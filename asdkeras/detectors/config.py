@@ -5,7 +5,7 @@ Each kind's configuration (``asdkeras/detectors/<kind>.py``) subclasses :class:`
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, fields, is_dataclass
+from dataclasses import MISSING, Field, dataclass, fields, is_dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -58,7 +58,7 @@ class FitConfig:
             if spec.name not in document:
                 continue
             value = document[spec.name]
-            default = spec.default_factory() if spec.default_factory is not MISSING else spec.default
+            default = field_default(spec)
             if isinstance(value, dict) and is_dataclass(default):
                 value = type(default)(**value)
             elif isinstance(value, list) and isinstance(default, tuple):
@@ -90,6 +90,11 @@ class FitConfig:
         held_out = split_validation([(r.section, r.domain) for r in normals], self.validation_fraction, self.seed,
                                     self.held_out_per_condition)
         return partition(normals, held_out)
+
+
+def field_default(spec: Field):
+    """A dataclass field's default value (its factory called, when it has one)."""
+    return spec.default_factory() if spec.default_factory is not MISSING else spec.default
 
 
 def subsample(records: list[ClipRecord], count: int | None, seed: int) -> list[ClipRecord]:

@@ -131,11 +131,12 @@ def prediction_scale(clips: int, quantile: float) -> float:
     return float(scipy.stats.t.ppf(quantile, clips - 1) * np.sqrt(1 + 1 / clips) / scipy.stats.norm.ppf(quantile))
 
 
-def pooled_variance(parts) -> float:
-    """Within-part variance pooled over ``parts`` (each about its own mean, ``n - parts`` degrees of freedom)."""
+def pooled_variance(parts) -> tuple[float, int]:
+    """Within-part variance pooled over ``parts`` (each about its own mean), and its degrees of
+    freedom (``n - parts``, at least 1)."""
     squares = sum(float(np.sum((p - p.mean()) ** 2)) for p in parts)
-    freedom = sum(p.size for p in parts) - len(parts)
-    return squares / max(freedom, 1)
+    freedom = max(sum(p.size for p in parts) - len(parts), 1)
+    return squares / freedom, freedom
 
 
 def shrunk(estimate: float, variance: float) -> float:
@@ -204,13 +205,12 @@ def condition_statistics(raw_scores, sections, domains, held_out, min_held_out: 
         gap = float(np.average([h.mean() - t.mean() for h, t in zip(parts[True], parts[False])], weights=weights))
         # Pooled within-condition variances, each part about its own mean: the gap is a shift of
         # the mean and is corrected as such, so it must not also count as spread.
-        pooled = {flag: pooled_variance(parts[flag]) for flag in (True, False)}
-        gap_variance = float(np.sum(weights ** 2 * np.array([pooled[True] / h.size + pooled[False] / t.size
+        (held_var, held_freedom), (trained_var, trained_freedom) = map(pooled_variance, (parts[True], parts[False]))
+        gap_variance = float(np.sum(weights ** 2 * np.array([held_var / h.size + trained_var / t.size
                                                               for h, t in zip(parts[True], parts[False])]))
                              / weights.sum() ** 2)
-        freedom = {flag: max(sum(p.size for p in parts[flag]) - len(both), 1) for flag in (True, False)}
-        log_ratio = 0.5 * float(np.log(max(pooled[True], 1e-24) / max(pooled[False], 1e-24)))
-        log_ratio_variance = 0.25 * (2 / freedom[True] + 2 / freedom[False])
+        log_ratio = 0.5 * float(np.log(max(held_var, 1e-24) / max(trained_var, 1e-24)))
+        log_ratio_variance = 0.25 * (2 / held_freedom + 2 / trained_freedom)
         return (max(shrunk(gap, gap_variance), 0.0), float(np.exp(max(shrunk(log_ratio, log_ratio_variance), 0.0))),
                 counted)
 
