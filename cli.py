@@ -15,11 +15,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up
 import click  # noqa: E402
 
 from asdkeras.data.layout import MACHINE_TYPES as MACHINE_CHOICES  # noqa: E402
-from asdkeras.errors import AsdError, show_notes  # noqa: E402
+from asdkeras.errors import INTERRUPTED, AsdError, os_error_message, show_notes  # noqa: E402
 from asdkeras.audio import LONG_CLIP_MODES  # noqa: E402
+from asdkeras.lite import KERNELS, SCORE_HELP  # noqa: E402
 from asdkeras import detectors  # noqa: E402
 from asdkeras.demo import DemoSettings  # noqa: E402
-from asdkeras.kinds import COMBINATIONS, DEFAULT_ENSEMBLE_MODE, ENSEMBLE, ENSEMBLE_MODES, QUANTISATIONS  # noqa: E402
+from asdkeras.kinds import COMBINATIONS, ENSEMBLE, ENSEMBLE_MODES, QUANTISATIONS  # noqa: E402
 from asdkeras.names import (CACHE_DIR, DATA_DIR, DEV_DATA, MODELS_DIR, RESULT_DIR, SUBSETS, TFLITE_DIR,  # noqa: E402
                             detector_dir, int8_result_name)
 
@@ -28,6 +29,10 @@ def _run_option(name: str) -> bool:
     """A global option of this run (``--quiet``, ``--debug``), given before the command."""
     context = click.get_current_context(silent=True)
     return bool(context and (context.find_root().obj or {}).get(name))
+
+
+RAY_HELP = ("Run on Ray: local (a Ray instance on this machine) or a running cluster's ADDRESS (host:port, or auto); "
+            "the data and output paths must be on storage every node mounts at the same place.")
 
 
 def user_errors(command):
@@ -44,11 +49,10 @@ def user_errors(command):
         except OSError as exc:  # disk full, permissions, a folder vanishing: say which file, not a traceback
             if _run_option("debug"):
                 raise
-            where = f"{exc.filename}: " if exc.filename else ""
-            click.echo(f"error: {where}{exc.strerror or exc}; check the path, free space and permissions", err=True)
+            click.echo(f"error: {os_error_message(exc)}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
-            click.echo("interrupted; files already written are complete, partial ones were not kept", err=True)
+            click.echo(INTERRUPTED, err=True)
             sys.exit(130)
     return wrapper
 
@@ -197,13 +201,6 @@ def _ensure_data(data: str) -> None:
     generate(data, MACHINE_CHOICES, SCALES["small"], progress=_progress("synthesising"))
 
 
-def _print_fit_summary(detector, folder: str) -> None:
-    from asdkeras.fit import fit_summary
-
-    for line in fit_summary(detector, folder):
-        click.echo(line)
-
-
 def _pair(text: str | None) -> tuple[float, float] | None:
     if text is None:
         return None
@@ -226,7 +223,8 @@ def _kind_help(option: str, text: str, none: str | None = None) -> str:
 
 
 @cli.command()
-@click.option("--machine", required=True, help="Machine type: a folder under <data>/dev_data (the seven DCASE 2022 types, or any other such as pump).")
+@click.option("--machine", required=True, help="Machine type: a folder under <data>/dev_data (the seven DCASE 2022 types, "
+                                               "or any other such as pump); a comma list; or all (every type there).")
 @click.option("--model", "model_kind", type=click.Choice(detectors.detector_kinds() + ("all",)), default="ae", show_default=True,
               help="ae: dense autoencoder on log-mel vectors; mobilenet: MobileNetV2 on spectrogram images; "
                    "gmm: time-pooled log-mel levels with a Gaussian mixture; ensemble: built from the machine's "
@@ -282,50 +280,74 @@ def _kind_help(option: str, text: str, none: str | None = None) -> str:
 @click.option("--cache-dir", default=CACHE_DIR, show_default=True, help="Feature, image and augmentation cache folder.")
 @click.option("--name", help="Save the detector as <models-dir>/<machine>/<NAME> instead of <model>, so a variant "
                                 "(--loss mse, another outlier) does not replace the default one; test it with --name too.")
-@click.option("--strict", is_flag=True, help="Stop at the first unreadable audio file (default: report it, skip it, go on, exit 1 at the end).")
+@click.option("--strict", is_flag=True, help=SCORE_HELP["strict"])
+@click.option("--ray", "ray_address", help=RAY_HELP + " One task per machine type and kind, the ensemble after its members.")
 @user_errors
 def fit(machine, model_kind, ensemble_mode, combine, seed, channel_text, data, models_dir, cache_dir, name, strict,
-        stretch_range, **options):
-    """Train one detector for a machine type over all its sections and save it.
+        stretch_range, ray_address, **options):
+    """Train detectors for machine types over all their sections and save them.
 
     Example: python cli.py fit --machine gearbox --model all
     """
-    from asdkeras.fit import options_for
+    from asdkeras.jobs import job_lines, plan, run_job
 
     if model_kind not in (ENSEMBLE, "all") and (ensemble_mode or combine):
         raise AsdError(f"--{'ensemble' if ensemble_mode else 'combine'} applies to --model ensemble or all, "
                        f"not --model {model_kind}")
-    _check_name(name, model_kind)
+    if model_kind == ENSEMBLE and any(v is not None for v in options.values()):
+        name = next(k for k, v in options.items() if v is not None)
+        raise AsdError(f"--{name.replace('_', '-')} does not apply to --model ensemble (it is built from the "
+                       f"saved detectors); use --model all to refit them")
     _ensure_data(data)
+    machines = _machines(machine, data)
+    if name and len(machines) > 1:
+        raise AsdError(f"--name applies to one machine type, not --machine {machine}")
+    _check_name(name, model_kind)
     options = dict(options, stretch_range=_pair(stretch_range), channel=_channel(channel_text))
     if name:
-        options["output_dir"] = os.path.join(models_dir, machine, name)
+        options["output_dir"] = os.path.join(models_dir, machines[0], name)
     skipped = _skipped_files(strict)
-    for kind in detectors.model_kinds() if model_kind == "all" else () if model_kind == ENSEMBLE else (model_kind,):
-        if model_kind == "all":
-            click.echo(f"== {machine}: fitting {kind}", err=True)
-        _fit_one(kind, machine, options_for(kind, options) if model_kind == "all" else options, seed, data,
-                 models_dir, cache_dir, skipped, _keras_verbosity())
-    if model_kind in (ENSEMBLE, "all"):
-        if model_kind == ENSEMBLE and any(v is not None for v in options.values()):
-            name = next(k for k, v in options.items() if v is not None)
-            raise AsdError(f"--{name.replace('_', '-')} does not apply to --model ensemble (it is built from the "
-                           f"saved detectors); use --model all to refit them")
-        _fit_ensemble(machine, ensemble_mode, combine, data, models_dir, cache_dir, skipped)
+    jobs = plan(machines, model_kind, options, ensemble_mode, combine, seed, data, models_dir, cache_dir)
+
+    def done(job, lines):
+        for line in lines:
+            click.echo(line)
+
+    if ray_address:
+        from asdkeras.distributed import fit_jobs
+
+        click.echo(f"fitting {len(jobs)} detector(s) on Ray ({ray_address})", err=True)
+        fit_jobs(jobs, ray_address, lambda job, lines: (click.echo(f"== {job.machine}: {job.kind}", err=True),
+                                                        done(job, lines)), skipped)
+    else:
+        for job in jobs:
+            if job.announce:
+                click.echo(f"== {job.machine}: fitting {job.kind}", err=True)
+            detector = run_job(job, skipped, _progress("ensemble" if job.kind == ENSEMBLE else "preparing"),
+                               _keras_verbosity())
+            done(job, job_lines(job, detector))
     _finish(skipped)
+
+
+def _machines(text: str, data: str) -> list[str]:
+    """``--machine``: one type, a comma list, or ``all`` (every type under the dataset root)."""
+    if text != "all":
+        return [m.strip() for m in text.split(",") if m.strip()] or [text]
+    from asdkeras.data.layout import list_machines
+
+    machines = list_machines(data)
+    if not machines:
+        raise AsdError(f"--machine all: no machine type under {data}/dev_data")
+    return machines
 
 
 def _note_long_clips(paths: list[str], mode: str, clip_samples: int | None = None, sample_rate: int | None = None) -> None:
     """Say how clips longer than the model's length are scored."""
-    from asdkeras.audio import CLIP_SAMPLES, SAMPLE_RATE, is_long
+    from asdkeras.audio import CLIP_SAMPLES, SAMPLE_RATE, long_clips_note
 
-    clip_samples, sample_rate = clip_samples or CLIP_SAMPLES, sample_rate or SAMPLE_RATE
-    count = sum(is_long(p, clip_samples, sample_rate) for p in paths)
-    if count:
-        seconds = clip_samples / sample_rate
-        click.echo(f"note: {count} clip(s) longer than {seconds:g} s: " + (
-            f"cropped to the first {seconds:g} s (--long-clips max or mean scores overlapping windows)" if mode == "crop"
-            else f"scored in overlapping {seconds:g} s windows, their {mode} taken"), err=True)
+    note = long_clips_note(paths, mode, clip_samples or CLIP_SAMPLES, sample_rate or SAMPLE_RATE)
+    if note:
+        click.echo(f"note: {note}", err=True)
 
 
 def _channel(text: str | None) -> int | None:
@@ -362,27 +384,6 @@ def _finish(skipped) -> None:
         sys.exit(1)
 
 
-def _fit_one(kind, machine, options, seed, data, models_dir, cache_dir, skipped, verbose=0):
-    from asdkeras.fit import fit_detector, make_config
-
-    config = make_config(kind, machine=machine, seed=seed, data_dir=data, models_dir=models_dir,
-                         cache_dir=cache_dir, **options)
-    detector = fit_detector(kind, config, _progress("preparing"), verbose, skipped)
-    _print_fit_summary(detector, config.folder())
-    return detector
-
-
-def _fit_ensemble(machine, mode, combine, data, models_dir, cache_dir, skipped):
-    from asdkeras.ensemble import describe_choice, fit_ensemble
-
-    detector = fit_ensemble(machine, models_dir, mode or DEFAULT_ENSEMBLE_MODE, combine or "mean", data_dir=data,
-                            cache_dir=cache_dir, progress=_progress("ensemble"), skipped=skipped)
-    click.echo(f"saved ensemble for {machine} to {os.path.join(models_dir, machine, ENSEMBLE)}")
-    click.echo(describe_choice(detector.info["ensemble"]))
-    click.echo(f"threshold {detector.threshold:.4g}: {detector.thresholds[detector.threshold_rule]['description']}")
-    return detector
-
-
 @cli.command()
 @click.option("--machine", required=True, help="Machine type: a folder under <data>/dev_data (the seven DCASE 2022 types, or any other such as pump).")
 @click.option("--model", "model_kind", type=click.Choice(detectors.detector_kinds()), default="ae", show_default=True, help="Which saved detector.")
@@ -396,10 +397,9 @@ def _fit_ensemble(machine, mode, combine, data, models_dir, cache_dir, skipped):
               help="Folder of official ground-truth CSVs (ground_truth_<machine>_section_XX_test.csv, and "
                    "ground_truth_domain_... when present) that label anonymised eval_data names.")
 @click.option("--long-clips", type=click.Choice(LONG_CLIP_MODES), default="crop", show_default=True,
-              help="Clips longer than the model's 10 s: crop to the first 10 s, or score overlapping 10 s windows "
-                   "(hop 5 s, the last one ending with the clip) and take their max or mean.")
+              help=SCORE_HELP["long_clips"])
 @click.option("--name", help="Test the detector saved with 'fit --name NAME' (results are labelled NAME).")
-@click.option("--strict", is_flag=True, help="Stop at the first unreadable audio file (default: report it, skip it, go on, exit 1 at the end).")
+@click.option("--strict", is_flag=True, help=SCORE_HELP["strict"])
 @user_errors
 def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, ground_truth_dir, long_clips, name, strict):
     """Score the test clips: official DCASE CSVs, and metrics for labelled data.
@@ -472,48 +472,45 @@ def export_tflite(machines, all_machines, model_kind, quant, int8_io, models_dir
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--tflite", "tflite_path", required=True, help="An exported .tflite file (its .json sidecar beside it).")
-@click.option("--csv", "csv_path", help="Write file,score,decision rows here (atomically).")
-@click.option("--threads", type=click.IntRange(1), help="Interpreter threads [TFLite's default].")
+@click.option("--tflite", "tflite_path", required=True, help=SCORE_HELP["tflite"])
+@click.option("--csv", "csv_path", help=SCORE_HELP["csv"])
+@click.option("--threads", type=click.IntRange(1), help=SCORE_HELP["threads"])
 @click.option("--result-dir", help="Also write the official DCASE CSVs (and metrics for labelled names) of DCASE-named clips here.")
 @click.option("--long-clips", type=click.Choice(LONG_CLIP_MODES), default="crop", show_default=True,
-              help="Clips longer than the model's 10 s: crop to the first 10 s, or score overlapping 10 s windows "
-                   "(hop 5 s, the last one ending with the clip) and take their max or mean.")
-@click.option("--strict", is_flag=True, help="Stop at the first unreadable audio file (default: report it, skip it, go on, exit 1 at the end).")
+              help=SCORE_HELP["long_clips"])
+@click.option("--kernels", type=click.Choice(KERNELS), default="sidecar", show_default=True, help=SCORE_HELP["kernels"])
+@click.option("--strict", is_flag=True, help=SCORE_HELP["strict"])
+@click.option("--ray", "ray_address", help=RAY_HELP + " Batches of files per worker, one interpreter each.")
 @user_errors
-def score(paths, tflite_path, csv_path, threads, result_dir, long_clips, strict):
+def score(paths, tflite_path, csv_path, threads, result_dir, long_clips, kernels, strict, ray_address):
     """Score audio files or folders with a TFLite model alone (no Keras): score and decision per clip.
 
+    The same run as the edge runtime's 'python -m asdkeras.edge' (no TensorFlow needed there).
     Example: python cli.py score data/dev_data/fan/test --tflite tflite/fan_ae_int8_waveform.tflite --csv fan.csv
     """
-    from asdkeras.audio import conversion_note, is_long
-    from asdkeras.data.layout import audio_files
-    from asdkeras.lite import LiteDetector, score_paths, write_scored_csv
+    from asdkeras.lite import run_scoring, write_scored_csv
 
-    detector = LiteDetector(tflite_path, threads)
-    files = audio_files(list(paths))
-    cropped = [f for f in files if long_clips == "crop" or not is_long(f, detector.clip_samples, detector.sample_rate)]
-    note = conversion_note(cropped, detector.sample_rate, detector.clip_samples, detector.sidecar["frontend"].get("channel"))
-    if note:
-        click.echo(f"note: {note}", err=True)
-    skipped = _skipped_files(strict)
-    _note_long_clips(files, long_clips, detector.clip_samples, detector.sample_rate)
-    scored = score_paths(detector, files, skipped.add, _progress("scoring"), long_clips)
-    for clip in scored:
-        click.echo(f"{clip.path},{clip.score:.6g},{'anomaly' if clip.decision else 'normal'}")
+    scorer = None
+    if ray_address:
+        from asdkeras.distributed import ray_scorer
+
+        scorer = ray_scorer(ray_address)
+    run = run_scoring(list(paths), tflite_path, threads, long_clips, strict, kernels,
+                      say=lambda line: click.echo(line, err=True), progress=_progress("scoring"), scorer=scorer)
+    for line in run.lines():
+        click.echo(line)
     if csv_path:
-        write_scored_csv(csv_path, scored)
+        write_scored_csv(csv_path, run.scored)
     if result_dir:
         from asdkeras.evaluate import evaluate_scored
 
-        evaluation = evaluate_scored(detector.sidecar, scored, [p for p in files if p in skipped], result_dir)
+        evaluation = evaluate_scored(run.detector.sidecar, run.scored, [p for p in run.files if p in run.skipped],
+                                     result_dir)
         click.echo(evaluation.table())
         for note in evaluation.notes:
             click.echo(f"note: {note}", err=True)
-    flagged = sum(c.decision for c in scored)
-    click.echo(f"scored {len(scored)} clips with {tflite_path}: {flagged} anomalies (threshold {detector.threshold:.4g})",
-               err=True)
-    _finish(skipped)
+    click.echo(run.summary(), err=True)
+    _finish(run.skipped)
 
 
 @cli.command()

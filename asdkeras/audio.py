@@ -1,7 +1,8 @@
 """Decode audio files into fixed-length mono float32 clips at the working sample rate.
 
 WAV is read with soundfile (PCM 8/16/24/32-bit and float); FLAC and OGG go through
-tensorflow-io. Every clip comes out as ``float32`` in [-1, 1], mono, ``SAMPLE_RATE`` Hz and
+tensorflow-io, or soundfile where TensorFlow is not installed (the edge runtime, :mod:`asdkeras.edge`).
+Nothing here imports TensorFlow or scipy unless a FLAC or OGG file asks for it. Every clip comes out as ``float32`` in [-1, 1], mono, ``SAMPLE_RATE`` Hz and
 exactly ``CLIP_SAMPLES`` samples long, whatever the file held: multichannel input is reduced to
 one channel (a chosen channel, or the mean), other rates are resampled with a polyphase filter,
 and the length is cropped or zero-padded at the end.
@@ -15,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from asdkeras.atomic import atomic_path
 from asdkeras.errors import AsdError, tensorflow_reason
+from asdkeras.resample import resample_poly
 
 SAMPLE_RATE = 16_000
 """Working sample rate in Hz (DCASE 2022 Task 2)."""
@@ -74,7 +75,7 @@ def read_file(path: str, max_seconds: float | None = None) -> tuple[np.ndarray, 
     if os.path.getsize(path) == 0:
         raise AsdError(f"{path}: the file is empty (0 bytes); re-copy or re-download it")
     ext = os.path.splitext(path)[1].lower()
-    if ext in (".flac", ".ogg"):
+    if ext in (".flac", ".ogg") and _has_tensorflow_io():
         data, rate = _read_with_tensorflow_io(path)
         _check_header(path, rate, data.shape[1])
         if max_seconds is not None:
@@ -87,8 +88,9 @@ def read_file(path: str, max_seconds: float | None = None) -> tuple[np.ndarray, 
             data, rate = sf.read(path, frames=frames, dtype="float32", always_2d=True)
         except (RuntimeError, sf.LibsndfileError, ValueError, MemoryError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            expected = "a WAV file" if ext not in (".flac", ".ogg") else f"a {ext[1:].upper()} file"
             raise AsdError(
-                f"{path}: cannot decode audio ({reason}); expected a WAV file, re-copy or re-download it"
+                f"{path}: cannot decode audio ({reason}); expected {expected}, re-copy or re-download it"
             ) from None
     if data.shape[0] == 0:
         raise AsdError(f"{path}: the file holds no audio samples (zero length); re-record or remove it")
@@ -101,6 +103,13 @@ def _check_header(path: str, rate: int, channels: int) -> None:
                        f"the header is damaged, re-copy or re-export the file")
     if not 1 <= channels <= MAX_CHANNELS:
         raise AsdError(f"{path}: declares {channels} channels; the header is damaged, re-copy or re-export the file")
+
+
+def _has_tensorflow_io() -> bool:
+    """Whether tensorflow-io can be imported (not in the edge runtime's environment)."""
+    import importlib.util
+
+    return importlib.util.find_spec("tensorflow_io") is not None
 
 
 def _read_with_tensorflow_io(path: str) -> tuple[np.ndarray, int]:
@@ -257,6 +266,19 @@ def load_windows(path: str, channel: int | None = None, sample_rate: int = SAMPL
     if starts[-1] != mono.shape[0] - clip_samples:
         starts.append(mono.shape[0] - clip_samples)
     return np.stack([mono[start:start + clip_samples] for start in starts])
+
+
+def long_clips_note(paths: list[str], mode: str, clip_samples: int = CLIP_SAMPLES,
+                    sample_rate: int = SAMPLE_RATE) -> str | None:
+    """One line saying how clips longer than ``clip_samples`` are scored (``mode``: a LONG_CLIP_MODES
+    entry); None when no file is long."""
+    count = sum(is_long(p, clip_samples, sample_rate) for p in paths)
+    if not count:
+        return None
+    seconds = clip_samples / sample_rate
+    return f"{count} clip(s) longer than {seconds:g} s: " + (
+        f"cropped to the first {seconds:g} s (--long-clips max or mean scores overlapping windows)" if mode == "crop"
+        else f"scored in overlapping {seconds:g} s windows, their {mode} taken")
 
 
 def aggregate_windows(scores, mode: str) -> float:

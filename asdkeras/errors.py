@@ -20,6 +20,16 @@ def tensorflow_reason(message: str) -> str:
     return re.sub(r"\s*\[Op:.*$", "", first)
 
 
+def os_error_message(exc: OSError) -> str:
+    """One line for an operating-system error (disk full, permissions, a folder vanishing): which file, what to do."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}; check the path, free space and permissions"
+
+
+INTERRUPTED = "interrupted; files already written are complete, partial ones were not kept"
+"""What a run stopped with Ctrl-C says (before exit status 130)."""
+
+
 class NoteHandler(logging.Handler):
     """The package's informational messages (file conversions...) as ``note: ...`` lines on stderr."""
 

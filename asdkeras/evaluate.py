@@ -144,7 +144,6 @@ def evaluate_scored(sidecar: dict, scored: list, unreadable: list[str], result_d
 def read_evaluation(result_dir: str, model_name: str, machine: str) -> Evaluation:
     """The evaluation saved as ``metrics_<model>_<machine>.json`` (by ``test``, or ``score --result-dir``)."""
     import json
-    import os
 
     with open(metrics_path(result_dir, model_name, machine)) as handle:
         document = json.load(handle)

@@ -177,8 +177,6 @@ def convert(saved_model: str, quantisation: str, representative: Callable[[], It
     a quantisation-aware twin (:mod:`asdkeras.models.quantise`); its fake-quantisation ranges
     and weights make the int8 network, with no calibration (dynamic and int8 give that model).
     """
-    import tensorflow as tf
-
     if quantisation not in QUANTISATIONS:
         raise AsdError(f"unknown quantisation '{quantisation}'; use any of {', '.join(QUANTISATIONS)}")
 
@@ -262,6 +260,15 @@ def io_details(model_content: bytes) -> dict:
     return {"inputs": describe(runner.get_input_details()), "outputs": describe(runner.get_output_details())}
 
 
+KERNELS_REASON = {
+    "builtin": "int8 tensors: TFLite's builtin kernels, the arithmetic the converter and the int8 twin follow "
+               "(LiteRT's default XNNPack delegate rounds int8 differently and can flip decisions near the threshold)",
+    "xnnpack": "float computation: the runtime's default (XNNPack where it applies) agrees with the builtin kernels "
+               "to float rounding",
+}
+"""Why a sidecar recommends the kernels it does (see BENCHMARKS.md, "Edge runtime")."""
+
+
 def sidecar(detector: Detector, quantisation: str, waveform: bool, model_content: bytes, int8_io: bool,
             official_score: float | None) -> dict:
     """The JSON document written beside a ``.tflite`` file: everything an app needs to use it."""
@@ -288,6 +295,8 @@ def sidecar(detector: Detector, quantisation: str, waveform: bool, model_content
         "quantisation": quantisation,
         "precision": precision,
         "input": "waveform" if waveform else "features",
+        "kernels": "builtin" if integer else "xnnpack",
+        "kernels_reason": KERNELS_REASON["builtin" if integer else "xnnpack"],
         **io_details(model_content),
         "sample_rate": frontend["sample_rate"],
         "clip_samples": frontend["clip_samples"],

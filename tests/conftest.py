@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -16,7 +17,11 @@ REAL_AUDIO = os.path.join(SHARED, "realaudio")
 KERAS_WEIGHTS = os.path.join(SHARED, "assets", "keras-models")
 sys.path.insert(0, REPO)
 
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+
 from asdkeras.data.synth import Scale, generate  # noqa: E402
+from asdkeras.names import sidecar_path  # noqa: E402
 
 TINY = Scale(source_train=6, target_train=2, test_per_domain_label=3)
 """Per section: 6 + 2 training clips, 3 clips per domain and label in test (60 clips a machine)."""
@@ -56,3 +61,50 @@ def offline_keras_home(tmp_path_factory):
             shutil.copy(os.path.join(KERAS_WEIGHTS, name), models)
     os.environ["KERAS_HOME"] = home
     yield home
+
+
+# A waveform-in TFLite model built without fitting, and clips for it (scoring tests: edge, Ray).
+
+LEVEL_RATE = 16_000
+LEVEL_THRESHOLD = 0.3
+
+
+@pytest.fixture(scope="session")
+def level_model(tmp_path_factory):
+    """A waveform-in TFLite model scoring a 1 s clip by its mean absolute level x 2, with its sidecar."""
+    import tensorflow as tf
+
+    folder = tmp_path_factory.mktemp("edge_model")
+
+    class Level(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, LEVEL_RATE], tf.float32, name="waveform")])
+        def score(self, waveform):
+            return {"score": 2.0 * tf.reduce_mean(tf.abs(waveform), axis=1)}
+
+    module = Level()
+    saved = str(folder / "saved")
+    tf.saved_model.save(module, saved, signatures={"score": module.score})
+    content = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=["score"]).convert()
+    path = str(folder / "level_waveform.tflite")
+    open(path, "wb").write(content)
+    json.dump({"signature": "score", "input": "waveform", "kernels": "xnnpack",
+               "inputs": {"waveform": {"shape": [1, LEVEL_RATE], "dtype": "float32"}},
+               "outputs": {"score": {"shape": [1], "dtype": "float32"}},
+               "sample_rate": LEVEL_RATE, "clip_samples": LEVEL_RATE, "frontend": {"channel": None},
+               "threshold": LEVEL_THRESHOLD}, open(sidecar_path(path), "w"))
+    return path
+
+
+@pytest.fixture
+def level_clips(tmp_path):
+    """Four readable clips (one stereo at 44.1 kHz, one 2.5 s long) and two broken files."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name, level in (("quiet", 0.05), ("loud", 0.5)):
+        sf.write(folder / f"{name}.wav", rng.uniform(-level, level, LEVEL_RATE), LEVEL_RATE, subtype="FLOAT")
+    sf.write(folder / "stereo.wav", rng.uniform(-0.4, 0.4, (44_100, 2)), 44_100, subtype="PCM_16")
+    sf.write(folder / "long.wav", rng.uniform(-0.2, 0.2, int(2.5 * LEVEL_RATE)), LEVEL_RATE, subtype="PCM_16")
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "text.wav").write_text("not audio")
+    return folder
