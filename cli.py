@@ -67,7 +67,8 @@ def _progress(description: str):
 
 
 def _print_summary(root: str) -> None:
-    from asdkeras.data.layout import LAYOUTS, summarize
+    from asdkeras.data.layout import summarize
+    from asdkeras.data.layouts import layouts
     rows = summarize(root)
     unlabelled = any(row.test_unlabelled for row in rows)
     click.echo(f"{'machine':10s} {'sections':10s} {'train src':>9s} {'train tgt':>9s} {'test norm':>9s} {'test anom':>9s}"
@@ -76,8 +77,9 @@ def _print_summary(root: str) -> None:
         click.echo(f"{row.machine:10s} {','.join(row.sections):10s} {row.train_source:9d} {row.train_target:9d} "
                    f"{row.test_normal:9d} {row.test_anomaly:9d}" + (f" {row.test_unlabelled:10d}" if unlabelled else "")
                    + f"  {row.layout}")
-    layouts = sorted({row.layout for row in rows})
-    click.echo("layouts: " + "; ".join(f"{name} = {LAYOUTS.get(name, name)}" for name in layouts))
+    known = layouts()
+    click.echo("layouts: " + "; ".join(f"{name} = {known[name].description if name in known else name}"
+                                       for name in sorted({row.layout for row in rows})))
 
 
 def _machine_list(value: str | None) -> list[str]:
@@ -570,12 +572,17 @@ def oe_sweep(machine, epochs, seed, data, models_dir, result_dir, cache_dir):
               help="MobileNetV2 spectrogram image side in pixels.")
 @click.option("--mobilenet-epochs", default=DemoSettings.mobilenet_epochs, show_default=True, type=click.IntRange(1),
               help="MobileNetV2 epochs of each phase (head, then fine-tuning).")
+@click.option("--mobilenet-batch-size", default=DemoSettings.mobilenet_batch_size, show_default=True,
+              type=click.IntRange(1), help="MobileNetV2 images per batch (memory grows with it).")
+@click.option("--processes", default=DemoSettings.processes, show_default=True, type=click.IntRange(1),
+              help="Machine types run at the same time, each in its own process.")
 @click.option("--models-dir", default=MODELS_DIR, show_default=True, help="Where detectors are saved.")
 @click.option("--result-dir", default=RESULT_DIR, show_default=True, help="Where CSVs and metrics JSON go.")
 @click.option("--cache-dir", default=CACHE_DIR, show_default=True, help="Feature, image and augmentation cache (reused on reruns).")
 @click.option("--tflite-dir", default=TFLITE_DIR, show_default=True, help="Where the int8 ensemble models go.")
 @user_errors
-def demo(data, machines, epochs, width, image_size, mobilenet_epochs, models_dir, result_dir, cache_dir, tflite_dir):
+def demo(data, machines, epochs, width, image_size, mobilenet_epochs, mobilenet_batch_size, processes, models_dir,
+         result_dir, cache_dir, tflite_dir):
     """The whole system on the embedded synthetic data, every machine type.
 
     Generates the data if missing; per machine type (each in its own process) fits the autoencoder,
@@ -592,8 +599,8 @@ def demo(data, machines, epochs, width, image_size, mobilenet_epochs, models_dir
     started = time.perf_counter()
     _ensure_data(data)
     _print_summary(data)
-    settings = DemoSettings(data, epochs, width, image_size, mobilenet_epochs, models_dir, result_dir, cache_dir,
-                            tflite_dir)
+    settings = DemoSettings(data, epochs, width, image_size, mobilenet_epochs, mobilenet_batch_size, processes,
+                            models_dir, result_dir, cache_dir, tflite_dir)
 
     def show(outcome):
         click.echo("\n".join(["", *outcome.lines, "", outcome.table, f"({outcome.machine}: {outcome.seconds:.0f} s)"]))

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from asdkeras import detectors
-from asdkeras.data.layout import DERIVED_SPLIT_RULE, ClipRecord, derived_split, detect_layout, machine_dir
+from asdkeras.data.layout import ClipRecord, machine_dir
+from asdkeras.data.layouts import DERIVED_SPLIT_RULE, detect_layout
 from asdkeras.detector import Detector, read_detector_json
 from asdkeras.detectors.config import MIN_HELD_OUT, MIN_HELD_OUT_PER_CONDITION, FitConfig
 from asdkeras.errors import AsdError, SkippedFiles
@@ -170,15 +171,15 @@ def fit_detector(kind: str, config, progress: Progress = no_progress, verbose: i
 def split_files(config: FitConfig) -> dict:
     """``{"split.json": ...}`` for a dataset without its own train/test split (MIMII, plain folders), else {}.
 
-    The split is deterministic (:func:`asdkeras.data.layout.derived_split`); the record lets
-    ``test`` check that it scores none of the clips the detector trained on.
+    The split is deterministic (:meth:`asdkeras.data.layouts.DerivedSplitLayout.split`); the record
+    lets ``test`` check that it scores none of the clips the detector trained on.
     """
     base = machine_dir(config.data_dir, config.machine, config.subset)
     layout = detect_layout(base)
-    if layout not in ("mimii", "plain"):
+    if not layout.derives_split:
         return {}
-    train, test = derived_split(base, config.machine, layout)
-    return {SPLIT_FILE: {"layout": layout, "machine_folder": os.path.abspath(base),
+    train, test = layout.split(base, config.machine)
+    return {SPLIT_FILE: {"layout": layout.name, "machine_folder": os.path.abspath(base),
                          "rule": DERIVED_SPLIT_RULE,
                          "train": [os.path.relpath(r.path, base) for r in train],
                          "test": [os.path.relpath(r.path, base) for r in test]}}

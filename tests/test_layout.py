@@ -148,7 +148,7 @@ def test_dcase2021_source_and_target_test_folders(tiny_dataset, tmp_path):
     for name in os.listdir(os.path.join(src, "test")):
         folder = "source_test" if "_source_" in name else "target_test"
         _copy(os.path.join(src, "test", name), tmp_path / "dev_data" / "fan" / folder / name)
-    assert detect_layout(str(tmp_path / "dev_data" / "fan")) == "dcase2021"
+    assert detect_layout(str(tmp_path / "dev_data" / "fan")).name == "dcase2021"
     test = scan_split(str(tmp_path), "fan", "test")
     assert len(test) == 36 and {r.domain for r in test} == {"source", "target"}
     assert [r.filename for r in test] == sorted(r.filename for r in test)
@@ -167,7 +167,8 @@ def test_dcase2020_names_id_as_section_one_domain_and_no_train_folder():
 
 
 def test_mimii_under_an_snr_prefix_and_a_plain_folder_get_a_derived_split(tiny_dataset, tmp_path):
-    from asdkeras.data.layout import derived_split, list_machines
+    from asdkeras.data.layout import list_machines
+    from asdkeras.data.layouts import layouts
 
     test_dir = os.path.join(tiny_dataset, "dev_data", "valve", "test")
     normals = sorted(n for n in os.listdir(test_dir) if "_normal_" in n)
@@ -182,7 +183,7 @@ def test_mimii_under_an_snr_prefix_and_a_plain_folder_get_a_derived_split(tiny_d
     train, test = scan_split(root, "pump", "train"), scan_split(root, "pump", "test")
     assert len(train) == 13 and len(test) == 10 and {r.section for r in train + test} == {"02"}
     assert not {r.path for r in train} & {r.path for r in test}
-    assert (train, test) == derived_split(str(mimii), "pump", "mimii")  # deterministic
+    assert (train, test) == layouts()["mimii"].split(str(mimii), "pump")  # deterministic
 
     plain = tmp_path / "plain" / "compressor"
     for i, name in enumerate(normals[:6]):
@@ -192,3 +193,43 @@ def test_mimii_under_an_snr_prefix_and_a_plain_folder_get_a_derived_split(tiny_d
     row = summarize(str(tmp_path / "plain"))[0]
     assert (row.machine, row.layout, row.train_source, row.test_normal, row.test_anomaly, row.test_unlabelled) == \
         ("compressor", "plain", 5, 1, 1, 1)
+
+
+def test_a_new_layout_is_one_class_and_a_registration(tmp_path):
+    """A layout of ``<machine>/good/`` and ``<machine>/bad/`` folders, plugged in without touching any other file."""
+    from asdkeras.data import layouts
+    from asdkeras.data.layout import list_machines, scan_split, summarize
+
+    class GoodBad(layouts.DerivedSplitLayout):
+        name = "good-bad"
+        description = "good/ and bad/ folders"
+
+        def matches(self, folder, entries):
+            return "good" in entries
+
+        def sections(self, base):
+            return [("00", base)]
+
+        def split(self, base, machine, seed=0):
+            renamed = {"normal": "good", "abnormal": "bad"}
+            records = {split: [] for split in ("train", "test")}
+            for label, sub in renamed.items():
+                for index, name in enumerate(sorted(os.listdir(os.path.join(base, sub)))):
+                    split = "train" if label == "normal" and index % 2 == 0 else "test"
+                    records[split].append(ClipRecord(os.path.join(base, sub, name), machine, split, "00", index,
+                                                     "source", "anomaly" if label == "abnormal" else label))
+            return records["train"], records["test"]
+
+    machine = tmp_path / "press"
+    for sub, count in (("good", 4), ("bad", 1)):
+        (machine / sub).mkdir(parents=True)
+        for i in range(count):
+            (machine / sub / f"{i}.wav").write_bytes(b"")
+    layouts.register(GoodBad())
+    try:
+        assert list_machines(str(tmp_path)) == ["press"]
+        assert [r.filename for r in scan_split(str(tmp_path), "press", "train")] == ["0.wav", "2.wav"]
+        assert [r.label for r in scan_split(str(tmp_path), "press", "test")] == ["normal", "normal", "anomaly"]
+        assert summarize(str(tmp_path))[0].layout == "good-bad"
+    finally:
+        layouts.unregister("good-bad")

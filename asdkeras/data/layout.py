@@ -10,25 +10,26 @@ The DCASE 2022 Task 2 layout (also DCASE 2023 and 2024)::
 The attribute string ``<attr>`` is kept verbatim and also split into key/value pairs where it
 alternates keys and values (``volt_1.0_wt_100`` -> ``{"volt": "1.0", "wt": "100"}``).
 
-Other public layouts are read too (:data:`LAYOUTS`, detected per machine folder): DCASE 2021
+Other public layouts are read too (:mod:`asdkeras.data.layouts`, one class each, detected per machine folder): DCASE 2021
 (``source_test/`` and ``target_test/`` folders), DCASE 2020 (``normal_id_00_00000000.wav``; the
 machine ID is the section, one domain), MIMII and MIMII DUE (``<machine>/id_00/normal/``,
 ``abnormal/``, under any SNR-prefixed parent such as ``-6_dB_fan/``), and a plain folder
 (``<machine>/normal/``, optional ``<machine>/abnormal/``, unlabelled clips directly in
 ``<machine>/``). The machine folder is ``<root>/<subset>/<machine>``, else ``<root>/<machine>``,
 else ``<root>/<anything>_<machine>/<machine>``. MIMII and plain folders have no train/test
-split: :func:`derived_split` makes a deterministic one.
+split: their layouts derive a deterministic one.
 """
 
 from __future__ import annotations
 
 import csv
 import os
-import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from asdkeras.data.layouts import detect_layout
+from asdkeras.data.records import ClipRecord, is_audio_name, parse_attributes, parse_filename  # noqa: F401 (re-exported)
 from asdkeras.errors import AsdError
 from asdkeras.names import DEV_DATA, SUBSETS, ground_truth_csvs
 
@@ -36,90 +37,6 @@ MACHINE_TYPES = ("fan", "gearbox", "bearing", "slider", "valve", "ToyCar", "ToyT
 """The seven DCASE 2022 Task 2 machine types."""
 
 SPLITS = ("train", "test")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
-
-_LABELLED = re.compile(
-    r"^section_(?P<section>\d{2})_(?P<domain>source|target)_(?P<split>train|test)_"
-    r"(?P<label>normal|anomaly)_(?P<index>\d+)(?:_(?P<attr>.+))?$")
-_ANONYMISED = re.compile(r"^section_(?P<section>\d{2})_(?P<index>\d+)$")
-
-_DCASE2020 = re.compile(r"^(?P<label>normal|anomaly)_id_(?P<section>\d+)_(?P<index>\d+)$")
-
-EXPECTED_PATTERN = ("section_XX_{source|target}_{train|test}_{normal|anomaly}_NNNN_<attributes>.wav, "
-                    "section_XX_NNNN.wav or (DCASE 2020) {normal|anomaly}_id_XX_NNNNNNNN.wav")
-
-LAYOUTS = {"dcase2022": "DCASE 2022-2024 (train/, test/, section_XX_... names)",
-           "dcase2021": "DCASE 2021 (train/, source_test/, target_test/)",
-           "dcase2020": "DCASE 2020 (train/, test/, {normal|anomaly}_id_XX_... names; ID = section, one domain)",
-           "mimii": "MIMII / MIMII DUE (id_XX/normal/, id_XX/abnormal/; split derived)",
-           "plain": "plain folder (normal/, abnormal/, or unlabelled clips; split derived)"}
-"""Layout name -> description, as ``summary`` prints it."""
-
-
-@dataclass(frozen=True)
-class ClipRecord:
-    """One audio file of the dataset and what its name says.
-
-    ``domain`` and ``label`` are None where the name is anonymised and no ground truth was applied.
-    """
-
-    path: str
-    machine: str
-    split: str
-    section: str
-    index: int
-    domain: str | None = None
-    label: str | None = None
-    attributes: str = ""
-    attribute_pairs: dict = field(default_factory=dict, compare=False, hash=False)
-
-    @property
-    def filename(self) -> str:
-        return os.path.basename(self.path)
-
-    @property
-    def is_anomaly(self) -> int | None:
-        """1 for an anomaly, 0 for a normal clip, None when unknown."""
-        return None if self.label is None else int(self.label == "anomaly")
-
-
-def parse_attributes(attributes: str) -> dict[str, str]:
-    """Split ``key_value_key_value`` into a dict; an irregular string gives ``{}``."""
-    if not attributes:
-        return {}
-    tokens = attributes.split("_")
-    if len(tokens) % 2:
-        return {}
-    return dict(zip(tokens[0::2], tokens[1::2]))
-
-
-def parse_filename(path: str, machine: str, split: str) -> ClipRecord:
-    """Parse a DCASE 2022 file name into a :class:`ClipRecord`.
-
-    Raises
-    ------
-    AsdError
-        The name matches neither the labelled nor the anonymised pattern.
-    """
-    stem, ext = os.path.splitext(os.path.basename(path))
-    if ext.lower() not in AUDIO_EXTENSIONS:
-        raise AsdError(f"{path}: not an audio file name; expected {EXPECTED_PATTERN}")
-    match = _LABELLED.match(stem)
-    if match:
-        attributes = match["attr"] or ""
-        return ClipRecord(path=path, machine=machine, split=match["split"], section=match["section"],
-                          index=int(match["index"]), domain=match["domain"], label=match["label"],
-                          attributes=attributes, attribute_pairs=parse_attributes(attributes))
-    match = _ANONYMISED.match(stem)
-    if match:
-        return ClipRecord(path=path, machine=machine, split=split, section=match["section"],
-                          index=int(match["index"]))
-    match = _DCASE2020.match(stem)
-    if match:
-        return ClipRecord(path=path, machine=machine, split=split, section=f"{int(match['section']):02d}",
-                          index=int(match["index"]), domain="source", label=match["label"])
-    raise AsdError(f"{path}: file name does not follow the DCASE pattern; expected {EXPECTED_PATTERN}")
-
 
 def machine_dir(root: str, machine: str, subset: str = DEV_DATA) -> str:
     """The machine's folder: ``<root>/<subset>/<machine>``, ``<root>/<machine>`` or ``<root>/*_<machine>/<machine>``."""
@@ -165,34 +82,6 @@ def list_machines(root: str, subset: str = DEV_DATA) -> list[str]:
     return sorted(found)
 
 
-def _is_audio_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS and not name.startswith(".")
-
-
-def _audio_names(folder: str) -> list[str]:
-    if not os.path.isdir(folder):
-        return []
-    return sorted(n for n in os.listdir(folder) if _is_audio_name(n))
-
-
-def detect_layout(folder: str, strict: bool = True) -> str | None:
-    """The layout (a key of :data:`LAYOUTS`) of a machine folder; None or an error when unknown."""
-    entries = set(os.listdir(folder)) if os.path.isdir(folder) else set()
-    if entries & {"source_test", "target_test"}:
-        return "dcase2021"
-    if entries & {"train", "test"}:
-        names = _audio_names(os.path.join(folder, "train")) + _audio_names(os.path.join(folder, "test"))
-        return "dcase2020" if names and _DCASE2020.match(os.path.splitext(names[0])[0]) else "dcase2022"
-    if any(re.fullmatch(r"id_\d+", e) and os.path.isdir(os.path.join(folder, e)) for e in entries):
-        return "mimii"
-    if entries & {"normal", "abnormal"} or _audio_names(folder):
-        return "plain"
-    if strict:
-        raise AsdError(f"{folder}: no known layout (expected train/ and test/, source_test/, id_XX/normal/, normal/ "
-                       f"or audio files); see 'python cli.py summary --help'")
-    return None
-
-
 def scan_split(root: str, machine: str, split: str, subset: str = DEV_DATA,
                missing_ok: bool = False) -> list[ClipRecord]:
     """All clips of one machine and split, sorted by file name, whatever the layout.
@@ -207,62 +96,7 @@ def scan_split(root: str, machine: str, split: str, subset: str = DEV_DATA,
     if split not in SPLITS:
         raise AsdError(f"unknown split '{split}'; use one of {', '.join(SPLITS)}")
     base = machine_dir(root, machine, subset)
-    layout = detect_layout(base)
-    if layout in ("mimii", "plain"):
-        train, test = derived_split(base, machine, layout)
-        records = train if split == "train" else test
-        if not records and not missing_ok:
-            raise AsdError(f"{base}: no {split} clips in this {LAYOUTS[layout]} folder "
-                           f"({'add normal clips' if split == 'train' else 'add abnormal/ or unlabelled clips'})")
-        return records
-    folders = [os.path.join(base, split)]
-    if layout == "dcase2021" and split == "test":
-        folders = [os.path.join(base, f) for f in ("source_test", "target_test", "test")]
-    names = [(folder, n) for folder in folders for n in _audio_names(folder)]
-    if not names and missing_ok:
-        return []
-    if not any(os.path.isdir(f) for f in folders):
-        raise AsdError(f"{folders[0]}: no such folder; a DCASE machine folder holds train/ and test/")
-    if not names:
-        raise AsdError(f"{folders[0]}: holds no audio file (.wav, .flac, .ogg); check the download or the path")
-    return sorted((parse_filename(os.path.join(folder, n), machine, split) for folder, n in names),
-                  key=lambda r: r.filename)
-
-
-DERIVED_TEST_SHARE = 0.5
-"""At most this share of a section's normals is held out for testing in a derived split."""
-
-DERIVED_SPLIT_RULE = (f"per section, as many normals held out for testing as there are abnormal clips (at most "
-                      f"{DERIVED_TEST_SHARE:.0%} of the normals), drawn at random with seed 0 from the sorted names; "
-                      f"test = those normals, every abnormal clip and the unlabelled clips")
-
-
-def derived_split(base: str, machine: str, layout: str, seed: int = 0) -> tuple[list[ClipRecord], list[ClipRecord]]:
-    """A deterministic train/test split of a folder that has none (MIMII, plain folders).
-
-    Per section (MIMII's machine ID; "00" for a plain folder), as the MIMII baseline does: as many
-    normals are held out for testing as there are abnormal clips, at most
-    :data:`DERIVED_TEST_SHARE` of the normals, drawn at random with ``seed`` from the sorted
-    names. Test = those normals + every abnormal clip + unlabelled clips. One domain ("source").
-    """
-    groups = ([(f"{int(d[3:]):02d}", os.path.join(base, d)) for d in sorted(os.listdir(base))
-               if re.fullmatch(r"id_\d+", d)] if layout == "mimii" else [("00", base)])
-    train, test = [], []
-    for section, folder in groups:
-        def records(sub: str, label: str | None, split: str) -> list[ClipRecord]:
-            where = os.path.join(folder, sub) if sub else folder
-            return [ClipRecord(path=os.path.join(where, n), machine=machine, split=split, section=section, index=i,
-                               domain="source" if label else None, label=label)
-                    for i, n in enumerate(_audio_names(where))]
-
-        normals = records("normal", "normal", "train")
-        abnormal = records("abnormal", "anomaly", "test")
-        unlabelled = records("", None, "test") if layout == "plain" else []
-        held = min(len(abnormal), int(len(normals) * DERIVED_TEST_SHARE))
-        chosen = set(np.random.default_rng(seed).choice(len(normals), size=held, replace=False).tolist()) if held else set()
-        train += [r for i, r in enumerate(normals) if i not in chosen]
-        test += [replace(r, split="test") for i, r in enumerate(normals) if i in chosen] + abnormal + unlabelled
-    return train, test
+    return detect_layout(base).scan(base, machine, split, missing_ok)
 
 
 def audio_files(paths: list[str]) -> list[str]:
@@ -271,7 +105,7 @@ def audio_files(paths: list[str]) -> list[str]:
     for path in paths:
         if os.path.isdir(path):
             found += sorted(os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names
-                            if _is_audio_name(name))
+                            if is_audio_name(name))
         elif os.path.exists(path):
             found.append(path)
         else:
@@ -380,12 +214,12 @@ def summarize(root: str, subset: str = DEV_DATA) -> list[MachineSummary]:
                        f"generate data with 'python cli.py synth --out {root}' or point --data at a dataset")
     rows = []
     for machine in machines:
-        layout = detect_layout(machine_dir(root, machine, subset), strict=False) or "unknown"
+        layout = detect_layout(machine_dir(root, machine, subset), strict=False)
         train, test = (scan_split(root, machine, split, subset, missing_ok=True) for split in SPLITS)
         rows.append(MachineSummary(
             machine, tuple(sections(train + test)),
             len(select(train, domain="source")), len(select(train, domain="target")),
             len(select(test, label="normal")), len(select(test, label="anomaly")), len(select(test, label=None)),
-            layout))
+            layout.name if layout else "unknown"))
     return rows
 

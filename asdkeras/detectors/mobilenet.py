@@ -229,6 +229,6 @@ KIND = register(DetectorKind(
     layer_modules=("asdkeras.models.mobilenet", "asdkeras.models.quantise"),
     float_tail=("/logit",),
     demo_options=lambda settings: {"width": settings["width"], "image_size": settings["image_size"],
-                                   "epochs": settings["mobilenet_epochs"],
+                                   "epochs": settings["mobilenet_epochs"], "batch_size": settings["mobilenet_batch_size"],
                                    "fine_tune_epochs": settings["mobilenet_epochs"]},
     twin_title="MobileNetV2 int8 twin", twin_colour="#ff9896"))
