@@ -574,6 +574,10 @@ def oe_sweep(machine, epochs, seed, data, models_dir, result_dir, cache_dir):
               help="MobileNetV2 epochs of each phase (head, then fine-tuning).")
 @click.option("--mobilenet-batch-size", default=DemoSettings.mobilenet_batch_size, show_default=True,
               type=click.IntRange(1), help="MobileNetV2 images per batch (memory grows with it).")
+@click.option("--augmented-clips", default=DemoSettings.augmented_clips, show_default=True, type=click.IntRange(0),
+              help="MobileNetV2's augmented (PitchShift, TimeStretch) training clips.")
+@click.option("--int8-epochs", default=DemoSettings.int8_epochs, show_default=True, type=click.IntRange(1),
+              help="Quantisation-aware epochs of MobileNetV2's int8 twin.")
 @click.option("--processes", default=DemoSettings.processes, show_default=True, type=click.IntRange(1),
               help="Machine types run at the same time, each in its own process.")
 @click.option("--models-dir", default=MODELS_DIR, show_default=True, help="Where detectors are saved.")
@@ -581,8 +585,7 @@ def oe_sweep(machine, epochs, seed, data, models_dir, result_dir, cache_dir):
 @click.option("--cache-dir", default=CACHE_DIR, show_default=True, help="Feature, image and augmentation cache (reused on reruns).")
 @click.option("--tflite-dir", default=TFLITE_DIR, show_default=True, help="Where the int8 ensemble models go.")
 @user_errors
-def demo(data, machines, epochs, width, image_size, mobilenet_epochs, mobilenet_batch_size, processes, models_dir,
-         result_dir, cache_dir, tflite_dir):
+def demo(data, machines, models_dir, result_dir, cache_dir, tflite_dir, **settings):
     """The whole system on the embedded synthetic data, every machine type.
 
     Generates the data if missing; per machine type (each in its own process) fits the autoencoder,
@@ -599,8 +602,8 @@ def demo(data, machines, epochs, width, image_size, mobilenet_epochs, mobilenet_
     started = time.perf_counter()
     _ensure_data(data)
     _print_summary(data)
-    settings = DemoSettings(data, epochs, width, image_size, mobilenet_epochs, mobilenet_batch_size, processes,
-                            models_dir, result_dir, cache_dir, tflite_dir)
+    settings = DemoSettings(data=data, models_dir=models_dir, result_dir=result_dir, cache_dir=cache_dir,
+                            tflite_dir=tflite_dir, **settings)
 
     def show(outcome):
         click.echo("\n".join(["", *outcome.lines, "", outcome.table, f"({outcome.machine}: {outcome.seconds:.0f} s)"]))

@@ -228,6 +228,19 @@ def level_problem(peak: float, full_scale_share: float) -> str | None:
     return None
 
 
+NAMED_LEVEL_PROBLEMS = 3
+"""Silent or clipped clips named one per note; more are counted in one note."""
+
+
+def level_notes(problems: list[str], total: int) -> list[str]:
+    """Notes for the silent or clipped clips of a run (``problems``: "<path>: <problem>" each, of ``total``
+    clips): one per clip, or one line counting them when there are more than :data:`NAMED_LEVEL_PROBLEMS`
+    (a clipped recording chain clips every file: one line, not hundreds)."""
+    if len(problems) > NAMED_LEVEL_PROBLEMS:
+        return [f"{len(problems)} of {total} clips are silent or clipped, scored as they are; the first: {problems[0]}"]
+    return [f"{problem}; scored as it is" for problem in problems]
+
+
 def level_statistics(clip: np.ndarray) -> tuple[float, float]:
     """``(peak, full_scale_share)`` of a clip, for :func:`level_problem`."""
     magnitude = np.abs(clip)

@@ -43,6 +43,11 @@ class DemoSettings:
     mobilenet_batch_size : int
         MobileNetV2 images per batch: training activations grow with it (batches of 32 at 320 px
         held 7.6 GB), so the demo's small batches keep a process under 2 GB.
+    augmented_clips : int
+        MobileNetV2's augmented training clips (PitchShift and TimeStretch copies; the default fit
+        makes twice its training clips, 300 here, which took longer than the fit itself).
+    int8_epochs : int
+        Quantisation-aware epochs of MobileNetV2's int8 twin.
     processes : int
         Machine types run at the same time, each in its own process.
     """
@@ -53,6 +58,8 @@ class DemoSettings:
     image_size: int = 224
     mobilenet_epochs: int = 4
     mobilenet_batch_size: int = 8
+    augmented_clips: int = 50
+    int8_epochs: int = 1
     processes: int = 2
     models_dir: str = MODELS_DIR
     result_dir: str = RESULT_DIR
@@ -61,10 +68,12 @@ class DemoSettings:
 
     def __post_init__(self):
         if (self.epochs < 1 or self.mobilenet_epochs < 1 or self.image_size < 32 or self.width <= 0
-                or self.mobilenet_batch_size < 1 or self.processes < 1):
+                or self.mobilenet_batch_size < 1 or self.processes < 1 or self.augmented_clips < 0
+                or self.int8_epochs < 1):
             raise ValueError(f"demo settings out of range. Received: epochs={self.epochs}, "
                              f"mobilenet_epochs={self.mobilenet_epochs}, image_size={self.image_size}, "
                              f"width={self.width}, mobilenet_batch_size={self.mobilenet_batch_size}, "
+                             f"augmented_clips={self.augmented_clips}, int8_epochs={self.int8_epochs}, "
                              f"processes={self.processes}")
 
 

@@ -396,7 +396,7 @@ def representative_inputs(detector: Detector, data_dir: str, subset: str, cache_
     waveforms (decoded; calibrating a waveform model also runs its float front-end).
     """
     from asdkeras.data.layout import random_subset, scan_split, select
-    from asdkeras.pipeline import waveform_dataset
+    from asdkeras.decoding import waveform_dataset
 
     rng = np.random.default_rng(seed)
 

@@ -18,8 +18,9 @@ import tensorflow as tf
 from asdkeras.audio import CLIP_SAMPLES, SAMPLE_RATE, load_clip
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.features import ImageConfig, LogMelConfig, log_mel_spectrogram, spectrogram_image
-from asdkeras.pipeline import (AUTOTUNE, FeatureCache, decodes_in_graph, existing_files, image_cache, image_dataset,
-                               load_cached, logmel_cache, waveform_dataset)
+from asdkeras.decoding import AUTOTUNE, decodes_in_graph, waveform_dataset
+from asdkeras.feature_cache import FeatureCache, existing_files, image_cache, load_cached, logmel_cache
+from asdkeras.pipeline import image_dataset
 from asdkeras.progress import Progress, no_progress
 
 

@@ -183,10 +183,11 @@ def score_paths(detector: LiteDetector, paths: list[str], on_error=lambda path, 
     """
     import logging
 
-    from asdkeras.audio import aggregate_windows, is_long, level_problem, level_statistics, load_clip, load_windows
+    from asdkeras.audio import (aggregate_windows, is_long, level_notes, level_problem, level_statistics, load_clip,
+                                load_windows)
 
     channel = detector.sidecar["frontend"].get("channel")
-    scored = []
+    scored, problems = [], []
     for path in progress(paths, len(paths)):
         try:
             if long_clips != "crop" and is_long(path, detector.clip_samples, detector.sample_rate):
@@ -199,9 +200,11 @@ def score_paths(detector: LiteDetector, paths: list[str], on_error=lambda path, 
             continue
         problem = level_problem(*level_statistics(clips))
         if problem:
-            logging.getLogger("asdkeras").info(f"{path}: {problem}; scored as it is")
+            problems.append(f"{path}: {problem}")
         score = aggregate_windows([detector.score_clip(clip) for clip in clips], long_clips)
         scored.append(ScoredClip(path, score, detector.decide(score)))
+    for note in level_notes(problems, len(paths)):
+        logging.getLogger("asdkeras").info(note)
     return scored
 
 

@@ -25,7 +25,7 @@ import tensorflow as tf  # noqa: E402
 
 from asdkeras.data.layout import scan_split  # noqa: E402
 from asdkeras.features import LogMelConfig, log_mel_vectors  # noqa: E402
-from asdkeras.pipeline import waveform_dataset  # noqa: E402
+from asdkeras.decoding import waveform_dataset  # noqa: E402
 from report_json import emit  # noqa: E402
 
 

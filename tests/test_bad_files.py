@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 import cli
 from asdkeras.errors import AsdError, SkippedFiles
-from asdkeras.pipeline import _tensorflow_reads_riff, decode_one, decodes_in_graph, logmel_cache
+from asdkeras.decoding import _tensorflow_reads_riff, decode_one, decodes_in_graph
+from asdkeras.feature_cache import logmel_cache
 
 GOOD = "section_00_source_test_normal_0100_a_1.wav"
 

@@ -7,7 +7,8 @@ from asdkeras.data.layout import scan_split
 from asdkeras.errors import AsdError
 from asdkeras.features import LogMelConfig, log_mel_vectors
 from asdkeras.audio import load_clip
-from asdkeras.pipeline import clip_vectors_dataset, logmel_cache, mixed_training_dataset, vector_statistics
+from asdkeras.feature_cache import logmel_cache
+from asdkeras.pipeline import clip_vectors_dataset, mixed_training_dataset, vector_statistics
 from asdkeras.splits import split_validation
 
 
@@ -77,7 +78,7 @@ def test_validation_split_spans_every_section_and_domain():
 def test_graph_and_python_decoding_agree_and_keep_order(tmp_path, tiny_dataset):
     import soundfile as sf
 
-    from asdkeras.pipeline import decodes_in_graph, waveform_dataset
+    from asdkeras.decoding import decodes_in_graph, waveform_dataset
 
     dcase = sorted(r.path for r in scan_split(tiny_dataset, "gearbox", "train"))[:2]
     clip = load_clip(dcase[0])

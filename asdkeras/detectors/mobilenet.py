@@ -230,5 +230,6 @@ KIND = register(DetectorKind(
     float_tail=("/logit",),
     demo_options=lambda settings: {"width": settings["width"], "image_size": settings["image_size"],
                                    "epochs": settings["mobilenet_epochs"], "batch_size": settings["mobilenet_batch_size"],
+                                   "augmented_clips": settings["augmented_clips"], "int8_epochs": settings["int8_epochs"],
                                    "fine_tune_epochs": settings["mobilenet_epochs"]},
     twin_title="MobileNetV2 int8 twin", twin_colour="#ff9896"))
