@@ -10,7 +10,7 @@ It is ``python cli.py score`` without ``--result-dir``: both call :func:`asdkera
 so the conversions (rate, channels, length), the long-clip handling, the printed lines, the CSV,
 the decisions, the one-line errors, the skipped files and the exit status (0 done, 1 some file
 skipped, 2 an error, 130 interrupted) are the same. Feature-in models need TensorFlow's front-end
-and are refused in one line. The files a device needs are listed in the README ("Edge runtime").
+and are refused in one line. A device needs :data:`DEVICE_FILES` and the model with its sidecar.
 """
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ import sys
 from asdkeras.audio import LONG_CLIP_MODES
 from asdkeras.errors import INTERRUPTED, AsdError, os_error_message, show_notes
 from asdkeras.lite import KERNELS, SCORE_HELP, run_scoring, write_scored_csv
+
+DEVICE_FILES = ("asdkeras/__init__.py", "asdkeras/edge.py", "asdkeras/lite.py", "asdkeras/audio.py",
+                "asdkeras/resample.py", "asdkeras/errors.py", "asdkeras/names.py", "asdkeras/atomic.py",
+                "asdkeras/data/__init__.py", "asdkeras/data/records.py", "requirements-edge.txt")
+"""Everything of this repository the edge command runs from (a test runs it from a copy of these alone)."""
 
 
 def parser() -> argparse.ArgumentParser:

@@ -263,7 +263,7 @@ def run_scoring(paths: list[str], tflite_path: str, threads: int | None = None, 
         (:func:`asdkeras.distributed.ray_scorer`).
     """
     from asdkeras.audio import conversion_note, is_long, long_clips_note
-    from asdkeras.data.layout import audio_files
+    from asdkeras.data.records import audio_files
 
     detector = LiteDetector(tflite_path, threads, kernels)
     files = audio_files(list(paths))

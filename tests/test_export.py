@@ -265,6 +265,23 @@ def test_the_edge_runtime_scores_every_variant_as_score_does(exported, edge_pyth
             assert np.mean(decisions == decided) >= 0.99
 
 
+def test_a_copy_of_the_device_files_alone_scores_as_the_checkout_does(exported, edge_python, tmp_path):
+    import shutil
+
+    from asdkeras.edge import DEVICE_FILES
+
+    for name in DEVICE_FILES:
+        os.makedirs(tmp_path / os.path.dirname(name), exist_ok=True)
+        shutil.copy(os.path.join(REPO, name), tmp_path / name)
+    _, folder, paths, _ = exported["ensemble"]
+    model = os.path.join(folder, "fan_ensemble_int8_waveform.tflite")
+    command = [edge_python, "-m", "asdkeras.edge", *paths[:6], "--tflite", model]
+    device = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    checkout = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    assert device.returncode == 0, device.stderr
+    assert device.stdout == checkout.stdout and len(device.stdout.splitlines()) == 6
+
+
 def test_the_edge_runtime_refuses_feature_in_models_and_skips_bad_files(exported, edge_python, tmp_path):
     _, folder, paths, _ = exported["ae"]
     result = _edge_run(edge_python, paths[:1], os.path.join(folder, "fan_ae_float32.tflite"))

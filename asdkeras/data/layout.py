@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from asdkeras.data.layouts import detect_layout
-from asdkeras.data.records import ClipRecord, is_audio_name, parse_attributes, parse_filename  # noqa: F401 (re-exported)
+from asdkeras.data.records import ClipRecord, audio_files, parse_attributes, parse_filename  # noqa: F401 (re-exported)
 from asdkeras.errors import AsdError
 from asdkeras.names import DEV_DATA, SUBSETS, ground_truth_csvs
 
@@ -97,22 +97,6 @@ def scan_split(root: str, machine: str, split: str, subset: str = DEV_DATA,
         raise AsdError(f"unknown split '{split}'; use one of {', '.join(SPLITS)}")
     base = machine_dir(root, machine, subset)
     return detect_layout(base).scan(base, machine, split, missing_ok)
-
-
-def audio_files(paths: list[str]) -> list[str]:
-    """The audio files named, and those found (recursively, sorted) in the folders named."""
-    found = []
-    for path in paths:
-        if os.path.isdir(path):
-            found += sorted(os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names
-                            if is_audio_name(name))
-        elif os.path.exists(path):
-            found.append(path)
-        else:
-            raise AsdError(f"{path}: no such file or folder")
-    if not found:
-        raise AsdError(f"no audio file (.wav, .flac, .ogg) in {', '.join(paths)}")
-    return found
 
 
 def sections(records: list[ClipRecord]) -> list[str]:

@@ -101,3 +101,19 @@ def audio_names(folder: str) -> list[str]:
     if not os.path.isdir(folder):
         return []
     return sorted(n for n in os.listdir(folder) if is_audio_name(n))
+
+
+def audio_files(paths: list[str]) -> list[str]:
+    """The audio files named, and those found (recursively, sorted) in the folders named."""
+    found = []
+    for path in paths:
+        if os.path.isdir(path):
+            found += sorted(os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names
+                            if is_audio_name(name))
+        elif os.path.exists(path):
+            found.append(path)
+        else:
+            raise AsdError(f"{path}: no such file or folder")
+    if not found:
+        raise AsdError(f"no audio file (.wav, .flac, .ogg) in {', '.join(paths)}")
+    return found
