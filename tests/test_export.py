@@ -33,6 +33,7 @@ from asdkeras.export import export_detector, frontend_model, representative_inpu
 from asdkeras.fit import fit_detector, make_config
 from asdkeras.kinds import INTEGER_VARIANTS, QUANTISATIONS
 from asdkeras.lite import LiteDetector, dequantize, quantize
+from asdkeras.names import sidecar_path
 from conftest import KERAS_WEIGHTS, REAL_AUDIO, REPO, needs_real_audio, needs_weights
 
 pytestmark = pytest.mark.slow  # fits models: the full suite only, not the fast lane (-m "not slow")
@@ -249,7 +250,8 @@ def test_the_edge_runtime_scores_every_variant_as_score_does(exported, edge_pyth
 
     _, folder, paths, _ = exported[kind]
     model = os.path.join(folder, f"fan_{kind}_{quantisation}_waveform.tflite")
-    for kernels in ("sidecar", "builtin", "xnnpack"):
+    recommended = json.load(open(sidecar_path(model)))["kernels"]
+    for kernels in ("sidecar", {"builtin": "xnnpack", "xnnpack": "builtin"}[recommended]):  # both kinds of kernels
         reference = run_scoring(paths, model, threads=1, kernels=kernels)
         expected = np.array([c.score for c in reference.scored])
         decided = np.array([bool(c.decision) for c in reference.scored])
