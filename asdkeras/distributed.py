@@ -162,9 +162,10 @@ class _Scorer:
     def score(self, paths: list[str]):
         from asdkeras.lite import score_paths
 
-        errors = {}
-        scored = score_paths(self.detector, paths, errors.__setitem__, long_clips=self.long_clips)
-        return scored, errors, self.notes.take()
+        errors, problems = {}, []
+        scored = score_paths(self.detector, paths, errors.__setitem__, long_clips=self.long_clips,
+                             level_problems=problems)
+        return scored, errors, problems, self.notes.take()
 
 
 def ray_scorer(address: str, workers: int | None = None, batch: int = SCORE_BATCH):
@@ -183,6 +184,8 @@ def ray_scorer(address: str, workers: int | None = None, batch: int = SCORE_BATC
               long_clips: str = "crop"):
         from ray.util import ActorPool
 
+        from asdkeras.audio import level_notes
+
         ray = connect(address)
         count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         actor = ray.remote(num_cpus=1)(_Scorer)
@@ -190,12 +193,14 @@ def ray_scorer(address: str, workers: int | None = None, batch: int = SCORE_BATC
         pool = ActorPool([actor.remote(os.getcwd(), detector.path, threads, detector.kernels, long_clips)
                           for _ in range(min(count, max(1, -(-len(paths) // batch))))])
         batches = [paths[i:i + batch] for i in range(0, len(paths), batch)]
-        scored = []
-        for clips, errors, notes in progress(pool.map(lambda a, b: a.score.remote(b), batches), len(batches)):
+        scored, problems = [], []
+        for clips, errors, level, notes in progress(pool.map(lambda a, b: a.score.remote(b), batches), len(batches)):
             _say(notes)
             scored += clips
+            problems += level
             for path, message in errors.items():
                 on_error(path, message)
+        _say(level_notes(problems, len(paths)))  # one summary over the run, as the local path says it
         return scored
 
     return score

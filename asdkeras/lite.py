@@ -175,11 +175,14 @@ class ScoredClip:
 
 
 def score_paths(detector: LiteDetector, paths: list[str], on_error=lambda path, message: None,
-                progress=lambda iterable, total: iterable, long_clips: str = "crop") -> list[ScoredClip]:
+                progress=lambda iterable, total: iterable, long_clips: str = "crop",
+                level_problems: list | None = None) -> list[ScoredClip]:
     """Score audio files one by one; a file that cannot be read is passed to ``on_error`` and skipped.
 
     Files of another rate, channel count or length are converted as ``test`` converts them;
-    ``long_clips`` as for :meth:`asdkeras.detector.Detector.score_files`.
+    ``long_clips`` as for :meth:`asdkeras.detector.Detector.score_files`. Silent and clipped clips
+    are said in notes at the end (:func:`asdkeras.audio.level_notes`), or, with ``level_problems``,
+    appended to it for the caller to say (a Ray actor scores a batch of a larger run).
     """
     import logging
 
@@ -187,7 +190,7 @@ def score_paths(detector: LiteDetector, paths: list[str], on_error=lambda path, 
                                 load_windows)
 
     channel = detector.sidecar["frontend"].get("channel")
-    scored, problems = [], []
+    scored, problems = [], ([] if level_problems is None else level_problems)
     for path in progress(paths, len(paths)):
         try:
             if long_clips != "crop" and is_long(path, detector.clip_samples, detector.sample_rate):
@@ -203,8 +206,9 @@ def score_paths(detector: LiteDetector, paths: list[str], on_error=lambda path, 
             problems.append(f"{path}: {problem}")
         score = aggregate_windows([detector.score_clip(clip) for clip in clips], long_clips)
         scored.append(ScoredClip(path, score, detector.decide(score)))
-    for note in level_notes(problems, len(paths)):
-        logging.getLogger("asdkeras").info(note)
+    if level_problems is None:
+        for note in level_notes(problems, len(paths)):
+            logging.getLogger("asdkeras").info(note)
     return scored
 
 
