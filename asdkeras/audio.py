@@ -1,8 +1,9 @@
 """Decode audio files into fixed-length mono float32 clips at the working sample rate.
 
 WAV is read with soundfile (PCM 8/16/24/32-bit and float); FLAC and OGG go through
-tensorflow-io, or soundfile where TensorFlow is not installed (the edge runtime, :mod:`asdkeras.edge`).
-Nothing here imports TensorFlow or scipy unless a FLAC or OGG file asks for it. Every clip comes out as ``float32`` in [-1, 1], mono, ``SAMPLE_RATE`` Hz and
+tensorflow-io, or soundfile where TensorFlow is not installed (the edge runtime, :mod:`asdkeras.edge`);
+nothing here imports TensorFlow or scipy unless a FLAC or OGG file asks for it. Every clip comes
+out as ``float32`` in [-1, 1], mono, ``SAMPLE_RATE`` Hz and
 exactly ``CLIP_SAMPLES`` samples long, whatever the file held: multichannel input is reduced to
 one channel (a chosen channel, or the mean), other rates are resampled with a polyphase filter,
 and the length is cropped or zero-padded at the end.

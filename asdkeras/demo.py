@@ -5,8 +5,8 @@ then the ensemble; all of them (and the int8 twins) are tested; the ensemble is 
 int8 waveform-in TFLite model and the test clips are scored with that file alone; one table of
 decisions sums it up. Each machine type runs in a fresh process, so the memory of one type's
 models is returned when it ends (one process held 4-6 GB over seven types), and two types run at
-a time: much of a type's work (decoding, augmentation, feature and image caching, the battery,
-conversion) is single-threaded, so the second core would otherwise idle.
+a time, since part of a type's work (decoding, augmentation, caching, the battery, conversion) is
+single-threaded (measured: about 400 s a type in pairs against 336 s alone, so the gain is modest).
 """
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ class DemoSettings:
         MobileNetV2 width multiplier (0.35: the smallest with ImageNet weights).
     image_size : int
         MobileNetV2 spectrogram image side, pixels (the report's 320; 224 here, ImageNet's own, to
-        fit the demo in a quarter hour).
+        shorten the demo).
     mobilenet_epochs : int
         MobileNetV2 epochs of each phase (head, then fine-tuning).
     mobilenet_batch_size : int
         MobileNetV2 images per batch: training activations grow with it (batches of 32 at 320 px
-        held 7.6 GB), so the demo's small batches keep a process under 2 GB.
+        held 7.6 GB; with batches of 8 at 224 px the largest process held 2.4 GB).
     augmented_clips : int
         MobileNetV2's augmented training clips (PitchShift and TimeStretch copies; the default fit
         makes twice its training clips, 300 here, which took longer than the fit itself).

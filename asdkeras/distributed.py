@@ -189,8 +189,7 @@ def ray_scorer(address: str, workers: int | None = None, batch: int = SCORE_BATC
         ray = connect(address)
         count = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         actor = ray.remote(num_cpus=1)(_Scorer)
-        threads = detector.threads or 1
-        pool = ActorPool([actor.remote(os.getcwd(), detector.path, threads, detector.kernels, long_clips)
+        pool = ActorPool([actor.remote(os.getcwd(), detector.path, detector.threads, detector.kernels, long_clips)
                           for _ in range(min(count, max(1, -(-len(paths) // batch))))])
         batches = [paths[i:i + batch] for i in range(0, len(paths), batch)]
         scored, problems = [], []

@@ -7,11 +7,11 @@ files and say the same lines. No TensorFlow is imported until a job runs.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from asdkeras import detectors
 from asdkeras.kinds import DEFAULT_ENSEMBLE_MODE, ENSEMBLE
+from asdkeras.names import CACHE_DIR, DATA_DIR, MODELS_DIR, detector_dir
 from asdkeras.progress import no_progress
 
 
@@ -38,9 +38,9 @@ class FitJob:
     kind: str
     options: dict = field(default_factory=dict)
     seed: int = 0
-    data: str = "data"
-    models_dir: str = "saved_models"
-    cache_dir: str = "cache"
+    data: str = DATA_DIR
+    models_dir: str = MODELS_DIR
+    cache_dir: str = CACHE_DIR
     announce: bool = False
 
     @property
@@ -87,9 +87,7 @@ def run_job(job: FitJob, skipped=None, progress=no_progress, verbose: int = 0):
 
 def job_folder(job: FitJob) -> str:
     """Where the job's detector is saved."""
-    if job.kind == ENSEMBLE:
-        return os.path.join(job.models_dir, job.machine, ENSEMBLE)
-    return job.options.get("output_dir") or os.path.join(job.models_dir, job.machine, job.kind)
+    return job.options.get("output_dir") or detector_dir(job.models_dir, job.machine, job.kind)
 
 
 def job_lines(job: FitJob, detector) -> list[str]:
