@@ -12,11 +12,11 @@ Modes (:data:`~asdkeras.kinds.ENSEMBLE_MODES`):
 * ``pick``: the member the battery prefers, whatever it keeps;
 * ``paper``: the report's per-type choice (:data:`REPORT_CHOICE`); the pooled GMM stands in
   where the report's model was not fitted, and for machine types outside its table;
-* ``fuse``: every member's score standardised by the mean and standard deviation of its own
-  held-out training-normal scores (``normal_scores`` in its ``detector.json``), then combined
-  (mean by default, max as the alternative: the max keeps one member's strong evidence that a
-  mean would dilute among members that see nothing), with the threshold refitted on the fused
-  scores of clips no member trained on.
+* ``fuse``: every member's score standardised by a new normal clip's mean and spread
+  (:func:`fusion_statistics`), then combined (mean by default, max as the alternative: the max
+  keeps one member's strong evidence that a mean would dilute among members that see nothing),
+  with the threshold predicted from the members' correlation on clips no member trained on
+  (:func:`asdkeras.scoring.fused_prediction_threshold`).
 
 The battery alters up to :data:`asdkeras.battery.MAX_NORMALS` training-normal clips that no
 member trained on (its stationary kinds add clips of machine types no member used for outlier
@@ -47,7 +47,7 @@ from asdkeras.kinds import COMBINATIONS, DEFAULT_ENSEMBLE_MODE, ENSEMBLE, ENSEMB
 from asdkeras.names import (CACHE_DIR, CONFIG_FILE, DETECTOR_FILE, ENSEMBLE_FILE, MODELS_DIR, detector_dir,
                             int8_twin_dir)
 from asdkeras.progress import Progress, no_progress
-from asdkeras.scoring import normal_prediction_threshold, score_statistics
+from asdkeras.scoring import fused_prediction_threshold, score_statistics
 
 
 REPORT_CHOICE = {"fan": "ae", "slider": "mobilenet", "ToyCar": "ae", "ToyTrain": "ae", "gearbox": "mobilenet",
@@ -103,12 +103,30 @@ def shared_held_out(members: list[Member]) -> tuple[list[ClipRecord], bool]:
 
 
 def standardise(scores: np.ndarray, statistics: dict) -> np.ndarray:
-    """Scores in units of the held-out normal scores' spread: ``(s - mean) / std``."""
+    """Scores in units of a new normal clip's spread: ``(s - mean) / std`` (``statistics`` of :func:`fusion_statistics`)."""
     return (np.asarray(scores, np.float64) - statistics["mean"]) / _spread(statistics)
 
 
 def _spread(statistics: dict) -> float:
     return max(float(statistics["std"]), 1e-12)
+
+
+def fusion_statistics(member: Member) -> dict:
+    """Mean and spread of a new normal clip's score of ``member``, by which fusions standardise it.
+
+    A member judged per condition with the prediction threshold (the networks' default) is
+    already in those units: each condition's scores are standardised and widened for a new clip,
+    so a new normal's score is ``(0, 1)`` by construction. Its ``normal_scores`` would understate
+    the spread, because the held-out clips they come from also set the conditions' statistics
+    (bearing's autoencoder: 0.71, against 1.0-1.6 on test normals). Any other member: the
+    statistics of its held-out or out-of-fold normal scores (``normal_scores``).
+    """
+    record = member.detector.thresholds.get(member.detector.threshold_rule, {})
+    if record.get("rule") == "condition-prediction":
+        return {"mean": 0.0, "std": 1.0, "from": "judged per condition: a new normal clip's score is (0, 1)"}
+    statistics = member.detector.normal_scores
+    return {"mean": float(statistics["mean"]), "std": float(statistics["std"]),
+            "from": statistics.get("clips", "held-out normal clip scores")}
 
 
 def combine(standardised: list[np.ndarray], how: str) -> np.ndarray:
@@ -144,7 +162,7 @@ def battery_candidates(members: list[Member], normal: dict[str, np.ndarray],
     if len(members) > 1:
         for name, how in FUSIONS.items():
             def fused(scores_of):
-                return combine([standardise(scores_of(m), m.detector.normal_scores) for m in members], how)
+                return combine([standardise(scores_of(m), fusion_statistics(m)) for m in members], how)
             candidates[name] = {"members": [m.kind for m in members], "combine": how,
                                 "views": sorted(set().union(*(member_views(m) for m in members))),
                                 "per_condition": all(judges_per_condition(m) for m in members),
@@ -194,7 +212,7 @@ def build_ensemble_model(members: list[Member], standardised: bool, how: str = "
             features[key] = Frontend(settings, name=f"{settings['type']}_frontend")(waveform)
         score = member.detector.model(features[key])
         if standardised:
-            statistics = member.detector.normal_scores
+            statistics = fusion_statistics(member)
             score = Standardise(statistics["mean"], _spread(statistics), name=f"standardise_{member.kind}")(score)
         scores.append(score)
     output = CombineScores(how, name="fuse_scores")(scores) if len(scores) > 1 else scores[0]
@@ -253,7 +271,7 @@ def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT
     outliers = {m.detector.info.get("outlier") for m in members} - {None}
     figures = {m.kind: {"held_out_mean": float(np.mean(held_scores[m.kind])),
                         "normal_mean": m.detector.normal_scores["mean"], "normal_std": m.detector.normal_scores["std"],
-                        "threshold": m.detector.threshold} for m in members}
+                        "fusion": fusion_statistics(m), "threshold": m.detector.threshold} for m in members}
     candidates, others = (_battery_figures(members, held_out, data_dir, subset, machine, outliers, channel, skipped)
                           if mode in ("battery", "pick") else ({}, []))
 
@@ -291,11 +309,12 @@ def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT
         if not fused:
             picked = used[0].detector
             return model, picked.thresholds, picked.threshold_rule, picked.normal_scores, picked.score_units
-        scores = combine([standardise(held_scores[m.kind], m.detector.normal_scores) for m in used], how)
-        thresholds = {"quantile": normal_prediction_threshold(scores, members[0].config.threshold_quantile,
-                                                              f"fused {what}", domains)}
+        parts = np.stack([standardise(held_scores[m.kind], fusion_statistics(m)) for m in used], axis=1)
+        scores = combine(list(parts.T), how)
+        thresholds = {"quantile": fused_prediction_threshold(parts, how, members[0].config.threshold_quantile,
+                                                             f"{what}", domains)}
         return (model, thresholds, "quantile", {**score_statistics(scores), "clips": f"fused {what}"},
-                f"{how} over members of (score - mean) / std of the member's held-out normal scores "
+                f"{how} over members of (score - mean) / std of a new normal clip's score of the member "
                 f"({', '.join(chosen)})")
 
     model, thresholds, rule, normal_scores, units = scored(used, held_scores)

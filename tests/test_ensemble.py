@@ -11,7 +11,7 @@ from asdkeras.detector import Detector
 from asdkeras.battery import BATTERY, FAMILIES
 from asdkeras.names import ENSEMBLE_FILE
 from asdkeras.ensemble import (REPORT_CHOICE, _paper_choice, combine, eligible, fit_ensemble,
-                               load_members, shared_held_out, standardise)
+                               fusion_statistics, load_members, shared_held_out, standardise)
 from asdkeras.errors import AsdError
 from asdkeras.fit import fit_detector, make_config
 
@@ -63,7 +63,7 @@ def test_fused_graph_equals_the_standardised_mean_of_its_members(tiny_dataset, m
     models, cache = str(members / "models"), str(members / "cache")
     ensemble = fit_ensemble("gearbox", models, "fuse", "mean", data_dir=tiny_dataset, cache_dir=cache)
     paths = _test_paths(tiny_dataset)
-    parts = [standardise(m.detector.score_files(paths, cache), m.detector.normal_scores)
+    parts = [standardise(m.detector.score_files(paths, cache), fusion_statistics(m))
              for m in load_members(models, "gearbox")]
     expected = np.mean(parts, axis=0)
     np.testing.assert_allclose(ensemble.score_files(paths, cache), expected, rtol=0, atol=1e-4 * np.abs(expected).max())
@@ -72,10 +72,16 @@ def test_fused_graph_equals_the_standardised_mean_of_its_members(tiny_dataset, m
     assert document["mode"] == "fuse" and document["combine"] == "mean" and document["members"] == ["ae", "gmm"]
     assert document["held_out"]["shared_by_all"] and document["held_out"]["clips"] >= 10
     assert "battery" not in document  # a fixed fusion needs no choice
-    # The threshold is refitted on the fused scores of the shared held-out clips.
+    # The threshold is predicted from the members' correlation on the shared held-out clips.
     saved = Detector.load(os.path.join(models, "gearbox", "ensemble"))
     assert saved.threshold == pytest.approx(ensemble.threshold)
-    assert "fused" in saved.thresholds["quantile"]["description"]
+    record = saved.thresholds["quantile"]
+    assert record["rule"] == "fused-prediction" and record["fitted_on"] == document["held_out"]["clips"]
+    used = np.array(record["correlation"]["used"])
+    assert used.shape == (2, 2) and used.min() >= 0 and np.allclose(np.diag(used), 1)
+    # the AE is judged per condition: fused in its own units; the GMM by its out-of-fold normal scores
+    assert document["figures"]["ae"]["fusion"]["std"] == 1.0
+    assert document["figures"]["gmm"]["fusion"]["std"] == pytest.approx(document["figures"]["gmm"]["normal_std"])
     assert saved.frontend.reads_waveforms and saved.normal_scores["count"] == document["held_out"]["clips"]
 
 

@@ -81,14 +81,33 @@ def test_domains_weigh_equally_in_the_threshold():
     assert quantile_threshold(scores, 0.9, groups=["source"] * 30)["value"] == quantile_threshold(scores, 0.9)["value"]
 
 
-def test_normal_prediction_threshold_flags_the_intended_share_of_new_normals():
-    from asdkeras.scoring import normal_prediction_threshold
+@pytest.mark.parametrize("how", ["mean", "max"])
+def test_fused_prediction_threshold_flags_the_intended_share_of_new_normals(how):
+    from asdkeras.scoring import fused_prediction_threshold
 
     rng = np.random.default_rng(8)
-    flagged = []
-    for _ in range(3000):  # 18 held-out normals (the ensemble's), then one new normal
-        record = normal_prediction_threshold(rng.normal(2.0, 0.5, 18), 0.9)
-        flagged.append(rng.normal(2.0, 0.5) > record["value"])
-    assert np.mean(flagged) == pytest.approx(0.10, abs=0.015)
-    balanced = normal_prediction_threshold([0.0] * 16 + [5.0, 5.1], 0.9, groups=["source"] * 16 + ["target"] * 2)
-    assert balanced["rule"] == "normal-prediction" and balanced["flagged_share_by_group"]["source"] == 0.0
+    correlation = np.array([[1.0, 0.5, 0.0], [0.5, 1.0, 0.2], [0.0, 0.2, 1.0]])
+    held = rng.multivariate_normal(np.zeros(3), correlation, 400)  # many clips: the correlation is measured well
+    record = fused_prediction_threshold(held, how, 0.9)
+    new = rng.multivariate_normal(np.zeros(3), correlation, 20000)
+    fused = new.mean(axis=1) if how == "mean" else new.max(axis=1)
+    assert np.mean(fused > record["value"]) == pytest.approx(0.10, abs=0.01)
+    assert record["rule"] == "fused-prediction" and np.allclose(record["correlation"]["used"], correlation, atol=0.1)
+
+
+def test_fused_prediction_threshold_floors_negative_correlation_and_sets_no_level_from_few_clips():
+    from asdkeras.scoring import fused_prediction_threshold, member_correlation
+
+    rng = np.random.default_rng(3)
+    first = rng.normal(size=18)
+    parts = np.c_[first, -first + 0.3 * rng.normal(size=18)]  # strongly negative on 18 clips
+    measured, used = member_correlation(parts)
+    assert measured[0, 1] < -0.9 and used[0, 1] == 0.0
+    # a shift of every held-out clip moves the correlation only, not the threshold
+    low = fused_prediction_threshold(parts, "mean", 0.9)["value"]
+    assert fused_prediction_threshold(parts - 2.0, "mean", 0.9)["value"] == pytest.approx(low)
+    assert low == pytest.approx(1.2815515655446004 / np.sqrt(2))  # independent: Phi^-1(0.9) * sqrt(2) / 2
+    record = fused_prediction_threshold(parts, "mean", 0.9, groups=["source"] * 16 + ["target"] * 2)
+    assert set(record["flagged_share_by_group"]) == {"source", "target"}
+    with pytest.raises(AsdError):
+        fused_prediction_threshold(parts[:1], "mean")
