@@ -22,7 +22,7 @@ from asdkeras import detectors  # noqa: E402
 from asdkeras.demo import DemoSettings  # noqa: E402
 from asdkeras.kinds import COMBINATIONS, ENSEMBLE, ENSEMBLE_MODES, QUANTISATIONS  # noqa: E402
 from asdkeras.names import (CACHE_DIR, DATA_DIR, DEV_DATA, MODELS_DIR, RESULT_DIR, SUBSETS, TFLITE_DIR,  # noqa: E402
-                            detector_dir, int8_result_name)
+                            detector_dir)
 
 
 def _run_option(name: str) -> bool:
@@ -409,14 +409,14 @@ def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, g
     Example: python cli.py test --machine gearbox --model ensemble
     """
     from asdkeras.data.layout import labelled_test_records
-    from asdkeras.evaluate import evaluate_with_int8_twin
+    from asdkeras.evaluate import evaluate_with_variants
 
     records = labelled_test_records(data, machine, subset, ground_truth_dir)
     skipped = _skipped_files(strict)
     _note_long_clips([r.path for r in records], long_clips)
-    evaluations = evaluate_with_int8_twin(detector_dir(models_dir, machine, name or model_kind), machine,
-                                          name or model_kind, data, result_dir, cache_dir, subset,
-                                          _progress("features"), records, skipped, long_clips)
+    evaluations = evaluate_with_variants(detector_dir(models_dir, machine, name or model_kind), machine,
+                                         name or model_kind, data, result_dir, cache_dir, subset,
+                                         _progress("features"), records, skipped, long_clips)
     if evaluations[0].ensemble:
         from asdkeras.ensemble import describe_choice
         click.echo(describe_choice(evaluations[0].ensemble))
@@ -452,7 +452,7 @@ def export_tflite(machines, all_machines, model_kind, quant, int8_io, models_dir
 
     Example: python cli.py export-tflite --machine gearbox --model ae --quant float32,int8
     """
-    from asdkeras.export import export_folder, official_score_of, saved_detectors
+    from asdkeras.export import export_folder, official_score_of, saved_detectors, variant_scores_of
 
     quantisations = [q.strip() for q in quant.split(",") if q.strip()]
     unknown = [q for q in quantisations if q not in QUANTISATIONS]
@@ -465,7 +465,7 @@ def export_tflite(machines, all_machines, model_kind, quant, int8_io, models_dir
         _, files = export_folder(folder, out, quantisations, cache_dir, data, int8_io,
                                  official_score_of(result_dir, kind, machine),
                                  announce=lambda name: None if _run_option("quiet") else click.echo(f"exporting {name}", err=True),
-                                 int8_official_score=official_score_of(result_dir, int8_result_name(kind), machine))
+                                 variant_scores=variant_scores_of(result_dir, kind, machine))
         for exported in files:
             click.echo(f"{exported.path} ({os.path.getsize(exported.path) / 1024:.0f} kB) + {os.path.basename(exported.sidecar)}")
         count += len(files)

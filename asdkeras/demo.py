@@ -96,8 +96,8 @@ def _say(message: str) -> None:
 def run_machine(machine: str, settings: DemoSettings) -> MachineOutcome:
     """Fit, test, export and score one machine type (in this process); returns its table."""
     from asdkeras.ensemble import describe_choice
-    from asdkeras.evaluate import evaluate_scored, evaluate_with_int8_twin, format_decision_summary
-    from asdkeras.export import export_folder, official_score_of
+    from asdkeras.evaluate import evaluate_scored, evaluate_with_variants, format_decision_summary
+    from asdkeras.export import export_folder, official_score_of, variant_scores_of
     from asdkeras.data.layout import audio_files
     from asdkeras.jobs import FitJob, job_lines, run_job
     from asdkeras.lite import LiteDetector, score_paths, write_scored_csv
@@ -115,12 +115,13 @@ def run_machine(machine: str, settings: DemoSettings) -> MachineOutcome:
     lines = [f"{machine}: {describe_choice(ensemble.info['ensemble'])}"]
     rows = []
     for kind in detectors.detector_kinds():
-        rows += evaluate_with_int8_twin(detector_dir(settings.models_dir, machine, kind), machine, kind, settings.data,
-                                        settings.result_dir, settings.cache_dir, skipped=skipped)
+        rows += evaluate_with_variants(detector_dir(settings.models_dir, machine, kind), machine, kind, settings.data,
+                                       settings.result_dir, settings.cache_dir, skipped=skipped)
     _say(f"== {machine}: exporting the ensemble to int8 TFLite and scoring the test clips with it alone")
     _, files = export_folder(detector_dir(settings.models_dir, machine, ENSEMBLE), settings.tflite_dir, ["int8"],
                              settings.cache_dir, settings.data,
-                             official_score=official_score_of(settings.result_dir, ENSEMBLE, machine))
+                             official_score=official_score_of(settings.result_dir, ENSEMBLE, machine),
+                             variant_scores=variant_scores_of(settings.result_dir, ENSEMBLE, machine))
     lite = LiteDetector(files[0].path)
     clips = audio_files([os.path.join(settings.data, DEV_DATA, machine, "test")])
     scored = score_paths(lite, clips, skipped.add)

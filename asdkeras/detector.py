@@ -11,8 +11,9 @@ A detector folder (``<models-dir>/<machine>/<kind>/``) holds
   direction, the threshold with the rule that set it (and the other rules' values), the score
   statistics of held-out training normals, and facts of the fit;
 * ``config.json`` and ``history.json``: the training configuration and per-epoch losses;
-* ``int8/`` (MobileNetV2): the quantisation-aware twin, a detector folder of its own, from which
-  the integer TFLite variants are converted (:mod:`asdkeras.models.quantise`).
+* a sub-folder per **variant** (:data:`~asdkeras.names.VARIANTS`), each a detector folder of its
+  own: ``int8/`` (MobileNetV2, and an ensemble holding it) is the quantisation-aware twin from
+  which the integer TFLite files are converted (:mod:`asdkeras.models.quantise`).
 
 Every kind is the same type: new kinds plug in with a scoring model and a front-end, no branch.
 """
@@ -29,8 +30,8 @@ import numpy as np
 from asdkeras.atomic import write_json
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.frontend import frontend_from_settings
-from asdkeras.names import (DETECTOR_FILE, INT8_TWIN_DIR, MODEL_FILE, SPLIT_FILE, detector_dir,  # noqa: F401 (re-exported)
-                            int8_twin_dir)
+from asdkeras.names import (DETECTOR_FILE, MODEL_FILE, SPLIT_FILE, detector_dir,  # noqa: F401 (re-exported)
+                            saved_variants, variant_dir)
 from asdkeras.progress import Progress, no_progress
 from asdkeras.scoring import decide
 
@@ -64,6 +65,9 @@ class Detector:
         :func:`asdkeras.scoring.score_statistics` of held-out training-normal clip scores.
     info : dict
         Facts of the fit (clip counts, outlier type, epochs, seconds, ...), shown to the user.
+    variants : dict
+        Variant name (:data:`~asdkeras.names.VARIANTS`) -> Detector: saved with it, and loaded
+        with it on request (``Detector.load(folder, variants=True)``).
     """
 
     kind: str
@@ -75,6 +79,7 @@ class Detector:
     threshold_rule: str
     normal_scores: dict
     info: dict = field(default_factory=dict)
+    variants: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.threshold_rule not in self.thresholds:
@@ -148,19 +153,18 @@ class Detector:
             **self.info,
         }
 
-    def save(self, folder: str, extra: dict | None = None, int8_twin: "Detector | None" = None,
-             int8_twin_extra: dict | None = None) -> str:
-        """Write the folder atomically (a failure leaves a previous detector there untouched).
+    def save(self, folder: str, extra: dict | None = None, variant_extra: dict[str, dict] | None = None) -> str:
+        """Write the folder, its variants included, atomically (a failure leaves a previous detector untouched).
 
         ``extra`` maps further JSON file names to documents (``config.json``, ``history.json``).
-        ``int8_twin``: a quantisation-aware twin, saved in :data:`~asdkeras.kinds.INT8_TWIN_DIR`
-        with the ``extra`` documents, updated by ``int8_twin_extra`` (its own ``history.json``).
+        Each variant is saved in its sub-folder with the ``extra`` documents, updated by
+        ``variant_extra[name]`` (its own ``history.json``).
         """
         def write(tmp_dir: str) -> None:
             self._write(tmp_dir, extra)
-            if int8_twin is not None:
-                os.makedirs(os.path.join(tmp_dir, INT8_TWIN_DIR))
-                int8_twin._write(os.path.join(tmp_dir, INT8_TWIN_DIR), {**(extra or {}), **(int8_twin_extra or {})})
+            for name, variant in self.variants.items():
+                os.makedirs(variant_dir(tmp_dir, name))
+                variant._write(variant_dir(tmp_dir, name), {**(extra or {}), **(variant_extra or {}).get(name, {})})
 
         return save_atomically(folder, write)
 
@@ -170,14 +174,16 @@ class Detector:
             write_json(os.path.join(folder, name), document)
 
     @classmethod
-    def load(cls, folder: str) -> "Detector":
-        """Load a detector folder; a missing, older or damaged one is a one-line :class:`AsdError`."""
+    def load(cls, folder: str, variants: bool = False) -> "Detector":
+        """Load a detector folder, and its saved variants when ``variants``; a missing, older or
+        damaged one is a one-line :class:`AsdError`."""
         document = read_detector_json(folder)
         return cls(kind=document["kind"], machine=document["machine"],
                    frontend=frontend_from_settings(document["frontend"]), model=load_scoring_model(folder),
                    score_units=document["score_units"], thresholds=document["thresholds"],
                    threshold_rule=document["threshold_rule"], normal_scores=document["normal_scores"],
-                   info={k: v for k, v in document.items() if k not in _DESCRIBED})
+                   info={k: v for k, v in document.items() if k not in _DESCRIBED},
+                   variants={name: cls.load(sub) for name, sub in saved_variants(folder).items()} if variants else {})
 
 
 _DESCRIBED = {"format", "kind", "machine", "frontend", "input_shape", "score_units", "score_direction", "threshold",

@@ -44,8 +44,8 @@ from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.fit import load_config
 from asdkeras.frontend import WaveformFrontend
 from asdkeras.kinds import COMBINATIONS, DEFAULT_ENSEMBLE_MODE, ENSEMBLE, ENSEMBLE_MODES
-from asdkeras.names import (CACHE_DIR, CONFIG_FILE, DETECTOR_FILE, ENSEMBLE_FILE, MODELS_DIR, detector_dir,
-                            int8_twin_dir)
+from asdkeras.names import (CACHE_DIR, CONFIG_FILE, DETECTOR_FILE, ENSEMBLE_FILE, MODELS_DIR, VARIANTS, detector_dir,
+                            saved_variants)
 from asdkeras.progress import Progress, no_progress
 from asdkeras.scoring import fused_prediction_threshold, score_statistics
 
@@ -318,16 +318,20 @@ def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT
                 f"({', '.join(chosen)})")
 
     model, thresholds, rule, normal_scores, units = scored(used, held_scores)
-    # members with a quantisation-aware twin (MobileNetV2) take part through it in the ensemble's own
-    # twin, from which its integer TFLite variants are converted
-    twins = {m.kind: int8_twin_dir(m.folder) for m in used}
-    twin_parts = None
-    if any(twins.values()):
-        twin_members = [Member(m.kind, twins[m.kind], Detector.load(twins[m.kind]), m.config) if twins[m.kind] else m
-                        for m in used]
-        twin_scores = {m.kind: m.detector.score_files([r.path for r in held_out], cache_dir, progress, skipped)
-                       if twins[m.kind] else held_scores[m.kind] for m in twin_members}
-        twin_parts = scored(twin_members, twin_scores)
+    # members with a variant (MobileNetV2's int8 twin) take part through it in the ensemble's own
+    # variant of that name (from which its integer TFLite files are converted)
+    variant_parts = {}
+    for name in VARIANTS:
+        folders = {m.kind: saved_variants(m.folder).get(name) for m in used}
+        if not any(folders.values()):
+            continue
+        variant_members = [Member(m.kind, folders[m.kind], Detector.load(folders[m.kind]), m.config)
+                           if folders[m.kind] else m for m in used]
+        variant_scores = {m.kind: m.detector.score_files([r.path for r in held_out], cache_dir, progress, skipped)
+                          if folders[m.kind] else held_scores[m.kind] for m in variant_members}
+        flags = {"quantisation_aware": True} if any(m.detector.info.get("quantisation_aware")
+                                                    for m in variant_members) else {}
+        variant_parts[name] = (scored(variant_members, variant_scores), flags)
     document = {"mode": mode, "combine": how if fused else None, "members": chosen, "reason": reason,
                 "candidates": {m.kind: os.path.abspath(m.folder) for m in members}, "figures": figures,
                 "held_out": {"clips": len(held_out), "shared_by_all": enough}}
@@ -347,11 +351,11 @@ def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT
                         info={**info, **more})
 
     detector = ensemble_detector(model, thresholds, rule, normal_scores, units)
-    twin = ensemble_detector(*twin_parts, quantisation_aware=True) if twin_parts else None
+    detector.variants = {name: ensemble_detector(*parts, **flags) for name, (parts, flags) in variant_parts.items()}
     folder = output_dir or detector_dir(models_dir, machine, ENSEMBLE)
     config = {"mode": mode, "combine": how, "kinds": list(kinds or detectors.model_kinds()), "data_dir": data_dir,
               "subset": subset, "models_dir": models_dir, "cache_dir": cache_dir}
-    detector.save(folder, {ENSEMBLE_FILE: document, CONFIG_FILE: config}, int8_twin=twin)
+    detector.save(folder, {ENSEMBLE_FILE: document, CONFIG_FILE: config})
     return detector
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from asdkeras.data.layout import ClipRecord, parse_filename, scan_split, sections, select
-from asdkeras.detector import SPLIT_FILE, Detector, int8_twin_dir
-from asdkeras.names import DEV_DATA, int8_result_name
+from asdkeras.detector import SPLIT_FILE, Detector
+from asdkeras.names import DEV_DATA, saved_variants, variant_result_name
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.metrics import (SectionResult, format_table, hmean, metrics_document, official_score, score_summary,
                               metrics_path, section_metrics, write_metrics_json, write_result_csvs,
@@ -67,16 +67,17 @@ def evaluate(folder: str, machine: str, model_name: str, data_dir: str, result_d
     return evaluation
 
 
-def evaluate_with_int8_twin(folder: str, machine: str, model_name: str, *args, **kwargs) -> list[Evaluation]:
-    """:func:`evaluate` the detector in ``folder`` and its quantisation-aware twin, when it has one.
+def evaluate_with_variants(folder: str, machine: str, model_name: str, *args, **kwargs) -> list[Evaluation]:
+    """:func:`evaluate` the detector in ``folder`` and each of its saved variants.
 
-    The twin's results are named ``<model_name>-int8``: what its integer TFLite variants decide.
-    It is scored first, so the official per-section CSVs left in the result folder are the
-    detector's own. Returns ``[detector's, twin's]`` evaluations (the detector's alone without twin).
+    A variant's results are named ``<model_name>-<variant>`` (``mobilenet-int8``: what the
+    integer TFLite files decide). Variants are scored first, so the official per-section CSVs
+    left in the result folder are the detector's own. Returns the detector's evaluation, then
+    its variants'.
     """
-    twin = int8_twin_dir(folder)
-    twin_evaluation = [evaluate(twin, machine, int8_result_name(model_name), *args, **kwargs)] if twin else []
-    return [evaluate(folder, machine, model_name, *args, **kwargs)] + twin_evaluation
+    variants = [evaluate(sub, machine, variant_result_name(model_name, name), *args, **kwargs)
+                for name, sub in saved_variants(folder).items()]
+    return [evaluate(folder, machine, model_name, *args, **kwargs)] + variants
 
 
 def _check_split(folder: str, records: list[ClipRecord]) -> None:

@@ -40,9 +40,9 @@ from asdkeras.atomic import write_bytes, write_json
 from asdkeras.detector import SCORE_DIRECTION, Detector
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.frontend import GRAPH_SCOPE
-from asdkeras.kinds import INTEGER_VARIANTS, QUANTISATIONS
-from asdkeras.names import (CACHE_DIR, CONFIG_FILE, DETECTOR_FILE, DEV_DATA, int8_twin_dir, metrics_path, sidecar_path,
-                            tflite_name)
+from asdkeras.kinds import CONVERTED_FROM_VARIANT, INTEGER_QUANTISATIONS, QUANTISATIONS
+from asdkeras.names import (CACHE_DIR, CONFIG_FILE, DETECTOR_FILE, DEV_DATA, VARIANTS, metrics_path, sidecar_path,
+                            tflite_name, variant_result_name)
 
 SIGNATURE = "score"
 SHARED_FLOAT_TAIL = ("/merge_clips", "/gwrp", "/standardise", "/gmm_nll", "/fuse_scores")
@@ -170,7 +170,7 @@ def _has_network(model_content: bytes) -> bool:
 
 def convert(saved_model: str, quantisation: str, representative: Callable[[], Iterable[dict]] | None = None,
             int8_io: bool = False, float_model: bytes | None = None, quantisation_aware: bool = False) -> bytes:
-    """Convert a SavedModel endpoint to TFLite bytes in one quantisation variant.
+    """Convert a SavedModel endpoint to TFLite bytes in one quantisation.
 
     ``float_model``: the endpoint's float32 TFLite model when already converted (the dynamic and
     int8 variants inspect it); converted here otherwise. ``quantisation_aware``: the endpoint is
@@ -180,8 +180,8 @@ def convert(saved_model: str, quantisation: str, representative: Callable[[], It
     if quantisation not in QUANTISATIONS:
         raise AsdError(f"unknown quantisation '{quantisation}'; use any of {', '.join(QUANTISATIONS)}")
 
-    if quantisation_aware and quantisation not in INTEGER_VARIANTS:
-        raise AsdError(f"a quantisation-aware twin is exported as {' or '.join(INTEGER_VARIANTS)} only, "
+    if quantisation_aware and quantisation not in INTEGER_QUANTISATIONS:
+        raise AsdError(f"a quantisation-aware twin is exported as {' or '.join(INTEGER_QUANTISATIONS)} only, "
                        f"not {quantisation}; export the float detector for that")
     with _native_output_silenced():
         return _convert(saved_model, quantisation, representative, int8_io, float_model, quantisation_aware)
@@ -203,7 +203,7 @@ def _convert(saved_model: str, quantisation: str, representative, int8_io: bool,
         return converter().convert()
     if quantisation == "float32":
         return float_model or converter().convert()
-    if quantisation in INTEGER_VARIANTS and not int8_io:
+    if quantisation in INTEGER_QUANTISATIONS and not int8_io:
         float_model = float_model or _convert(saved_model, "float32", None, False, None)
         if not _has_network(float_model):
             return float_model
@@ -279,9 +279,9 @@ def sidecar(detector: Detector, quantisation: str, waveform: bool, model_content
         network = "MobileNetV2 member" if "ensemble" in detector.info else "network"
         others = "; the other members, " if "ensemble" in detector.info else "; input, "
         precision = (f"int8 {network}, quantisation-aware (the detector's int8/ twin, fine-tuned with int8 weights "
-                     f"and activations; its dynamic and int8 variants are the same conversion){others}"
+                     f"and activations; its dynamic and int8 files are the same conversion){others}"
                      f"front-end and score tail float32")
-    elif not integer and quantisation in INTEGER_VARIANTS:
+    elif not integer and quantisation in INTEGER_QUANTISATIONS:
         precision = "float32 throughout: the whole model is front-end and score tail"
     else:
         precision = {"float32": "float32", "float16": "float16 weights, float32 compute",
@@ -321,8 +321,8 @@ def export_detector(detector: Detector, out_dir: str, quantisations: Iterable[st
                     features: Callable[[], Iterable[np.ndarray]] | None = None,
                     waveforms: Callable[[], Iterable[np.ndarray]] | None = None,
                     int8_io: bool = False, official_score: float | None = None,
-                    announce: Callable[[str], None] = lambda name: None, int8_twin: Detector | None = None,
-                    int8_official_score: float | None = None) -> list[ExportedFile]:
+                    announce: Callable[[str], None] = lambda name: None,
+                    variant_scores: dict[str, float | None] | None = None) -> list[ExportedFile]:
     """Export ``detector`` in each quantisation, feature-in and waveform-in, each with its sidecar.
 
     A detector whose front-end is the waveform itself (the ensemble) gets the waveform model only.
@@ -330,6 +330,10 @@ def export_detector(detector: Detector, out_dir: str, quantisations: Iterable[st
     Parameters
     ----------
     detector : Detector
+        With its variants (``Detector.load(folder, variants=True)``): a quantisation of
+        :data:`~asdkeras.kinds.CONVERTED_FROM_VARIANT` is converted from the variant named there
+        when the detector has it (MobileNetV2's quantisation-aware ``int8`` twin: no calibration),
+        with the variant's threshold in its sidecar.
     out_dir : str
         Folder for the ``.tflite`` files and their ``.json`` sidecars (written atomically).
     quantisations : iterable of str
@@ -342,9 +346,8 @@ def export_detector(detector: Detector, out_dir: str, quantisations: Iterable[st
         whose input scaling stays float).
     official_score : float, optional
         The Keras detector's official score on its test split, recorded in the sidecars.
-    int8_twin : Detector, optional
-        The detector's quantisation-aware twin: the dynamic and int8 variants are converted from
-        it (no calibration), with its threshold and ``int8_official_score`` in their sidecars.
+    variant_scores : dict, optional
+        Variant name -> its official score, for the sidecars of the files converted from it.
     """
     if int8_io and "int8" in quantisations and _has_float_stage(detector.model):
         raise AsdError(f"{detector.machine}/{detector.kind}: --int8-io makes every op integer, but this detector "
@@ -355,7 +358,7 @@ def export_detector(detector: Detector, out_dir: str, quantisations: Iterable[st
     with tempfile.TemporaryDirectory(prefix="asdkeras-export-") as tmp:
         for waveform, source in variants:
             saved = _saved_model(detector, waveform, os.path.join(tmp, "float"))
-            twin_saved = None
+            variant_saved = {}
             key = "waveform" if waveform else "features"
 
             def representative(source=source, key=key):
@@ -366,10 +369,13 @@ def export_detector(detector: Detector, out_dir: str, quantisations: Iterable[st
             for quantisation in quantisations:
                 name = tflite_name(detector.machine, detector.kind, quantisation, waveform)
                 announce(name)
-                if int8_twin is not None and quantisation in INTEGER_VARIANTS:
-                    twin_saved = twin_saved or _saved_model(int8_twin, waveform, os.path.join(tmp, "int8"))
-                    content = convert(twin_saved, quantisation, quantisation_aware=True)
-                    exported, score = int8_twin, int8_official_score
+                variant = CONVERTED_FROM_VARIANT.get(quantisation)
+                if variant in detector.variants:
+                    exported, score = detector.variants[variant], (variant_scores or {}).get(variant)
+                    if variant not in variant_saved:
+                        variant_saved[variant] = _saved_model(exported, waveform, os.path.join(tmp, variant))
+                    content = convert(variant_saved[variant], quantisation,
+                                      quantisation_aware=bool(exported.info.get("quantisation_aware")))
                 else:
                     if quantisation == "int8" and source is None:
                         raise AsdError(f"{name}: int8 needs representative {key}; pass the training data")
@@ -427,27 +433,25 @@ def representative_inputs(detector: Detector, data_dir: str, subset: str, cache_
 def export_folder(folder: str, out_dir: str, quantisations: Iterable[str] = QUANTISATIONS, cache_dir: str = CACHE_DIR,
                   data_dir: str | None = None, int8_io: bool = False, official_score: float | None = None,
                   announce: Callable[[str], None] = lambda name: None,
-                  int8_official_score: float | None = None) -> tuple[Detector, list[ExportedFile]]:
+                  variant_scores: dict[str, float | None] | None = None) -> tuple[Detector, list[ExportedFile]]:
     """Export the saved detector in ``folder``: load it and, for int8, calibrate on its training data.
 
-    A detector with a quantisation-aware twin (``int8/``) has its integer variants converted
-    from the twin instead, with no calibration. ``data_dir`` overrides the dataset root recorded
-    in the detector's ``config.json``.
+    A detector with a quantisation-aware ``int8`` variant has its integer files converted from
+    it instead, with no calibration. ``data_dir`` overrides the dataset root recorded in the
+    detector's ``config.json``.
     """
     import json
 
-    detector = Detector.load(folder)
-    twin_folder = int8_twin_dir(folder)
-    int8_twin = Detector.load(twin_folder) if twin_folder else None
+    detector = Detector.load(folder, variants=True)
     calibration = (None, None)
-    if "int8" in quantisations and int8_twin is None:
+    if "int8" in quantisations and CONVERTED_FROM_VARIANT["int8"] not in detector.variants:
         with open(os.path.join(folder, CONFIG_FILE)) as handle:
             config = json.load(handle)
         calibration = representative_inputs(detector, data_dir or config["data_dir"],
                                             config.get("subset", DEV_DATA), cache_dir)
     return detector, export_detector(detector, out_dir, quantisations, *calibration, int8_io=int8_io,
-                                     official_score=official_score, announce=announce, int8_twin=int8_twin,
-                                     int8_official_score=int8_official_score)
+                                     official_score=official_score, announce=announce,
+                                     variant_scores=variant_scores)
 
 
 def saved_detectors(models_dir: str, machines: Iterable[str] | None, kinds: Iterable[str]) -> list[str]:
@@ -462,6 +466,11 @@ def saved_detectors(models_dir: str, machines: Iterable[str] | None, kinds: Iter
         raise AsdError(f"{models_dir}: no saved detector of model {'/'.join(kinds)} for "
                        f"{', '.join(machines) or 'any machine'}; train one with 'python cli.py fit'")
     return found
+
+
+def variant_scores_of(result_dir: str, kind: str, machine: str) -> dict[str, float | None]:
+    """Variant name -> the official score ``test`` wrote for that variant of ``kind`` (None where it has none)."""
+    return {name: official_score_of(result_dir, variant_result_name(kind, name), machine) for name in VARIANTS}
 
 
 def official_score_of(result_dir: str, kind: str, machine: str) -> float | None:

@@ -20,7 +20,7 @@ from asdkeras.data.layouts import DERIVED_SPLIT_RULE, detect_layout
 from asdkeras.detector import Detector, read_detector_json
 from asdkeras.detectors.config import MIN_HELD_OUT, MIN_HELD_OUT_PER_CONDITION, FitConfig
 from asdkeras.errors import AsdError, SkippedFiles
-from asdkeras.names import CONFIG_FILE, SPLIT_FILE, int8_twin_dir
+from asdkeras.names import CONFIG_FILE, SPLIT_FILE, VARIANTS, saved_variants
 from asdkeras.progress import Progress, no_progress
 from asdkeras.scoring import prediction_threshold, score_statistics
 
@@ -208,7 +208,7 @@ def require_training_clips(paths: list[str], machine: str) -> None:
 
 def fit_summary(detector: Detector, folder: str) -> list[str]:
     """What a fit says when it is done: clips, epochs and time, the threshold and the normals it flags,
-    the GMM's battery, the int8 twin (lines for the user)."""
+    the GMM's battery, the variants (lines for the user)."""
     lines = []
     info, clips = detector.info, detector.info.get("clips", {})
     rule = detector.thresholds[detector.threshold_rule]
@@ -231,9 +231,9 @@ def fit_summary(detector: Detector, folder: str) -> list[str]:
         candidates = ", ".join(f"{name} {c['mean']:.3f}" for name, c in info["battery"]["candidates"].items())
         lines.append(f"pooling {' + '.join(f'r = {d:g}' for d in info['pooling']['decays'])}: "
                      f"{info['battery']['reason']} (battery AUC {candidates})")
-    twin_folder = int8_twin_dir(folder)
-    if twin_folder:
-        twin = read_detector_json(twin_folder)
-        lines.append(f"int8 twin (quantisation-aware, {twin['int8_epochs']} epochs, {twin['fit_seconds']:.0f} s) in "
-                     f"{twin_folder}: threshold {twin['threshold']:.4g}; the integer TFLite variants are made from it")
+    for name, sub in saved_variants(folder).items():
+        variant = read_detector_json(sub)
+        epochs = f"{variant['int8_epochs']} epochs, " if "int8_epochs" in variant else ""
+        lines.append(f"{name} variant, {VARIANTS[name]} ({epochs}{variant.get('fit_seconds', 0):.0f} s), in {sub}: "
+                     f"threshold {variant['threshold']:.4g}")
     return lines

@@ -3,6 +3,8 @@
 The detector kinds themselves are in the registry :mod:`asdkeras.detectors`.
 """
 
+from asdkeras.names import INT8
+
 ENSEMBLE = "ensemble"
 """The kind built from a machine's fitted detectors (see ``asdkeras.ensemble``)."""
 
@@ -14,8 +16,11 @@ both a steady and a transient view (``asdkeras.ensemble``)."""
 COMBINATIONS = ("mean", "max")
 
 QUANTISATIONS = ("float32", "float16", "dynamic", "int8")
-"""TFLite export variants (see ``asdkeras.export``)."""
+"""TFLite quantisations of an export (see ``asdkeras.export``)."""
 
-INTEGER_VARIANTS = ("dynamic", "int8")
-"""The variants converted from a detector's quantisation-aware twin when it has one."""
+INTEGER_QUANTISATIONS = ("dynamic", "int8")
+"""The TFLite quantisations with integer weights."""
+CONVERTED_FROM_VARIANT = {quantisation: INT8 for quantisation in INTEGER_QUANTISATIONS}
+"""TFLite quantisation -> the detector variant (``asdkeras.names.VARIANTS``) it is converted from,
+when the detector has that variant."""
 

@@ -32,9 +32,13 @@ CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
 SPLIT_FILE = "split.json"
 ENSEMBLE_FILE = "ensemble.json"
-INT8_TWIN_DIR = "int8"
-"""Sub-folder of a detector folder holding its quantisation-aware twin (a detector itself), when it
-has one (MobileNetV2): the model its integer TFLite variants are converted from."""
+
+# Variants: further detectors a detector folder may hold, each in the sub-folder of its name.
+INT8 = "int8"
+VARIANTS = {INT8: "the quantisation-aware twin that the integer TFLite files are converted from"}
+"""Variant name -> what it is. A variant is a detector of its own, saved in ``<folder>/<name>/``
+(MobileNetV2 and an ensemble holding it have ``int8``); ``test`` evaluates it beside its detector
+as ``<kind>-<name>``, the report shows it, the export converts from it."""
 
 
 def detector_dir(models_dir: str, machine: str, kind: str) -> str:
@@ -42,15 +46,20 @@ def detector_dir(models_dir: str, machine: str, kind: str) -> str:
     return os.path.join(models_dir, machine, kind)
 
 
-def int8_twin_dir(folder: str) -> str | None:
-    """The quantisation-aware twin's folder inside a detector folder, or None when it has none."""
-    twin = os.path.join(folder, INT8_TWIN_DIR)
-    return twin if os.path.isfile(os.path.join(twin, DETECTOR_FILE)) else None
+def variant_dir(folder: str, variant: str) -> str:
+    """The folder of a detector's ``variant`` (whether saved or not)."""
+    return os.path.join(folder, variant)
 
 
-def int8_result_name(name: str) -> str:
-    """The name ``test`` gives the results of a detector's quantisation-aware twin (``mobilenet-int8``)."""
-    return f"{name}-{INT8_TWIN_DIR}"
+def saved_variants(folder: str) -> dict[str, str]:
+    """Variant name -> folder, for the variants saved in a detector folder (in :data:`VARIANTS` order)."""
+    return {name: variant_dir(folder, name) for name in VARIANTS
+            if os.path.isfile(os.path.join(variant_dir(folder, name), DETECTOR_FILE))}
+
+
+def variant_result_name(name: str, variant: str) -> str:
+    """The name ``test`` gives the results of a detector's variant (``mobilenet-int8``)."""
+    return f"{name}-{variant}"
 
 
 # Results.

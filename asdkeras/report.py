@@ -32,8 +32,8 @@ from asdkeras.atomic import write_bytes, write_text
 from asdkeras import detectors
 from asdkeras.errors import AsdError
 from asdkeras.metrics import hmean, read_score_record
-from asdkeras.names import (DETECTOR_FILE, HISTORY_FILE, INT8_TWIN_DIR, SUBSETS, int8_result_name, machines_with_metrics,
-                            metrics_path, report_path, score_record_path)
+from asdkeras.names import (DETECTOR_FILE, HISTORY_FILE, SUBSETS, VARIANTS, detector_dir, machines_with_metrics,
+                            metrics_path, report_path, score_record_path, variant_dir, variant_result_name)
 
 SPECTROGRAM_WINDOW = 4096
 """Samples (256 ms at 16 kHz), with 50 % overlap: the MobileNetV2 images' STFT."""
@@ -65,9 +65,10 @@ class DetectorRun:
 def load_runs(machine: str, kinds, result_dir: str, models_dir: str) -> list[DetectorRun]:
     """The detectors of ``machine`` that ``test`` has evaluated (at least one, else a one-line error)."""
     runs = []
-    # a quantisation-aware twin (results "<kind>-int8", detector in "<kind>/int8") follows its detector
-    named = [(name, os.path.join(models_dir, machine, *folder)) for kind in kinds
-             for name, folder in ((kind, (kind,)), (int8_result_name(kind), (kind, INT8_TWIN_DIR)))]
+    # a variant (results "<kind>-<variant>", detector in "<kind>/<variant>") follows its detector
+    named = [(name, folder) for kind in kinds for name, folder in
+             [(kind, detector_dir(models_dir, machine, kind))]
+             + [(variant_result_name(kind, v), variant_dir(detector_dir(models_dir, machine, kind), v)) for v in VARIANTS]]
     for kind, folder in named:
         metrics_file = metrics_path(result_dir, kind, machine)
         scores_path = score_record_path(result_dir, kind, machine)

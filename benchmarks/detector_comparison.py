@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from asdkeras.data.layout import MACHINE_TYPES  # noqa: E402
-from asdkeras.evaluate import evaluate_with_int8_twin  # noqa: E402
+from asdkeras.evaluate import evaluate_with_variants  # noqa: E402
 from asdkeras.fit import fit_detector, make_config  # noqa: E402
 from asdkeras.names import CACHE_DIR  # noqa: E402
 
@@ -53,8 +53,8 @@ def run_variant(name: str, machine: str, args) -> dict:
     config = make_config(kind, machine=machine, seed=args.seed, data_dir=args.data, cache_dir=args.cache_dir,
                          output_dir=folder, **sizes, **options)
     detector = fit_detector(kind, config)
-    evaluation, *twin = evaluate_with_int8_twin(folder, machine, name, args.data, os.path.join(args.result_dir, name),
-                                                args.cache_dir)
+    evaluation, *twin = evaluate_with_variants(folder, machine, name, args.data, os.path.join(args.result_dir, name),
+                                               args.cache_dir)
     return {"official_score": evaluation.official_score, "fit_seconds": detector.info["fit_seconds"],
             "int8_twin_official_score": twin[0].official_score if twin else None,
             "epochs_run": detector.info["epochs_run"], "outlier": detector.info["outlier"],

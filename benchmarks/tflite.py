@@ -29,10 +29,10 @@ import tensorflow as tf  # noqa: E402
 from asdkeras.audio import load_clip  # noqa: E402
 from asdkeras.data.layout import scan_split  # noqa: E402
 from asdkeras.evaluate import write_evaluation  # noqa: E402
-from asdkeras.detector import Detector, int8_twin_dir  # noqa: E402
+from asdkeras.detector import Detector  # noqa: E402
 from asdkeras.export import export_folder, frontend_model  # noqa: E402
-from asdkeras.kinds import INTEGER_VARIANTS, QUANTISATIONS  # noqa: E402
-from asdkeras.names import CACHE_DIR, DETECTOR_FILE, TFLITE_DIR, int8_result_name, tflite_name  # noqa: E402
+from asdkeras.kinds import INTEGER_QUANTISATIONS, QUANTISATIONS  # noqa: E402
+from asdkeras.names import CACHE_DIR, DETECTOR_FILE, INT8, TFLITE_DIR, saved_variants, tflite_name, variant_result_name  # noqa: E402
 from asdkeras.lite import LiteDetector  # noqa: E402
 
 
@@ -56,21 +56,21 @@ def benchmark_detector(folder: str, args) -> dict:
     variant = os.path.basename(folder)
     out_dir = os.path.join(args.out_dir, variant)
     detector, _ = export_folder(folder, out_dir, QUANTISATIONS, args.cache_dir, args.data)
-    twin_folder = int8_twin_dir(folder)
+    twin_folder = saved_variants(folder).get(INT8)
     records = scan_split(args.data, detector.machine, "test")
     clips = [load_clip(r.path) for r in records]
     cached = detector.frontend.cache(args.cache_dir).ensure([r.path for r in records])
     features = [batch for batches in detector.frontend.dataset(cached) for batch in batches.numpy()]
     references = {}
     for name, keras_detector in ((variant, detector),
-                                 *(((int8_result_name(variant), Detector.load(twin_folder)),) if twin_folder else ())):
+                                 *(((variant_result_name(variant, INT8), Detector.load(twin_folder)),) if twin_folder else ())):
         scores = keras_detector.score_files([r.path for r in records], args.cache_dir)
         evaluation = write_evaluation(detector.machine, name, records, scores, keras_detector.decide(scores),
                                       keras_detector.threshold, os.path.join(args.result_dir, variant))
         references[name] = (keras_detector.decide(scores), evaluation.official_score)
     keras_official = references[variant][1]
     result = {"keras_official": keras_official, "variants": {},
-              "int8_twin_official": references[int8_result_name(variant)][1] if twin_folder else None}
+              "int8_twin_official": references[variant_result_name(variant, INT8)][1] if twin_folder else None}
     clip = clips[0][np.newaxis]
     feature_input = detector.frontend.from_waveforms(clip).numpy()
     threads_all = os.cpu_count() or 1
@@ -90,7 +90,7 @@ def benchmark_detector(folder: str, args) -> dict:
             feed = {"waveform": clip} if waveform else {"features": feature_input}
             if lite.input_spec["dtype"] != "float32":
                 continue
-            reference = variant if not twin_folder or quantisation not in INTEGER_VARIANTS else int8_result_name(variant)
+            reference = variant if not twin_folder or quantisation not in INTEGER_QUANTISATIONS else variant_result_name(variant, INT8)
             keras_decisions, keras_official = references[reference]
             result["variants"][name] = {
                 "official": evaluation.official_score,

@@ -152,7 +152,7 @@ def test_fit_then_test_mobilenet_imagenet_and_from_scratch(tiny_dataset, workdir
     twin = json.load(open(folder / "int8" / "detector.json"))  # quantisation-aware, for the integer TFLite files
     assert twin["quantisation_aware"] and twin["int8_epochs"] == 2 and set(twin["thresholds"]) == {"quantile", "eq2"}
     assert json.load(open(folder / "int8" / "history.json"))["phase"] == [1, 1]
-    assert f"int8 twin (quantisation-aware, 2 epochs" in fitted.output
+    assert "int8 variant, the quantisation-aware twin that the integer TFLite files are converted from (2 epochs" in fitted.output
 
     results = workdir / "results_mobilenet"
     tested = _run("test", "--machine", "valve", "--model", "mobilenet", "--result-dir", results,

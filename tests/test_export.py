@@ -26,14 +26,14 @@ import scipy.stats
 
 from asdkeras.audio import load_clip
 from asdkeras.data.layout import scan_split
-from asdkeras.detector import Detector, int8_twin_dir
+from asdkeras.detector import Detector
 from asdkeras.ensemble import fit_ensemble
 from asdkeras.errors import AsdError
 from asdkeras.export import export_detector, frontend_model, representative_inputs
 from asdkeras.fit import fit_detector, make_config
-from asdkeras.kinds import INTEGER_VARIANTS, QUANTISATIONS
+from asdkeras.kinds import INTEGER_QUANTISATIONS, QUANTISATIONS
 from asdkeras.lite import LiteDetector, dequantize, quantize
-from asdkeras.names import sidecar_path
+from asdkeras.names import INT8, sidecar_path
 from conftest import KERAS_WEIGHTS, REAL_AUDIO, REPO, needs_real_audio, needs_weights
 
 pytestmark = pytest.mark.slow  # fits models: the full suite only, not the fast lane (-m "not slow")
@@ -54,20 +54,20 @@ def exported(tiny_dataset, tmp_path_factory):
         config = make_config(kind, machine="fan", data_dir=tiny_dataset, cache_dir=cache,
                              models_dir=str(work / "models"), **SIZES[kind])
         fit_detector(kind, config)
-        detector = Detector.load(config.folder())
-        twin = Detector.load(int8_twin_dir(config.folder())) if kind == "mobilenet" else None
+        detector = Detector.load(config.folder(), variants=True)
+        twin = detector.variants.get(INT8)
+        assert (twin is not None) == (kind == "mobilenet")
         features, waveforms = representative_inputs(detector, tiny_dataset, "dev_data", cache, count=48)
         folder = str(work / "tflite")
-        export_detector(detector, folder, QUANTISATIONS, features, waveforms, official_score=0.5, int8_twin=twin,
-                        int8_official_score=0.25)
+        export_detector(detector, folder, QUANTISATIONS, features, waveforms, official_score=0.5,
+                        variant_scores={INT8: 0.25})
         out[kind] = (detector, folder, paths, detector.score_files(paths, cache))
         if twin is not None:  # the integer variants are its conversions
             out[f"{kind}-int8"] = (twin, folder, paths, twin.score_files(paths, cache))
     ensemble = fit_ensemble("fan", str(work / "models"), "fuse", data_dir=tiny_dataset, cache_dir=cache)
     _, waveforms = representative_inputs(ensemble, tiny_dataset, "dev_data", cache, count=48)
-    twin_folder = int8_twin_dir(str(work / "models" / "fan" / "ensemble"))
-    twin = Detector.load(twin_folder) if twin_folder else None  # with the MobileNetV2 member's twin
-    export_detector(ensemble, folder, QUANTISATIONS, None, waveforms, int8_twin=twin)
+    twin = ensemble.variants.get(INT8)  # with the MobileNetV2 member's twin
+    export_detector(ensemble, folder, QUANTISATIONS, None, waveforms)
     out["ensemble"] = (ensemble, folder, paths, ensemble.score_files(paths, cache))
     if twin is not None:
         out["ensemble-int8"] = (twin, folder, paths, twin.score_files(paths, cache))
@@ -97,7 +97,7 @@ def _float_bar(kind: str, waveform: bool) -> float:
 def test_every_variant_scores_like_its_keras_model(exported, kind, quantisation, waveform):
     """Against the Keras model it is converted from: the integer variants of MobileNetV2 and of the
     ensemble holding it against their quantisation-aware twins."""
-    twin = f"{kind}-int8" in exported and quantisation in INTEGER_VARIANTS
+    twin = f"{kind}-int8" in exported and quantisation in INTEGER_QUANTISATIONS
     detector, folder, paths, keras_scores = exported[f"{kind}-int8" if twin else kind]
     name = f"fan_{kind}_{quantisation}{'_waveform' if waveform else ''}"
     lite = LiteDetector(os.path.join(folder, f"{name}.tflite"), threads=1)
@@ -152,7 +152,7 @@ def test_mobilenet_integer_sidecars_carry_the_twins_threshold_and_score(exported
     # judged per condition, both thresholds are the normal quantile; the twin's own score statistics differ
     assert twin.info["quantisation_aware"] and twin.normal_scores["mean"] != detector.normal_scores["mean"]
     assert twin.info["conditions"]["score_stats"] != detector.info["conditions"]["score_stats"]
-    for quantisation in INTEGER_VARIANTS:
+    for quantisation in INTEGER_QUANTISATIONS:
         side = json.load(open(os.path.join(folder, f"fan_mobilenet_{quantisation}_waveform.json")))
         assert side["threshold"] == pytest.approx(twin.threshold) and side["official_score"] == 0.25
         assert side["normal_scores"]["mean"] == pytest.approx(twin.normal_scores["mean"])

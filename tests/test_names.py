@@ -39,8 +39,9 @@ def test_readers_invert_the_writers_names(tmp_path):
     assert names.sidecar_path(os.path.join("out", names.tflite_name("fan", "ae", "int8", True))) == \
         os.path.join("out", "fan_ae_int8_waveform.json")
     folder = names.detector_dir(str(tmp_path), "fan", "mobilenet")
-    assert names.int8_twin_dir(folder) is None  # no twin saved yet
-    twin = os.path.join(folder, names.INT8_TWIN_DIR)
+    assert names.saved_variants(folder) == {}  # no twin saved yet
+    twin = names.variant_dir(folder, names.INT8)
     os.makedirs(twin)
     open(os.path.join(twin, names.DETECTOR_FILE), "w").write("{}")
-    assert names.int8_twin_dir(folder) == twin
+    assert names.saved_variants(folder) == {names.INT8: twin}
+    assert names.variant_result_name("mobilenet", names.INT8) == "mobilenet-int8"

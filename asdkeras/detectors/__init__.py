@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, fields
 from typing import Callable
 
 from asdkeras.errors import AsdError
-from asdkeras.names import int8_result_name
+from asdkeras.names import variant_result_name
 
 BUILTIN = {"ae": "asdkeras.detectors.autoencoder", "mobilenet": "asdkeras.detectors.mobilenet",
            "gmm": "asdkeras.detectors.gmm", "ensemble": "asdkeras.detectors.ensemble"}
@@ -61,8 +61,9 @@ class DetectorKind:
     demo_options : callable
         ``demo_options(settings) -> dict``: its configuration options in ``cli.py demo`` from the
         demo's settings (a dict of the demo command's options).
-    twin_title, twin_colour : str, optional
-        Title and colour of its quantisation-aware int8 twin's results, when it has one.
+    variant_titles : dict
+        Variant name (:data:`asdkeras.names.VARIANTS`) -> (title, colour) of that variant's
+        results, for the variants the kind saves.
     """
 
     name: str
@@ -73,8 +74,7 @@ class DetectorKind:
     layer_modules: tuple[str, ...] = ()
     float_tail: tuple[str, ...] = ()
     demo_options: Callable[[dict], dict] = field(default=lambda settings: {})
-    twin_title: str | None = None
-    twin_colour: str | None = None
+    variant_titles: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def __post_init__(self):
         if (self.config is None) != (self.fit is None):
@@ -143,14 +143,12 @@ def load_layers() -> None:
 
 
 def result_title(name: str) -> tuple[str, str | None]:
-    """Title and colour of the results called ``name``: a kind's, or its int8 twin's; else the name itself."""
+    """Title and colour of the results called ``name``: a kind's, or one of its variants'; else the name itself."""
     known = kinds()
     if name in known:
         return known[name].title, known[name].colour
-    twins = {int8_result_name(n): k for n, k in known.items() if k.twin_title}
-    if name in twins:
-        return twins[name].twin_title, twins[name].twin_colour
-    return name, None
+    variants = {variant_result_name(n, v): titled for n, k in known.items() for v, titled in k.variant_titles.items()}
+    return variants.get(name, (name, None))
 
 
 def kinds_taking(option: str) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from asdkeras.detectors import DetectorKind, register
 from asdkeras.kinds import ENSEMBLE
+from asdkeras.names import INT8
 
 KIND = register(DetectorKind(name=ENSEMBLE, title="Ensemble", colour="#9467bd",
-                             twin_title="Ensemble int8 twin", twin_colour="#c5b0d5"))
+                             variant_titles={INT8: ("Ensemble int8 twin", "#c5b0d5")}))

@@ -20,7 +20,7 @@ from asdkeras.detectors import DetectorKind, register
 from asdkeras.detectors.config import MIN_HELD_OUT_PER_CONDITION, FitConfig, outlier_records
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.feature_settings import ImageConfig
-from asdkeras.names import CONFIG_FILE, HISTORY_FILE
+from asdkeras.names import CONFIG_FILE, HISTORY_FILE, INT8
 from asdkeras.pairing import resolve_outlier
 from asdkeras.progress import Progress, no_progress
 from asdkeras.splits import partition, split_validation
@@ -209,7 +209,7 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
         epochs_run=len(history.get("loss", [])),
         best_val_loss=float(min(history["val_loss"])) if "val_loss" in history else None,
         fit_seconds=round(time.perf_counter() - started, 1))
-    twin, twin_history = None, None
+    variant_extra = {}
     if config.int8_epochs > 0:
         from asdkeras.models.quantise import calibrate_ranges, quantisation_aware
 
@@ -217,10 +217,12 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
         network, _ = quantisation_aware(model, config.dropout)
         calibrate_ranges(model, network, train_data)
         twin_history = history_dict(run_phase(config.int8_epochs, config.fine_tune_learning_rate, network))
-        twin = thresholded(network, quantisation_aware=True, int8_epochs=len(twin_history.get("loss", [])),
-                           fit_seconds=round(time.perf_counter() - started, 1))
+        detector.variants[INT8] = thresholded(network, quantisation_aware=True,
+                                              int8_epochs=len(twin_history.get("loss", [])),
+                                              fit_seconds=round(time.perf_counter() - started, 1))
+        variant_extra[INT8] = {HISTORY_FILE: twin_history}
     detector.save(config.folder(), {CONFIG_FILE: asdict(config), HISTORY_FILE: history, **split_files(config)},
-                  int8_twin=twin, int8_twin_extra={HISTORY_FILE: twin_history})
+                  variant_extra)
     return detector
 
 
@@ -232,4 +234,4 @@ KIND = register(DetectorKind(
                                    "epochs": settings["mobilenet_epochs"], "batch_size": settings["mobilenet_batch_size"],
                                    "augmented_clips": settings["augmented_clips"], "int8_epochs": settings["int8_epochs"],
                                    "fine_tune_epochs": settings["mobilenet_epochs"]},
-    twin_title="MobileNetV2 int8 twin", twin_colour="#ff9896"))
+    variant_titles={INT8: ("MobileNetV2 int8 twin", "#ff9896")}))
