@@ -23,7 +23,8 @@ from benchmarks.tflite import median_ms  # noqa: E402
 from asdkeras.audio import load_clip  # noqa: E402
 from asdkeras.data.layout import scan_split  # noqa: E402
 from asdkeras.detector import Detector  # noqa: E402
-from asdkeras.export import export_detector, frontend_model  # noqa: E402
+from asdkeras.conversion import frontend_model  # noqa: E402
+from asdkeras.export import export_detector  # noqa: E402
 from asdkeras.names import tflite_name  # noqa: E402
 from asdkeras.features import ImageConfig  # noqa: E402
 from asdkeras.frontend import ImageFrontend  # noqa: E402

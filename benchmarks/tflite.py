@@ -30,7 +30,8 @@ from asdkeras.audio import load_clip  # noqa: E402
 from asdkeras.data.layout import scan_split  # noqa: E402
 from asdkeras.evaluate import write_evaluation  # noqa: E402
 from asdkeras.detector import Detector  # noqa: E402
-from asdkeras.export import export_folder, frontend_model  # noqa: E402
+from asdkeras.conversion import frontend_model  # noqa: E402
+from asdkeras.export import export_folder  # noqa: E402
 from asdkeras.kinds import INTEGER_QUANTISATIONS, QUANTISATIONS  # noqa: E402
 from asdkeras.names import CACHE_DIR, DETECTOR_FILE, INT8, TFLITE_DIR, saved_variants, tflite_name, variant_result_name  # noqa: E402
 from asdkeras.lite import LiteDetector  # noqa: E402

@@ -29,7 +29,8 @@ from asdkeras.data.layout import scan_split
 from asdkeras.detector import Detector
 from asdkeras.ensemble import fit_ensemble
 from asdkeras.errors import AsdError
-from asdkeras.export import export_detector, frontend_model, representative_inputs
+from asdkeras.conversion import frontend_model
+from asdkeras.export import export_detector, representative_inputs
 from asdkeras.fit import fit_detector, make_config
 from asdkeras.kinds import INTEGER_QUANTISATIONS, QUANTISATIONS
 from asdkeras.lite import LiteDetector, dequantize, quantize

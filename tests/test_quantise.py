@@ -7,7 +7,7 @@ import scipy.stats
 import tensorflow as tf
 
 from asdkeras.models.mobilenet import build_mobilenet
-from asdkeras.export import convert
+from asdkeras.conversion import convert
 from asdkeras.models.quantise import (DEAD_CHANNEL_WEIGHT, FakeQuant, FoldedConv, _fake_quant_weights, calibrate_ranges,
                                       folded_weights, for_conversion, quantisation_aware)
 from conftest import needs_weights

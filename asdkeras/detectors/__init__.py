@@ -57,7 +57,7 @@ class DetectorKind:
         Modules to import so that its saved models load (they register its Keras layers).
     float_tail : tuple of str
         Tensor-name parts kept float in int8 TFLite models (its score tail; see
-        :data:`asdkeras.export.SHARED_FLOAT_TAIL`). Forgetting one quantises that stage.
+        :data:`asdkeras.conversion.SHARED_FLOAT_TAIL`). Forgetting one quantises that stage.
     demo_options : callable
         ``demo_options(settings) -> dict``: its configuration options in ``cli.py demo`` from the
         demo's settings (a dict of the demo command's options).

@@ -243,7 +243,7 @@ def conditioned_scoring_model(scoring: keras.Model, descriptor: keras.layers.Lay
     """``scoring`` (features -> raw clip score) with the score judged in the clip's most likely condition.
 
     ``descriptor``: a layer from the same features to ``(batch, d)`` clip descriptors (its name
-    should keep it float in int8 export, see :data:`asdkeras.export.SHARED_FLOAT_TAIL`). Layer names
+    should keep it float in int8 export, see :data:`asdkeras.conversion.SHARED_FLOAT_TAIL`). Layer names
     end in ``_condition`` so that they cannot clash with the network's.
     """
     from asdkeras.models.layers import Standardise

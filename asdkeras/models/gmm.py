@@ -294,7 +294,7 @@ def assigned_group_layers(standard, mixtures: dict, stats: dict, tag: str, fuse_
     mixture and ``(value - mean) / std`` (the NLL itself, or ``values``), fused by the groups' posterior.
 
     Layer names end in ``_g<index>_<tag>`` (``fuse_name`` for the fusion) and start with parts of
-    :data:`asdkeras.export.SHARED_FLOAT_TAIL`, so int8 export keeps them float.
+    :data:`asdkeras.conversion.SHARED_FLOAT_TAIL`, so int8 export keeps them float.
     """
     from asdkeras.models.layers import Standardise
 
