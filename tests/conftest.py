@@ -8,6 +8,11 @@ import shutil
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each xdist worker (make test runs one per core) computes on one thread: with TensorFlow's
+    # default pools, two workers on two cores ran twice as many threads as cores.
+    for variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
 
 import pytest  # noqa: E402
 
