@@ -35,7 +35,8 @@ needs_real_audio = pytest.mark.skipif(not os.path.isdir(REAL_AUDIO), reason="../
 needs_weights = pytest.mark.skipif(not os.path.isdir(KERAS_WEIGHTS), reason="../shared/assets/keras-models not present")
 
 
-HEAVIEST_FIRST = ("test_export.py", "test_cli_e2e.py", "test_thresholds.py", "test_quantise.py", "test_ensemble.py")
+HEAVIEST_FIRST = ("test_export_mobilenet.py", "test_cli_e2e.py", "test_thresholds.py", "test_cli_demo.py", "test_export.py",
+                  "test_quantise.py", "test_ensemble.py", "test_distributed.py")
 """Modules that fit the most, scheduled first so that the two workers of ``make test`` end together."""
 
 
