@@ -36,7 +36,7 @@ demo: venv weights
 
 # Two workers (2 cores): whole modules per worker (their fitted fixtures run once), the heaviest first (conftest.py).
 test: venv edge-venv weights
-	$(PY) -m pytest -q -n 3 --dist loadscope tests
+	$(PY) -m pytest -q -n 2 --dist loadscope tests
 
 # The fast lane: every test that fits no model (pytest.ini's `slow` marker), for the edit-run loop.
 test-fast: venv weights
