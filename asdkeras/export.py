@@ -138,7 +138,7 @@ def export_detector(detector: Detector, out_dir: str, quantisations: Iterable[st
     with tempfile.TemporaryDirectory(prefix="asdkeras-export-") as tmp:
         for waveform, source in variants:
             saved = saved_model(detector, waveform, os.path.join(tmp, "float"))
-            variant_saved = {}
+            variant_saved, variant_content = {}, {}
             key = "waveform" if waveform else "features"
 
             def representative(source=source, key=key):
@@ -152,10 +152,14 @@ def export_detector(detector: Detector, out_dir: str, quantisations: Iterable[st
                 variant = CONVERTED_FROM_VARIANT.get(quantisation)
                 if variant in detector.variants:
                     exported, score = detector.variants[variant], (variant_scores or {}).get(variant)
+                    aware = bool(exported.info.get("quantisation_aware"))
                     if variant not in variant_saved:
                         variant_saved[variant] = saved_model(exported, waveform, os.path.join(tmp, variant))
-                    content = convert(variant_saved[variant], quantisation,
-                                      quantisation_aware=bool(exported.info.get("quantisation_aware")))
+                    # a quantisation-aware model converts to the same bytes whatever integer quantisation is asked
+                    key = (variant, None if aware else quantisation)
+                    if key not in variant_content:
+                        variant_content[key] = convert(variant_saved[variant], quantisation, quantisation_aware=aware)
+                    content = variant_content[key]
                 else:
                     if quantisation == "int8" and source is None:
                         raise AsdError(f"{name}: int8 needs representative {key}; pass the training data")
