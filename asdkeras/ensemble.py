@@ -114,15 +114,14 @@ def _spread(statistics: dict) -> float:
 def fusion_statistics(member: Member) -> dict:
     """Mean and spread of a new normal clip's score of ``member``, by which fusions standardise it.
 
-    A member judged per condition with the prediction threshold (the networks' default) is
-    already in those units: each condition's scores are standardised and widened for a new clip,
-    so a new normal's score is ``(0, 1)`` by construction. Its ``normal_scores`` would understate
+    A member judged per condition with a prediction threshold (the networks, whichever of their
+    rules decides) is already in those units: each condition's scores are standardised and widened
+    for a new clip, so a new normal's score is ``(0, 1)`` by construction. Its ``normal_scores`` would understate
     the spread, because the held-out clips they come from also set the conditions' statistics
     (bearing's autoencoder: 0.71, against 1.0-1.6 on test normals). Any other member: the
     statistics of its held-out or out-of-fold normal scores (``normal_scores``).
     """
-    record = member.detector.thresholds.get(member.detector.threshold_rule, {})
-    if record.get("rule") == "condition-prediction":
+    if any(record.get("rule") == "condition-prediction" for record in member.detector.thresholds.values()):
         return {"mean": 0.0, "std": 1.0, "from": "judged per condition: a new normal clip's score is (0, 1)"}
     statistics = member.detector.normal_scores
     return {"mean": float(statistics["mean"]), "std": float(statistics["std"]),
