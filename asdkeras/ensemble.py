@@ -47,7 +47,7 @@ from asdkeras.kinds import COMBINATIONS, DEFAULT_ENSEMBLE_MODE, ENSEMBLE, ENSEMB
 from asdkeras.names import (CACHE_DIR, CONFIG_FILE, DETECTOR_FILE, ENSEMBLE_FILE, MODELS_DIR, VARIANTS, detector_dir,
                             saved_variants)
 from asdkeras.progress import Progress, no_progress
-from asdkeras.scoring import fused_prediction_threshold, score_statistics
+from asdkeras.scoring import combine_members, fused_prediction_threshold, score_statistics
 
 
 REPORT_CHOICE = {"fan": "ae", "slider": "mobilenet", "ToyCar": "ae", "ToyTrain": "ae", "gearbox": "mobilenet",
@@ -130,8 +130,7 @@ def fusion_statistics(member: Member) -> dict:
 
 def combine(standardised: list[np.ndarray], how: str) -> np.ndarray:
     """Mean or max over members of standardised scores (one array per member)."""
-    stacked = np.stack(standardised, axis=1)
-    return stacked.mean(axis=1) if how == "mean" else stacked.max(axis=1)
+    return combine_members(np.stack(standardised, axis=1), how)
 
 
 def member_views(member: Member) -> set[str]:
@@ -309,9 +308,9 @@ def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT
             picked = used[0].detector
             return model, picked.thresholds, picked.threshold_rule, picked.normal_scores, picked.score_units
         parts = np.stack([standardise(held_scores[m.kind], fusion_statistics(m)) for m in used], axis=1)
-        scores = combine(list(parts.T), how)
+        scores = combine_members(parts, how)
         thresholds = {"quantile": fused_prediction_threshold(parts, how, members[0].config.threshold_quantile,
-                                                             f"{what}", domains)}
+                                                             what, domains)}
         return (model, thresholds, "quantile", {**score_statistics(scores), "clips": f"fused {what}"},
                 f"{how} over members of (score - mean) / std of a new normal clip's score of the member "
                 f"({', '.join(chosen)})")

@@ -66,9 +66,10 @@ def load_runs(machine: str, kinds, result_dir: str, models_dir: str) -> list[Det
     """The detectors of ``machine`` that ``test`` has evaluated (at least one, else a one-line error)."""
     runs = []
     # a variant (results "<kind>-<variant>", detector in "<kind>/<variant>") follows its detector
-    named = [(name, folder) for kind in kinds for name, folder in
-             [(kind, detector_dir(models_dir, machine, kind))]
-             + [(variant_result_name(kind, v), variant_dir(detector_dir(models_dir, machine, kind), v)) for v in VARIANTS]]
+    named = []
+    for kind in kinds:
+        folder = detector_dir(models_dir, machine, kind)
+        named += [(kind, folder)] + [(variant_result_name(kind, v), variant_dir(folder, v)) for v in VARIANTS]
     for kind, folder in named:
         metrics_file = metrics_path(result_dir, kind, machine)
         scores_path = score_record_path(result_dir, kind, machine)

@@ -144,6 +144,12 @@ FUSION_DRAWS = 200_000
 """Monte Carlo draws for the quantile of a max over members (seeded: the threshold is reproducible)."""
 
 
+def combine_members(parts, how: str) -> np.ndarray:
+    """Mean or max over members (columns) of standardised scores ``(clips, members)``."""
+    parts = np.asarray(parts, np.float64)
+    return parts.mean(axis=1) if how == "mean" else parts.max(axis=1)
+
+
 def member_correlation(parts) -> tuple[np.ndarray, np.ndarray]:
     """Correlation of the members' standardised normal scores, as measured and as used.
 
@@ -209,7 +215,7 @@ def fused_prediction_threshold(parts, how: str, quantile: float = 0.9, what: str
     else:
         draws = np.random.default_rng(0).multivariate_normal(np.zeros(members), used, FUSION_DRAWS, method="cholesky")
         value = float(np.quantile(draws.max(axis=1), quantile))
-    fused = parts.mean(axis=1) if how == "mean" else parts.max(axis=1)
+    fused = combine_members(parts, how)
     groups = None if groups is None or len(set(groups)) < 2 else np.asarray(groups)
     return {"quantile": quantile, "value": value, "rule": "fused-prediction", "fitted_on": int(parts.shape[0]),
             "empirical": float(np.quantile(fused, quantile)), "flagged_share": float(np.mean(fused > value)),
