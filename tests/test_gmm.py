@@ -108,11 +108,11 @@ def test_group_mixtures_and_the_target_kernels_bandwidth():
     vectors = np.concatenate([source, spread_targets])
     domains = np.array(["source"] * 60 + ["target"] * 8)
     mixtures, summary = fit_group_mixtures(vectors, domains, np.array(["00"] * 68), 2, 0.1)
-    assert list(mixtures) == ["source", "00/target"] and group_of(["00", "00"], ["source", "target"]).tolist() == \
-        ["source", "00/target"]
+    assert list(mixtures) == ["00/source", "00/target"] and group_of(["00", "00"], ["source", "target"]).tolist() == \
+        ["00/source", "00/target"]
     assert summary["00"]["target_components"] == 8 and summary["00"]["target_bandwidth"] >= 8
     np.testing.assert_allclose(mixtures["00/target"].means, spread_targets)
-    assert mixtures["source"].weights.sum() == pytest.approx(1.0) and mixtures["00/target"].weights.sum() == pytest.approx(1)
+    assert mixtures["00/source"].weights.sum() == pytest.approx(1.0) and mixtures["00/target"].weights.sum() == pytest.approx(1)
     identity = np.eye(3)
     assert kde_bandwidth(rng.normal(0, 1, (10, 3)), identity) <= 2.0  # kernels of the clips' own spread
     assert kde_bandwidth(rng.normal(0, 1, (2, 3)), identity) == 1.0  # nothing to leave out
@@ -140,8 +140,8 @@ def test_default_fit_records_the_battery_and_keeps_both_views(tiny_dataset, tmp_
     assert "out-of-fold" in record["scored"] and "out-of-fold" in detector.thresholds["quantile"]["description"]
     # 2 target clips a section: a section whose two fall in one fold has no out-of-fold statistics, and is left out
     groups = document["mixture"]["groups_scored_apart"] + document["mixture"]["groups_left_out"]
-    assert sorted(groups) == ["00/target", "01/target", "02/target", "source"]
-    assert "source" in document["mixture"]["groups_scored_apart"]
+    assert sorted(groups) == [f"{section}/{domain}" for section in ("00", "01", "02") for domain in ("source", "target")]
+    assert {"00/source", "01/source", "02/source"} <= set(document["mixture"]["groups_scored_apart"])
     assert set(detector.thresholds["quantile"]["flagged_share_by_group"]) == {"source", "target"}
 
 

@@ -178,8 +178,8 @@ def _fit_gmm_views(config: GmmConfig, frontend, train_records: list[ClipRecord],
     and on the battery's altered copies of up to :data:`asdkeras.battery.MAX_NORMALS` of them
     (each copy by the mixture of its clip's fold, so no score comes from a mixture that saw the
     clip); the candidate with the best battery figure is fitted on the training part and saved,
-    every figure recorded. Each view holds a source mixture and one per section's target clips
-    (:func:`~asdkeras.models.gmm.fit_group_mixtures`); the groups, the views and the threshold
+    every figure recorded. Each view holds a mixture per operating condition, each section's
+    source and target clips (:func:`~asdkeras.models.gmm.fit_group_mixtures`); the groups, the views and the threshold
     are standardised by the out-of-fold scores of all training normals (both domains weighted
     equally), which hold every target clip where a held-out part holds one or two.
     """
@@ -223,7 +223,7 @@ def _fit_gmm_views(config: GmmConfig, frontend, train_records: list[ClipRecord],
     for decay in decays:
         normal_oof[decay], altered_oof[decay], group_stats[decay], folds = group_out_of_fold_scores(
             every_pooled[decay], domains, sections, components, config.covariance_reg, config.seed,
-            extra={name: (p[decay], altered_of) for name, p in altered_pooled.items()})
+            quantile=config.threshold_quantile, extra={name: (p[decay], altered_of) for name, p in altered_pooled.items()})
 
     def fused(pair, scores_of) -> np.ndarray:
         """Max over the pair's poolings of scores standardised by the out-of-fold normal scores."""
@@ -301,7 +301,7 @@ def gmm_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: np
 
 
 def group_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: np.ndarray, components: int,
-                             covariance_reg: float, seed: int, extra: dict, folds: int = 5):
+                             covariance_reg: float, seed: int, quantile: float, extra: dict, folds: int = 5):
     """Out-of-fold view scores of every clip under :func:`~asdkeras.models.gmm.fit_group_mixtures`.
 
     Per fold, the mixtures (standardisation included) are fitted without the fold; each clip of
@@ -310,13 +310,23 @@ def group_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: 
     copies). Each group's NLLs are then standardised by the out-of-fold NLLs of the group's own
     clips, and a clip's score is its standardised NLL in its most likely group
     (:func:`~asdkeras.models.gmm.assigned_group_score`).
-    A group with fewer than 2 scored clips is not standardised, and not used.
+
+    A target group has about 10 clips, so its mean and spread are uncertain: the spread is
+    widened by :func:`~asdkeras.models.conditions.prediction_scale` (a Student-t prediction for
+    a new clip at ``quantile``, as the networks' conditions are), which puts every group's
+    ``quantile`` of new normals at the same level, and each clip is standardised in its own group
+    by the other clips of that group (leave one out, widened for one clip fewer), so the
+    threshold is fitted on scores distributed as a new clip's are. Standardised by statistics
+    that included it, 10 clips' scores never exceed 2.85 and their 0.9 quantile lies low: one
+    target section flagged 37 % of 60 fresh normals (synthetic fan, seed 41).
+    A group with fewer than 3 scored clips is not standardised, and not used.
 
     Returns
     -------
     scores, extra_scores, group_stats, folds
-        Scores of the clips, ``{name: scores}`` of the extras, group -> (mean, std) and the fold count.
+        Scores of the clips, ``{name: scores}`` of the extras, group -> (mean, widened std) and the fold count.
     """
+    from asdkeras.models.conditions import prediction_scale
     from asdkeras.models.gmm import assigned_group_score, fit_group_mixtures, group_of
 
     folds = max(2, min(folds, len(pooled)))
@@ -338,13 +348,30 @@ def group_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: 
                     scores[mine] = mixture.nll((vectors[mine] - mean) / np.sqrt(variance))
     groups = group_of(sections, domains)
     own = {g: v[groups == g] for g, v in nll.items()}
-    stats = {g: (float(np.nanmean(v)), float(np.nanstd(v, ddof=1))) for g, v in own.items() if np.isfinite(v).sum() >= 2}
+    stats = {g: (float(np.nanmean(v)), float(np.nanstd(v, ddof=1)) * prediction_scale(int(np.isfinite(v).sum()), quantile))
+             for g, v in own.items() if np.isfinite(v).sum() >= 3}
 
     def finite(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:  # not scored in a fold: not typical there
         return {g: np.where(np.isfinite(values[g]), values[g], np.inf) for g in stats}
 
-    return (assigned_group_score(finite(nll), stats),
+    return (assigned_group_score(finite(nll), stats, _left_out_values(finite(nll), groups, stats, quantile)),
             {name: assigned_group_score(finite(v), stats) for name, v in extra_nll.items()}, stats, folds)
+
+
+def _left_out_values(nll: dict[str, np.ndarray], groups: np.ndarray, stats: dict, quantile: float) -> dict:
+    """Per group, NLLs to standardise by ``stats`` such that each clip of the group comes out
+    standardised by the group's other clips (:func:`group_out_of_fold_scores`)."""
+    from asdkeras.models.conditions import prediction_scale
+
+    values = {g: v.copy() for g, v in nll.items()}
+    for g, (mean, std) in stats.items():
+        mine = np.flatnonzero((groups == g) & np.isfinite(nll[g]))
+        others = len(mine) - 1
+        for i in mine:
+            rest = nll[g][mine[mine != i]]
+            z = (nll[g][i] - rest.mean()) / max(rest.std(ddof=1) * prediction_scale(others, quantile), 1e-12)
+            values[g][i] = mean + z * std
+    return values
 
 
 def _standardised_mixture(pooled: np.ndarray, domains: np.ndarray, sections: np.ndarray, components: int,

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from asdkeras.models.gmm import Mixture, assigned_group_layers, assigned_group_score, section_mixtures
+from asdkeras.models.gmm import Mixture, assigned_group_layers, assigned_group_score, fit_group_mixtures, group_of
 
 DESCRIPTOR_COMPONENTS = 2
 """Components of each section's source mixture of clip descriptors."""
@@ -77,11 +77,6 @@ class Conditions:
         return Conditions(self.descriptor_mean, self.descriptor_variance, self.mixtures, score_stats, summary)
 
 
-def group_of(sections, domains) -> np.ndarray:
-    """The condition of each clip: ``"<section>/<domain>"``."""
-    return np.array([f"{s}/{'target' if d == 'target' else 'source'}" for s, d in zip(sections, domains)])
-
-
 def fit_conditions(descriptors: np.ndarray, sections, domains, seed: int = 0) -> tuple:
     """Descriptor standardisation and one mixture per condition of training-normal clips.
 
@@ -102,15 +97,8 @@ def fit_conditions(descriptors: np.ndarray, sections, domains, seed: int = 0) ->
     sections, domains = np.asarray(sections), np.asarray(domains)
     mean, variance = descriptors.mean(axis=0), descriptors.var(axis=0) + 1e-6
     standard = (descriptors - mean) / np.sqrt(variance)
-    mixtures = {}
-    for section in sorted(set(sections)):
-        gmm, target, target_chol, _ = section_mixtures(standard, domains, sections, section, DESCRIPTOR_COMPONENTS,
-                                                       DESCRIPTOR_COVARIANCE_REG, seed, bandwidth=True)
-        has_source = bool(np.any((sections == section) & (domains != "target")))
-        mixtures[f"{section}/{'source' if has_source else 'target'}"] = Mixture(
-            gmm.weights_, gmm.means_, gmm.precisions_cholesky_)
-        if len(target):
-            mixtures[f"{section}/target"] = Mixture(np.full(len(target), 1 / len(target)), target, target_chol)
+    mixtures, _ = fit_group_mixtures(standard, domains, sections, DESCRIPTOR_COMPONENTS, DESCRIPTOR_COVARIANCE_REG,
+                                     seed)
     return mean, variance, mixtures
 
 

@@ -207,7 +207,7 @@ class PoolingView:
     """One pooling of the log-mel frames with its domain mixtures, as fitted: a view of the clip.
 
     ``decay`` the GWRP decay; ``mean``/``variance`` the standardisation of its pooled vectors.
-    ``mixtures``: group ("source", ``"<section>/target"``) -> :class:`Mixture`; ``group_stats``: group ->
+    ``mixtures``: group (:func:`group_of`, ``"<section>/<domain>"``) -> :class:`Mixture`; ``group_stats``: group ->
     (mean, std) of the out-of-fold NLLs of that group's training normals under its mixture. A
     clip's view score is its standardised NLL in the group most likely to have produced it: a
     normal clip is typical of its own domain (and target section), an anomaly of none. ``score_mean`` /
@@ -388,35 +388,37 @@ def fit_mixture(vectors: np.ndarray, domains: np.ndarray, sections: np.ndarray, 
 
 def fit_group_mixtures(vectors: np.ndarray, domains: np.ndarray, sections: np.ndarray, components: int,
                        covariance_reg: float, seed: int = 0) -> tuple[dict[str, Mixture], dict]:
-    """The source mixture of a machine's training normals, and one target mixture per section.
+    """One mixture per operating condition: each section's source clips, and each section's target clips.
 
-    Source (group ``"source"``): per section a ``components``-component GMM of its source clips
-    (capped by half their count), sections weighing equally. Target (group ``"<section>/target"``):
-    each of the section's target clips a component of its own with the section's source GMM's
-    average covariance (10 clips cannot fit a covariance of their own). Scored apart and each
-    standardised by its own group's normals (:func:`assigned_group_score`), the few target clips are
-    not outvoted by the many source ones, and a section's target condition whose normals vary
-    more (a reverberant room, another microphone) is judged by its own spread. Source sections
-    share one group: they often overlap, and a minimum over overlapping groups would score
-    source normals systematically below target ones.
+    Source (group ``"<section>/source"``): a ``components``-component GMM of the section's source
+    clips (capped by half their count). Target (group ``"<section>/target"``): each of the
+    section's target clips a component of its own with the section's source GMM's average
+    covariance (10 clips cannot fit a covariance of their own). Scored apart and each
+    standardised by its own group's normals (:func:`assigned_group_score`), the few target clips
+    are not outvoted by the many source ones, and a condition whose normals vary more (a
+    reverberant room, another microphone) is judged by its own spread. Sections' source groups
+    are apart too: one source group of all sections judged every section by their pooled
+    spread, and flagged 0-2 % of one section's fresh normals and 22 % of another's (synthetic
+    fan, seed 41, 60 fresh normals each; ``benchmarks/normal_rates.py``). Overlapping groups
+    share a clip by their posterior, so a source clip between two sections is not scored low.
 
     Returns
     -------
     mixtures : dict
-        Group -> :class:`Mixture` ("source" first, then the sections' target groups).
+        Group (:func:`group_of`) -> :class:`Mixture`, per section its source then its target group.
     summary : dict
         Per section: source clips, source components, target components and the kernels' bandwidth.
     """
-    source_parts, targets, summary = [], {}, {}
-    section_ids = sorted(set(sections))
-    for section in section_ids:
+    groups, summary = {}, {}
+    for section in sorted(set(sections)):
         gmm, target, target_chol, summary[str(section)] = section_mixtures(
             vectors, domains, sections, section, components, covariance_reg, seed, bandwidth=True)
-        source_parts.append((gmm.weights_ / len(section_ids), gmm.means_, gmm.precisions_cholesky_))
+        has_source = bool(np.any((sections == section) & (domains != "target")))
+        groups[f"{section}/{'source' if has_source else 'target'}"] = Mixture(
+            gmm.weights_, gmm.means_, gmm.precisions_cholesky_)
         if len(target):
-            targets[f"{section}/target"] = Mixture(np.full(len(target), 1 / len(target)), target, target_chol)
-    source = Mixture(*(np.concatenate([part[i] for part in source_parts]) for i in range(3)))
-    return {"source": source, **targets}, summary
+            groups[f"{section}/target"] = Mixture(np.full(len(target), 1 / len(target)), target, target_chol)
+    return groups, summary
 
 
 KDE_BANDWIDTHS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
@@ -447,5 +449,5 @@ def kde_bandwidth(clips: np.ndarray, precision_cholesky: np.ndarray) -> float:
 
 
 def group_of(sections, domains) -> np.ndarray:
-    """The group names of clips, as :func:`fit_group_mixtures` names them ("source", "<section>/target")."""
-    return np.array([f"{s}/target" if d == "target" else "source" for s, d in zip(sections, domains)])
+    """The operating condition of each clip, as :func:`fit_group_mixtures` names it: ``"<section>/<domain>"``."""
+    return np.array([f"{s}/{'target' if d == 'target' else 'source'}" for s, d in zip(sections, domains)])

@@ -1,0 +1,87 @@
+"""Each detector's false-alarm share per section and domain, measured on many fresh normals of a synthetic seed.
+
+    .venv/bin/python benchmarks/normal_rates.py --seed 41 --models-dir /tmp/bench41/models \
+        --machines fan,bearing --variants gmm-battery,ensemble-battery --clips 100
+
+A synthetic dataset's test set holds 10 normals per section and domain, so one section's share
+of flagged normals is a binomial draw of 10: at a true 10 %, 5 or more flagged happens once in
+600 sections, at a true 20 % once in 30. This renders ``--clips`` further normals of every
+section and domain of the same seed and types (clip indices after the test set's, so none is a
+clip any detector saw), writes them as the dataset's 16-bit WAV files (the quantisation matters:
+a synthetic band that is silent in float sits at the 16-bit noise floor in a file) and scores
+them with the saved detectors ``<models-dir>/<machine>/<variant>``: the shares it prints are the detectors' expected false
+alarms, with Wilson 95 % intervals, and separate a miscalibrated threshold from an unlucky test
+set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import replace
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from asdkeras.audio import SAMPLE_RATE, write_wav_atomic  # noqa: E402
+from asdkeras.data.synth import SCALES, plan, render_clip  # noqa: E402
+from asdkeras.detector import Detector  # noqa: E402
+
+
+def wilson(flagged: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a binomial share."""
+    share = flagged / total
+    centre = (share + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(share * (1 - share) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return max(centre - half, 0.0), min(centre + half, 1.0)
+
+
+def fresh_normals(machine: str, seed: int, clips: int, folder: str) -> dict[tuple[str, str], list[str]]:
+    """(section, domain) -> paths of ``clips`` normal WAV files the seed's test set does not hold, written under ``folder``."""
+    tested = SCALES["small"].test_per_domain_label
+    scale = replace(SCALES["small"], test_per_domain_label=tested + clips)
+    specs = [s for s in plan([machine], scale, seed)
+             if s.split == "test" and s.label == "normal" and s.index >= tested]
+    groups: dict[tuple[str, str], list[str]] = {}
+    for spec in specs:
+        path = os.path.join(folder, spec.relpath)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write_wav_atomic(path, render_clip(spec), SAMPLE_RATE)
+        groups.setdefault((spec.section, spec.domain), []).append(path)
+    return dict(sorted(groups.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--models-dir", required=True)
+    parser.add_argument("--machines", required=True)
+    parser.add_argument("--variants", required=True)
+    parser.add_argument("--clips", type=int, default=100, help="fresh normals per section and domain")
+    args = parser.parse_args()
+    print("| machine | detector | section | domain | flagged | 95 % interval |")
+    print("|---|---|---|---|---|---|")
+    scratch = tempfile.mkdtemp(prefix="normal-rates-")
+    for machine in args.machines.split(","):
+        normals = fresh_normals(machine, args.seed, args.clips, scratch)
+        for variant in args.variants.split(","):
+            detector = Detector.load(os.path.join(args.models_dir, machine, variant))
+            by_domain: dict[str, list[float]] = {}
+            for (section, domain), paths in normals.items():
+                flagged = detector.decide(detector.score_files(paths, os.path.join(scratch, "cache")))
+                low, high = wilson(int(flagged.sum()), len(flagged))
+                by_domain.setdefault(domain, []).append(float(flagged.mean()))
+                print(f"| {machine} | {variant} | {section} | {domain} | {flagged.mean():.0%} | {low:.0%}-{high:.0%} |")
+            for domain, shares in by_domain.items():
+                print(f"| {machine} | {variant} | mean | {domain} | {np.mean(shares):.0%} | |")
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
