@@ -93,7 +93,9 @@ class Detector:
 
     def score_features(self, features) -> np.ndarray:
         """Clip scores (float64) of a dataset of feature batches, or of one array of features."""
-        return np.asarray(self.model.predict(features, verbose=0), dtype=np.float64).reshape(-1)
+        from asdkeras.models.inference import predict
+
+        return np.asarray(predict(self.model, features), dtype=np.float64).reshape(-1)
 
     def score_files(self, paths: list[str], cache_dir: str, progress: Progress = no_progress,
                     skipped: SkippedFiles | None = None, long_clips: str = "crop") -> np.ndarray:

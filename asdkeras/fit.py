@@ -95,6 +95,7 @@ def judge_per_condition(raw_model, descriptor, frontend, trained: tuple[list, li
     record says so.
     """
     from asdkeras.models.conditions import Conditions, condition_statistics, conditioned_scoring_model, fit_conditions
+    from asdkeras.models.inference import predict
 
     records, paths = trained[0] + held_out[0], trained[1] + held_out[1]
     is_held_out = np.array([False] * len(trained[1]) + [True] * len(held_out[1]))
@@ -103,12 +104,12 @@ def judge_per_condition(raw_model, descriptor, frontend, trained: tuple[list, li
         import keras
 
         features = keras.Input(frontend.input_shape)
-        raw, descriptors = keras.Model(features, [raw_model(features), descriptor(features)]).predict(
-            frontend.dataset(paths), verbose=0)
+        raw, descriptors = predict(keras.Model(features, [raw_model(features), descriptor(features)]),
+                                   frontend.dataset(paths))
         descriptors = np.asarray(descriptors, np.float64).reshape(len(paths), -1)
         conditions = Conditions(*fit_conditions(descriptors, sections, domains, seed), {}, {})
     else:
-        raw = raw_model.predict(frontend.dataset(paths), verbose=0)
+        raw = predict(raw_model, frontend.dataset(paths))
         descriptors, conditions = like.descriptors, like.conditions
     raw = np.asarray(raw, np.float64).reshape(-1)
     stats, summary = condition_statistics(raw, sections, domains, is_held_out, MIN_HELD_OUT_PER_CONDITION, quantile)

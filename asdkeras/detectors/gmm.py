@@ -84,6 +84,7 @@ def fit_gmm(config: GmmConfig, progress: Progress = no_progress, verbose: int = 
     from asdkeras.fit import cached_features, note_held_out, require_training_clips
     from asdkeras.frontend import LogMelFrontend
     from asdkeras.models.gmm import gmm_scoring_model, pooling_model
+    from asdkeras.models.inference import predict
 
     started = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
@@ -100,7 +101,7 @@ def fit_gmm(config: GmmConfig, progress: Progress = no_progress, verbose: int = 
                               reason, started, SkippedFiles.or_strict(skipped))
 
     pooler = pooling_model(*frontend.input_shape, decays)
-    pooled = np.asarray(pooler.predict(frontend.dataset(train_paths), verbose=0), np.float64)
+    pooled = np.asarray(predict(pooler, frontend.dataset(train_paths)), np.float64)
     mean, variance, (weights, means, chol, mixture) = _standardised_mixture(
         pooled, np.array([r.domain for r in train_records]), np.array([r.section for r in train_records]),
         components, config.covariance_reg, config.seed)
@@ -110,7 +111,7 @@ def fit_gmm(config: GmmConfig, progress: Progress = no_progress, verbose: int = 
                                                         [r.domain for r in val_records])
     else:  # too few held out: refits are cheap, so every clip is scored by a mixture fitted without it
         records = train_records + val_records
-        every = pooled if not val_paths else np.r_[pooled, pooler.predict(frontend.dataset(val_paths), verbose=0)]
+        every = pooled if not val_paths else np.r_[pooled, predict(pooler, frontend.dataset(val_paths))]
         scores, folds = gmm_out_of_fold_scores(every, np.array([r.domain for r in records]),
                                                np.array([r.section for r in records]), components,
                                                config.covariance_reg, config.seed)
@@ -133,10 +134,11 @@ def _held_out_threshold(scoring, frontend, held_out: list[str], quantile: float,
                         domains: list[str]) -> tuple[dict, dict]:
     """The quantile threshold and the normal-score statistics from the held-out normals' scores
     (cache paths ``held_out``; both domains weigh equally)."""
+    from asdkeras.models.inference import predict
     from asdkeras.scoring import quantile_threshold, score_statistics
 
     what = "held-out training-normal clip scores"
-    scores = np.asarray(scoring.predict(frontend.dataset(held_out), verbose=0), np.float64).reshape(-1)
+    scores = np.asarray(predict(scoring, frontend.dataset(held_out)), np.float64).reshape(-1)
     return ({"quantile": quantile_threshold(scores, quantile, what, domains)}, {**score_statistics(scores), "clips": what})
 
 
@@ -189,6 +191,7 @@ def _fit_gmm_views(config: GmmConfig, frontend, train_records: list[ClipRecord],
     from asdkeras.data.layout import random_subset
     from asdkeras.models.gmm import (RECORDED_DECAYS, VIEW_CANDIDATES, PoolingView, decay_tag, fit_group_mixtures,
                                      pooling_model, views_scoring_model)
+    from asdkeras.models.inference import predict
 
     decays = sorted({d for pair in VIEW_CANDIDATES.values() for d in pair} | set(RECORDED_DECAYS), reverse=True)
     bands = config.features.n_mels
@@ -200,10 +203,10 @@ def _fit_gmm_views(config: GmmConfig, frontend, train_records: list[ClipRecord],
 
     def pool_waveforms(clips: np.ndarray) -> dict[float, np.ndarray]:
         data = tf.data.Dataset.from_tensor_slices(clips).batch(8).map(frontend.from_waveforms)
-        return by_decay(pooler.predict(data, verbose=0))
+        return by_decay(predict(pooler, data))
 
-    train_raw = pooler.predict(frontend.dataset(train_paths), verbose=0)
-    val_raw = pooler.predict(frontend.dataset(val_paths), verbose=0) if val_paths else train_raw[:0]
+    train_raw = predict(pooler, frontend.dataset(train_paths))
+    val_raw = predict(pooler, frontend.dataset(val_paths)) if val_paths else train_raw[:0]
     records = train_records + val_records
     every_pooled = by_decay(np.r_[train_raw, val_raw])
     # the battery alters up to MAX_NORMALS training normals (decoded again, as the front-end reads them)
