@@ -36,6 +36,7 @@ def fit_level(config: LevelConfig, progress=no_progress, verbose: int = 0, skipp
     from asdkeras.detector import Detector
     from asdkeras.fit import cached_features
     from asdkeras.frontend import LogMelFrontend
+    from asdkeras.models.inference import predict
     from asdkeras.scoring import quantile_threshold, score_statistics
 
     started = time.perf_counter()
@@ -52,7 +53,7 @@ def fit_level(config: LevelConfig, progress=no_progress, verbose: int = 0, skipp
     bands = frontend.input_shape[1]
     model.get_layer("level_score").set_weights([np.full((bands, 1), 1 / (bands * std), "float32"),
                                                 np.array([-mean / std], "float32")])
-    scores = np.asarray(model.predict(frontend.dataset(held_out_paths), verbose=0), np.float64).reshape(-1)
+    scores = np.asarray(predict(model, frontend.dataset(held_out_paths)), np.float64).reshape(-1)
     what = "held-out normal clips' mean levels"
     thresholds = {"quantile": quantile_threshold(scores, config.threshold_quantile, what,
                                                  [r.domain for r in held_out])}
