@@ -32,20 +32,22 @@ class DemoSettings:
     Attributes
     ----------
     epochs : int
-        Autoencoder maximum epochs.
+        Autoencoder maximum epochs (6 here; the default fit's is 30).
     width : float
         MobileNetV2 width multiplier (0.35: the smallest with ImageNet weights).
     image_size : int
-        MobileNetV2 spectrogram image side, pixels (the report's 320; 224 here, ImageNet's own, to
-        shorten the demo).
+        MobileNetV2 spectrogram image side, pixels (the report's 320; 176 here, to shorten the
+        demo: MobileNetV2 was half of a type's time at 224 px, and its work scales with the pixels.
+        Sizes Keras publishes weights for (96-224) need their own files; any other loads the
+        224 px ones, as the report's 320 does).
     mobilenet_epochs : int
-        MobileNetV2 epochs of each phase (head, then fine-tuning).
+        MobileNetV2 epochs of each phase (head, then fine-tuning; 3 here, the default fit's 5).
     mobilenet_batch_size : int
         MobileNetV2 images per batch: training activations grow with it (batches of 32 at 320 px
-        held 7.6 GB; with batches of 8 at 224 px the largest process held 2.4 GB).
+        held 7.6 GB; with batches of 8 at 224 px the largest process held 2.4-2.6 GB).
     augmented_clips : int
         MobileNetV2's augmented training clips (PitchShift and TimeStretch copies; the default fit
-        makes twice its training clips, 300 here, which took longer than the fit itself).
+        makes twice its training clips, 300 here, which took longer than the fit itself; 25 here).
     int8_epochs : int
         Quantisation-aware epochs of MobileNetV2's int8 twin.
     processes : int
@@ -53,12 +55,12 @@ class DemoSettings:
     """
 
     data: str = DATA_DIR
-    epochs: int = 10
+    epochs: int = 6
     width: float = 0.35
-    image_size: int = 224
-    mobilenet_epochs: int = 4
+    image_size: int = 176
+    mobilenet_epochs: int = 3
     mobilenet_batch_size: int = 8
-    augmented_clips: int = 50
+    augmented_clips: int = 25
     int8_epochs: int = 1
     processes: int = 2
     models_dir: str = MODELS_DIR
