@@ -128,11 +128,6 @@ def fusion_statistics(member: Member) -> dict:
             "from": statistics.get("clips", "held-out normal clip scores")}
 
 
-def combine(standardised: list[np.ndarray], how: str) -> np.ndarray:
-    """Mean or max over members of standardised scores (one array per member)."""
-    return combine_members(np.stack(standardised, axis=1), how)
-
-
 def member_views(member: Member) -> set[str]:
     """The fault families a member's score keeps ("steady", "transient"), as its fit recorded them."""
     return set(member.detector.info.get("views") or member.detector.info.get("pooling", {}).get("views") or ())
@@ -160,7 +155,8 @@ def battery_candidates(members: list[Member], normal: dict[str, np.ndarray],
     if len(members) > 1:
         for name, how in FUSIONS.items():
             def fused(scores_of):
-                return combine([standardise(scores_of(m), fusion_statistics(m)) for m in members], how)
+                return combine_members(np.stack([standardise(scores_of(m), fusion_statistics(m)) for m in members],
+                                                axis=1), how)
             candidates[name] = {"members": [m.kind for m in members], "combine": how,
                                 "views": sorted(set().union(*(member_views(m) for m in members))),
                                 "per_condition": all(judges_per_condition(m) for m in members),

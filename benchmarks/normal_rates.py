@@ -9,15 +9,14 @@ of flagged normals is a binomial draw of 10: at a true 10 %, 5 or more flagged h
 section and domain of the same seed and types (clip indices after the test set's, so none is a
 clip any detector saw), writes them as the dataset's 16-bit WAV files (the quantisation matters:
 a synthetic band that is silent in float sits at the 16-bit noise floor in a file) and scores
-them with the saved detectors ``<models-dir>/<machine>/<variant>``: the shares it prints are the detectors' expected false
-alarms, with Wilson 95 % intervals, and separate a miscalibrated threshold from an unlucky test
-set.
+them with the saved detectors ``<models-dir>/<machine>/<variant>``: the shares it prints are
+the detectors' expected false alarms, with Wilson 95 % intervals, and separate a miscalibrated
+threshold from an unlucky test set.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import shutil
 import sys
@@ -25,6 +24,7 @@ import tempfile
 from dataclasses import replace
 
 import numpy as np
+import scipy.stats
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -34,16 +34,9 @@ from asdkeras.data.synth import SCALES, plan, render_clip  # noqa: E402
 from asdkeras.detector import Detector  # noqa: E402
 
 
-def wilson(flagged: int, total: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval of a binomial share."""
-    share = flagged / total
-    centre = (share + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * math.sqrt(share * (1 - share) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return max(centre - half, 0.0), min(centre + half, 1.0)
-
-
 def fresh_normals(machine: str, seed: int, clips: int, folder: str) -> dict[tuple[str, str], list[str]]:
-    """(section, domain) -> paths of ``clips`` normal WAV files the seed's test set does not hold, written under ``folder``."""
+    """(section, domain) -> paths of ``clips`` normal WAV files the seed's test set does not hold,
+    written under ``folder``."""
     tested = SCALES["small"].test_per_domain_label
     scale = replace(SCALES["small"], test_per_domain_label=tested + clips)
     specs = [s for s in plan([machine], scale, seed)
@@ -75,7 +68,7 @@ def main() -> None:
             by_domain: dict[str, list[float]] = {}
             for (section, domain), paths in normals.items():
                 flagged = detector.decide(detector.score_files(paths, os.path.join(scratch, "cache")))
-                low, high = wilson(int(flagged.sum()), len(flagged))
+                low, high = scipy.stats.binomtest(int(flagged.sum()), len(flagged)).proportion_ci(method="wilson")
                 by_domain.setdefault(domain, []).append(float(flagged.mean()))
                 print(f"| {machine} | {variant} | {section} | {domain} | {flagged.mean():.0%} | {low:.0%}-{high:.0%} |")
             for domain, shares in by_domain.items():

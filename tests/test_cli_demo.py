@@ -22,8 +22,9 @@ def _run(*args):
 @needs_weights
 def test_demo_runs_the_whole_system_and_prints_the_final_table(tiny_dataset, tmp_path):
     result = _run("demo", "--data", tiny_dataset, "--machines", "gearbox", "--epochs", "1", "--image-size", "64",
-                  "--mobilenet-epochs", "1", "--augmented-clips", "4", "--models-dir", tmp_path / "models", "--result-dir", tmp_path / "results",
-                  "--cache-dir", tmp_path / "cache", "--tflite-dir", tmp_path / "tflite")
+                  "--mobilenet-epochs", "1", "--augmented-clips", "4", "--models-dir", tmp_path / "models",
+                  "--result-dir", tmp_path / "results", "--cache-dir", tmp_path / "cache",
+                  "--tflite-dir", tmp_path / "tflite")
     assert result.exit_code == 0, result.output
     final = result.output.split("== every machine type")[1].splitlines()
     rows = [line.split()[:2] for line in final if line.startswith("gearbox")]

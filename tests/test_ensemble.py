@@ -10,9 +10,10 @@ from asdkeras.data.layout import scan_split
 from asdkeras.detector import Detector
 from asdkeras.battery import BATTERY, FAMILIES
 from asdkeras.names import ENSEMBLE_FILE
-from asdkeras.ensemble import (REPORT_CHOICE, _paper_choice, combine, eligible, fit_ensemble,
+from asdkeras.ensemble import (REPORT_CHOICE, _paper_choice, eligible, fit_ensemble,
                                fusion_statistics, load_members, shared_held_out, standardise)
 from asdkeras.errors import AsdError
+from asdkeras.scoring import combine_members
 from asdkeras.fit import fit_detector, make_config
 
 pytestmark = pytest.mark.slow  # fits models: the full suite only, not the fast lane (-m "not slow")
@@ -22,8 +23,8 @@ def test_standardise_and_combine():
     statistics = {"mean": 2.0, "std": 0.5}
     np.testing.assert_allclose(standardise([2.0, 3.0, 1.0], statistics), [0.0, 2.0, -2.0])
     members = [np.array([0.0, 2.0]), np.array([1.0, -1.0])]
-    np.testing.assert_allclose(combine(members, "mean"), [0.5, 0.5])
-    np.testing.assert_allclose(combine(members, "max"), [1.0, 2.0])
+    np.testing.assert_allclose(combine_members(np.stack(members, axis=1), "mean"), [0.5, 0.5])
+    np.testing.assert_allclose(combine_members(np.stack(members, axis=1), "max"), [1.0, 2.0])
 
 
 def test_battery_mode_keeps_both_views_then_per_condition_scoring_while_a_candidate_does():

@@ -181,8 +181,8 @@ def _fit_gmm_views(config: GmmConfig, frontend, train_records: list[ClipRecord],
     (each copy by the mixture of its clip's fold, so no score comes from a mixture that saw the
     clip); the candidate with the best battery figure is fitted on the training part and saved,
     every figure recorded. Each view holds a mixture per operating condition, each section's
-    source and target clips (:func:`~asdkeras.models.gmm.fit_group_mixtures`); the groups, the views and the threshold
-    are standardised by the out-of-fold scores of all training normals (both domains weighted
+    source and target clips (:func:`~asdkeras.models.gmm.fit_group_mixtures`); the groups, the
+    views and the threshold are standardised by the out-of-fold scores of all training normals (both domains weighted
     equally), which hold every target clip where a held-out part holds one or two.
     """
     import tensorflow as tf
@@ -226,7 +226,8 @@ def _fit_gmm_views(config: GmmConfig, frontend, train_records: list[ClipRecord],
     for decay in decays:
         normal_oof[decay], altered_oof[decay], group_stats[decay], folds = group_out_of_fold_scores(
             every_pooled[decay], domains, sections, components, config.covariance_reg, config.seed,
-            quantile=config.threshold_quantile, extra={name: (p[decay], altered_of) for name, p in altered_pooled.items()})
+            quantile=config.threshold_quantile,
+            extra={name: (p[decay], altered_of) for name, p in altered_pooled.items()})
 
     def fused(pair, scores_of) -> np.ndarray:
         """Max over the pair's poolings of scores standardised by the out-of-fold normal scores."""
@@ -351,13 +352,15 @@ def group_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: 
                     scores[mine] = mixture.nll((vectors[mine] - mean) / np.sqrt(variance))
     groups = group_of(sections, domains)
     own = {g: v[groups == g] for g, v in nll.items()}
-    stats = {g: (float(np.nanmean(v)), float(np.nanstd(v, ddof=1)) * prediction_scale(int(np.isfinite(v).sum()), quantile))
+    stats = {g: (float(np.nanmean(v)),
+                 float(np.nanstd(v, ddof=1)) * prediction_scale(int(np.isfinite(v).sum()), quantile))
              for g, v in own.items() if np.isfinite(v).sum() >= 3}
 
     def finite(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:  # not scored in a fold: not typical there
         return {g: np.where(np.isfinite(values[g]), values[g], np.inf) for g in stats}
 
-    return (assigned_group_score(finite(nll), stats, _left_out_values(finite(nll), groups, stats, quantile)),
+    scored = finite(nll)
+    return (assigned_group_score(scored, stats, _left_out_values(scored, groups, stats, quantile)),
             {name: assigned_group_score(finite(v), stats) for name, v in extra_nll.items()}, stats, folds)
 
 
@@ -369,10 +372,10 @@ def _left_out_values(nll: dict[str, np.ndarray], groups: np.ndarray, stats: dict
     values = {g: v.copy() for g, v in nll.items()}
     for g, (mean, std) in stats.items():
         mine = np.flatnonzero((groups == g) & np.isfinite(nll[g]))
-        others = len(mine) - 1
+        widen = prediction_scale(len(mine) - 1, quantile)
         for i in mine:
             rest = nll[g][mine[mine != i]]
-            z = (nll[g][i] - rest.mean()) / max(rest.std(ddof=1) * prediction_scale(others, quantile), 1e-12)
+            z = (nll[g][i] - rest.mean()) / max(rest.std(ddof=1) * widen, 1e-12)
             values[g][i] = mean + z * std
     return values
 

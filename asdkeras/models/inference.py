@@ -45,8 +45,7 @@ def predict(model, data, batch_size: int = 32):
     function = _traced(model)
     parts = [function(*(batch if isinstance(batch, (tuple, list)) else (batch,))) for batch in data]
     if not parts:
-        outputs = [tf.TensorSpec([0, *t.shape[1:]], t.dtype) for t in model.outputs]
-        empty = [np.zeros(spec.shape, spec.dtype.as_numpy_dtype) for spec in outputs]
+        empty = [np.zeros((0, *t.shape[1:]), t.dtype) for t in model.outputs]
         return empty if len(empty) > 1 else empty[0]
     if isinstance(parts[0], (list, tuple)):
         return [np.concatenate([np.asarray(p[i]) for p in parts]) for i in range(len(parts[0]))]
