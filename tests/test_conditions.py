@@ -54,6 +54,21 @@ def test_without_held_out_clips_nothing_is_corrected():
     assert stats["00/target"][0] == pytest.approx(9.5)
 
 
+def test_a_target_condition_spreads_at_least_as_its_sections_source():
+    rng = np.random.default_rng(3)
+    source = rng.normal(1.0, 0.1, 50)
+    tight, wide = rng.normal(1.5, 0.02, 10), rng.normal(1.5, 0.3, 10)
+    raw = np.concatenate([source, tight, source, wide, tight])
+    sections = ["00"] * 60 + ["01"] * 60 + ["02"] * 10  # section 02 has no source clips
+    domains = (["source"] * 50 + ["target"] * 10) * 2 + ["target"] * 10
+    stats, summary = condition_statistics(raw, sections, domains, np.zeros(raw.size, bool))
+    assert stats["00/target"] == pytest.approx((tight.mean(), source.std(ddof=1)))
+    assert "its section's source spread" in summary["00/target"]["rule"]
+    assert stats["01/target"] == pytest.approx((wide.mean(), wide.std(ddof=1)))  # wider than the source: its own
+    assert stats["02/target"] == pytest.approx((tight.mean(), tight.std(ddof=1)))  # nothing to borrow from
+    assert stats["00/source"][1] == pytest.approx(source.std(ddof=1))  # a source keeps its own spread
+
+
 def _toy_conditions(rng):
     """Two sections; section 00 has a target condition whose spectrum is 3 dB up in the low bands."""
     frames = rng.normal(0, 1, (70, 20, 8)).astype("float32")

@@ -140,6 +140,23 @@ def shrunk(estimate: float, variance: float) -> float:
     return estimate * max(0.0, 1.0 - variance / estimate ** 2)
 
 
+def source_spread_floor(group: str, corrected: dict) -> float:
+    """The least spread of a target condition's normal scores: its section's source spread (0 for a
+    source condition, or a section without source clips).
+
+    A target condition is measured on about 10 clips, a source one on 50-1000. The network learned
+    the source condition from most of its clips, so its errors on the less familiar target
+    condition vary at least as much; 10 clips that happen to be tight understate that (synthetic
+    valve, seed 51, autoencoder: a target section's 10 training clips spread 0.0032, 60 fresh
+    normals of it 0.0042, its section's source clips 0.0044; 37 % of the fresh normals flagged).
+    """
+    section, domain = group.rsplit("/", 1)
+    source = corrected.get(f"{section}/source")
+    if domain != "target" or source is None or source.size < 2:
+        return 0.0
+    return float(source.std(ddof=1))
+
+
 def condition_statistics(raw_scores, sections, domains, held_out, min_held_out: int = 5,
                          quantile: float | None = None) -> tuple[dict, dict]:
     """Per condition, the mean and spread of the raw scores of a new normal clip.
@@ -155,8 +172,9 @@ def condition_statistics(raw_scores, sections, domains, held_out, min_held_out: 
     that the gap is not counted twice; at least 1). Both are shrunk by their sampling error
     (:func:`shrunk`; the ratio on the log scale). A domain with fewer than ``min_held_out``
     held-out clips in all takes the other domain's corrections; with none anywhere there is no
-    correction. Finally the spread is widened by :func:`prediction_scale` of the condition's
-    clip count, when ``quantile`` is given.
+    correction. A target condition's spread is at least its section's source spread
+    (:func:`source_spread_floor`). Finally the spread is widened by :func:`prediction_scale` of
+    the condition's clip count, when ``quantile`` is given.
 
     Parameters
     ----------
@@ -208,6 +226,7 @@ def condition_statistics(raw_scores, sections, domains, held_out, min_held_out: 
             measured[mine] = measured[other] if measured[other][2] >= min_held_out else (0.0, 1.0, 0)
     stats, summary = {}, {"corrections": {d: {"gap": m[0], "spread_ratio": m[1], "held_out_clips": m[2]}
                                           for d, m in measured.items()}}
+    corrected = {}
     for g in names:
         members = groups == g
         gap, ratio, _ = measured[g.split("/")[-1]]
@@ -215,14 +234,21 @@ def condition_statistics(raw_scores, sections, domains, held_out, min_held_out: 
         scores = raw[members].copy()
         centre = raw[trained].mean() if trained.any() else raw[members].mean()
         scores[trained[members]] = centre + gap + (raw[trained] - centre) * ratio
+        corrected[g] = scores
+    for g in names:
+        scores, (gap, ratio, _) = corrected[g], measured[g.split("/")[-1]]
         spread = max(float(scores.std(ddof=1)) if scores.size > 1 else 0.0, 1e-12)
         rule = f"every clip, trained-on ones raised by {gap:.4g} and their spread widened x{ratio:.3g}"
+        floor = source_spread_floor(g, corrected)
+        if floor > spread:
+            spread = floor
+            rule += f"; spread raised to its section's source spread {floor:.4g}"
         if quantile is not None:
             widen = prediction_scale(int(scores.size), quantile)
             spread *= widen
             rule += f"; widened x{widen:.3g} for a new clip's {quantile:g} quantile"
         stats[g] = (float(scores.mean()), spread)
-        summary[g] = {"clips": int(scores.size), "held_out": int(np.sum(held_out & members)), "rule": rule}
+        summary[g] = {"clips": int(scores.size), "held_out": int(np.sum(held_out & (groups == g))), "rule": rule}
     return stats, summary
 
 

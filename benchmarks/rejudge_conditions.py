@@ -1,0 +1,109 @@
+"""Re-judge saved networks' operating conditions with this checkout's rules, without refitting them.
+
+    .venv/bin/python benchmarks/rejudge_conditions.py --models-dir /tmp/bench51/models \
+        --machines valve,ToyTrain --variants ae-oe,mobilenet-imagenet
+
+A change to how scores are judged per condition (:mod:`asdkeras.models.conditions`) or to the
+threshold moves the false alarms; refitting the networks to measure it would also move them by
+TensorFlow's run-to-run variation. This keeps each saved network (and its int8 twin), recomputes
+its conditions and quantile threshold from the same training normals and held-out split
+(:func:`asdkeras.fit.judge_per_condition`) and rewrites the detector folder in place, every other
+file kept. Copy the models folder first to keep the old detectors. Given ``--data``, each is
+tested again into ``<result-dir>/<variant>/`` (and its twin), as ``detector_comparison.py`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import replace
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from asdkeras.detector import Detector  # noqa: E402
+from asdkeras.evaluate import evaluate_with_variants  # noqa: E402
+from asdkeras.fit import cached_features, judge_per_condition, load_config  # noqa: E402
+from asdkeras.progress import no_progress  # noqa: E402
+
+
+def raw_network(model):
+    """The network inside a conditioned scoring model (its one nested Keras model)."""
+    import keras
+
+    [network] = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return network
+
+
+def descriptor_of(detector: Detector):
+    from asdkeras.models.autoencoder import autoencoder_descriptor
+    from asdkeras.models.mobilenet import mobilenet_descriptor
+
+    if detector.kind == "ae":
+        return autoencoder_descriptor()
+    if detector.kind == "mobilenet":
+        return mobilenet_descriptor(detector.frontend.input_shape[0])
+    raise SystemExit(f"{detector.kind}: not a network judged per condition")
+
+
+def rejudge(folder: str) -> dict:
+    """Rewrite ``folder``'s detector (and variants) with recomputed conditions; returns, per group
+    of the float detector, its old (mean, std) and its new record."""
+    detector = Detector.load(folder, variants=True)
+    config = load_config(folder, detector.kind)
+    trained, held_out = config.normal_split()
+    trained, held_out = cached_features(detector.frontend.cache(config.cache_dir), [trained, held_out], no_progress,
+                                        None)
+    judged_float = None
+
+    def judged(det: Detector) -> Detector:
+        nonlocal judged_float
+        result = judge_per_condition(raw_network(det.model), descriptor_of(det), det.frontend, trained, held_out,
+                                     config.threshold_quantile, config.seed, like=judged_float)
+        judged_float = judged_float or result
+        return replace(det, model=result.model, thresholds={**det.thresholds, **result.thresholds},
+                       normal_scores=result.normal_scores, info={**det.info, **result.info()})
+
+    before = detector.info["conditions"]["score_stats"]
+    new = judged(detector)
+    new.variants = {name: judged(variant) for name, variant in detector.variants.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        written = os.path.join(tmp, "detector")
+        new.save(written)
+        for root, _, files in os.walk(folder):  # config, history and split lists: kept as they were
+            for name in files:
+                target = os.path.join(written, os.path.relpath(os.path.join(root, name), folder))
+                if not os.path.exists(target):
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    shutil.copy2(os.path.join(root, name), target)
+        shutil.rmtree(folder)
+        shutil.copytree(written, folder)
+    return {g: ((before[g]["mean"], before[g]["std"]), record)
+            for g, record in new.info["conditions"]["score_stats"].items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models-dir", required=True)
+    parser.add_argument("--machines", required=True)
+    parser.add_argument("--variants", default="ae-oe,mobilenet-imagenet")
+    parser.add_argument("--data", help="dataset to test the re-judged detectors on (none: not tested)")
+    parser.add_argument("--result-dir")
+    parser.add_argument("--cache-dir")
+    args = parser.parse_args()
+    for machine in args.machines.split(","):
+        for variant in args.variants.split(","):
+            folder = os.path.join(args.models_dir, machine, variant)
+            for group, (old, new) in rejudge(folder).items():
+                print(f"{machine:9s} {variant:20s} {group:10s} mean {old[0]:.4g} -> {new['mean']:.4g}  "
+                      f"std {old[1]:.4g} -> {new['std']:.4g}  {new['rule'].split('; ')[-2:]}", flush=True)
+            if args.data:
+                evaluate_with_variants(folder, machine, variant, args.data, os.path.join(args.result_dir, variant),
+                                       args.cache_dir)
+
+
+if __name__ == "__main__":
+    main()
