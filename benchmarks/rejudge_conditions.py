@@ -94,6 +94,8 @@ def main() -> None:
     parser.add_argument("--result-dir")
     parser.add_argument("--cache-dir")
     args = parser.parse_args()
+    if args.data and not (args.result_dir and args.cache_dir):
+        parser.error("--data needs --result-dir and --cache-dir (where the test results and features go)")
     for machine in args.machines.split(","):
         for variant in args.variants.split(","):
             folder = os.path.join(args.models_dir, machine, variant)
