@@ -149,6 +149,14 @@ def source_spread_floor(group: str, corrected: dict) -> float:
     condition vary at least as much; 10 clips that happen to be tight understate that (synthetic
     valve, seed 51, autoencoder: a target section's 10 training clips spread 0.0032, 60 fresh
     normals of it 0.0042, its section's source clips 0.0044; 37 % of the fresh normals flagged).
+
+    Parameters
+    ----------
+    group : str
+        A condition, ``"<section>/<domain>"`` (:func:`~asdkeras.models.gmm.group_of`).
+    corrected : dict
+        Condition -> the raw scores of its training normals (the network's score units), as
+        corrected for the clips the network trained on.
     """
     section, domain = group.rsplit("/", 1)
     source = corrected.get(f"{section}/source")
