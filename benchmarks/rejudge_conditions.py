@@ -7,18 +7,19 @@ A change to how scores are judged per condition (:mod:`asdkeras.models.condition
 threshold moves the false alarms; refitting the networks to measure it would also move them by
 TensorFlow's run-to-run variation. This keeps each saved network (and its int8 twin), recomputes
 its conditions and quantile threshold from the same training normals and held-out split
-(:func:`asdkeras.fit.judge_per_condition`) and rewrites the detector folder in place, every other
-file kept. Copy the models folder first to keep the old detectors. Given ``--data``, each is
+(:func:`asdkeras.fit.judge_per_condition`) and rewrites the detector folder atomically in place,
+its other documents kept (MobileNetV2's ``eq2`` threshold as saved: it rests on the source
+conditions' statistics, which the rules here leave alone). Copy the models folder first to keep
+the old detectors. Given ``--data``, each is
 tested again into ``<result-dir>/<variant>/`` (and its twin), as ``detector_comparison.py`` does.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import shutil
 import sys
-import tempfile
 from dataclasses import replace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -27,26 +28,19 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from asdkeras.detector import Detector  # noqa: E402
 from asdkeras.evaluate import evaluate_with_variants  # noqa: E402
 from asdkeras.fit import cached_features, judge_per_condition, load_config  # noqa: E402
+from asdkeras.models.conditions import conditioned_parts  # noqa: E402
+from asdkeras.names import DETECTOR_FILE, saved_variants  # noqa: E402
 from asdkeras.progress import no_progress  # noqa: E402
 
 
-def raw_network(model):
-    """The network inside a conditioned scoring model (its one nested Keras model)."""
-    import keras
-
-    [network] = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    return network
-
-
-def descriptor_of(detector: Detector):
-    from asdkeras.models.autoencoder import autoencoder_descriptor
-    from asdkeras.models.mobilenet import mobilenet_descriptor
-
-    if detector.kind == "ae":
-        return autoencoder_descriptor()
-    if detector.kind == "mobilenet":
-        return mobilenet_descriptor(detector.frontend.input_shape[0])
-    raise SystemExit(f"{detector.kind}: not a network judged per condition")
+def kept_documents(folder: str) -> dict:
+    """The folder's JSON documents other than ``detector.json`` (config, history, split lists), by file name."""
+    documents = {}
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".json") and name != DETECTOR_FILE:
+            with open(os.path.join(folder, name)) as handle:
+                documents[name] = json.load(handle)
+    return documents
 
 
 def rejudge(folder: str) -> dict:
@@ -61,7 +55,7 @@ def rejudge(folder: str) -> dict:
 
     def judged(det: Detector) -> Detector:
         nonlocal judged_float
-        result = judge_per_condition(raw_network(det.model), descriptor_of(det), det.frontend, trained, held_out,
+        result = judge_per_condition(*conditioned_parts(det.model), det.frontend, trained, held_out,
                                      config.threshold_quantile, config.seed, like=judged_float)
         judged_float = judged_float or result
         return replace(det, model=result.model, thresholds={**det.thresholds, **result.thresholds},
@@ -70,17 +64,7 @@ def rejudge(folder: str) -> dict:
     before = detector.info["conditions"]["score_stats"]
     new = judged(detector)
     new.variants = {name: judged(variant) for name, variant in detector.variants.items()}
-    with tempfile.TemporaryDirectory() as tmp:
-        written = os.path.join(tmp, "detector")
-        new.save(written)
-        for root, _, files in os.walk(folder):  # config, history and split lists: kept as they were
-            for name in files:
-                target = os.path.join(written, os.path.relpath(os.path.join(root, name), folder))
-                if not os.path.exists(target):
-                    os.makedirs(os.path.dirname(target), exist_ok=True)
-                    shutil.copy2(os.path.join(root, name), target)
-        shutil.rmtree(folder)
-        shutil.copytree(written, folder)
+    new.save(folder, kept_documents(folder), {name: kept_documents(sub) for name, sub in saved_variants(folder).items()})
     return {g: ((before[g]["mean"], before[g]["std"]), record)
             for g, record in new.info["conditions"]["score_stats"].items()}
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from asdkeras.models.autoencoder import autoencoder_descriptor
-from asdkeras.models.conditions import (Conditions, condition_statistics, conditioned_scoring_model, describe,
-                                        fit_conditions, group_of)
+from asdkeras.models.conditions import (Conditions, condition_statistics, conditioned_parts,
+                                        conditioned_scoring_model, describe, fit_conditions, group_of)
 from asdkeras.models.mobilenet import ImageSpectrum, mobilenet_descriptor
 from asdkeras.splits import split_validation
 
@@ -91,6 +91,7 @@ def test_the_keras_graph_scores_as_numpy_does_and_assigns_by_the_descriptor():
     stats, summary = condition_statistics(raw, sections, domains, np.ones(70, bool))
     conditions = Conditions(mean, variance, mixtures, stats, summary)
     model = conditioned_scoring_model(raw_model, descriptor, conditions)
+    assert conditioned_parts(model) == (raw_model, descriptor)  # what a saved detector is re-judged from
     np.testing.assert_allclose(model.predict(frames, verbose=0), conditions.score(descriptors, raw), atol=1e-3)
     target = conditions.score(descriptors[60:], raw[60:])
     direct = (raw[60:] - stats["00/target"][0]) / stats["00/target"][1]
@@ -102,6 +103,16 @@ def test_a_single_condition_is_a_standardisation():
     raw = np.array([1.0, 2.0, 3.0])
     conditions = Conditions(np.zeros(2), np.ones(2), {}, {"00/source": (2.0, 0.5)}, {})
     np.testing.assert_allclose(conditions.score(np.zeros((3, 2)), raw), [-2.0, 0.0, 2.0])
+
+
+def test_a_model_of_one_condition_has_no_descriptor_to_judge_again():
+    from asdkeras.errors import AsdError
+
+    features = keras.Input((20, 8))
+    raw_model = keras.Model(features, keras.ops.mean(keras.ops.square(features), axis=(1, 2)))
+    conditions = Conditions(np.zeros(8), np.ones(8), {}, {"00/source": (2.0, 0.5)}, {})
+    with pytest.raises(AsdError, match="one condition"):
+        conditioned_parts(conditioned_scoring_model(raw_model, autoencoder_descriptor(), conditions))
 
 
 def test_the_image_descriptor_averages_time_then_bands():

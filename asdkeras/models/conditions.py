@@ -35,6 +35,8 @@ DESCRIPTOR_COMPONENTS = 2
 """Components of each section's source mixture of clip descriptors."""
 DESCRIPTOR_COVARIANCE_REG = 0.1
 """Added to the descriptor mixtures' covariance diagonals (standardised units): shrinkage for few clips."""
+DESCRIPTOR_STANDARDISATION = "standardise_descriptor_condition"
+"""Name of the layer that standardises the clip descriptors in :func:`conditioned_scoring_model`."""
 
 
 @dataclass
@@ -279,10 +281,24 @@ def conditioned_scoring_model(scoring: keras.Model, descriptor: keras.layers.Lay
     described = descriptor(features)
     standard = keras.layers.Normalization(mean=conditions.descriptor_mean.astype("float32"),
                                           variance=conditions.descriptor_variance.astype("float32"),
-                                          name="standardise_descriptor_condition")(described)
+                                          name=DESCRIPTOR_STANDARDISATION)(described)
     score = assigned_group_layers(standard, conditions.mixtures, conditions.score_stats, "condition",
                                   "fuse_scores_condition", values=raw)
     return keras.Model(features, score, name=name or scoring.name)
+
+
+def conditioned_parts(model: keras.Model) -> tuple[keras.Model, keras.layers.Layer]:
+    """The network and the descriptor layer a :func:`conditioned_scoring_model` was built from
+    (a saved detector's, to judge its conditions again without refitting the network).
+
+    A model of one condition holds no descriptor: that is a one-line :class:`AsdError`.
+    """
+    from asdkeras.errors import AsdError
+
+    [network] = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if DESCRIPTOR_STANDARDISATION not in {layer.name for layer in model.layers}:
+        raise AsdError(f"{model.name}: judged in one condition, so it holds no clip descriptor to judge again")
+    return network, model.get_layer(DESCRIPTOR_STANDARDISATION).input._keras_history.operation
 
 
 def describe(conditions: Conditions) -> dict:
