@@ -4,7 +4,8 @@ Per machine type: every kind is fitted with its demo settings (:attr:`DetectorKi
 then the ensemble; all of them (and the int8 twins) are tested; the ensemble is exported as an
 int8 waveform-in TFLite model and the test clips are scored with that file alone; one table of
 decisions sums it up. Each machine type runs in a fresh process, so the memory of one type's
-models is returned when it ends (one process held 4-6 GB over seven types), and three types run
+models is returned when it ends (one process held 4-6 GB over seven types), and its export in
+another (:func:`in_fresh_process`; it took the type's process past 2 GB), and three types run
 at a time, since part of a type's work (decoding, augmentation, caching, the battery, conversion)
 is single-threaded: on 2 cores, two at a time used 163 % CPU and took 22 min 2 s, three at a time
 180 % and 20 min 10 s, each process up to 2.3 GB.
@@ -18,12 +19,16 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from asdkeras import detectors
 from asdkeras.errors import SkippedFiles, show_notes
 from asdkeras.kinds import DEFAULT_ENSEMBLE_MODE, ENSEMBLE
 from asdkeras.names import (CACHE_DIR, DATA_DIR, DEV_DATA, MODELS_DIR, RESULT_DIR, TFLITE_DIR, detector_dir,
                             tflite_scores_csv)
+
+if TYPE_CHECKING:
+    from asdkeras.evaluate import Evaluation
 
 
 @dataclass(frozen=True)
@@ -97,13 +102,11 @@ def _say(message: str) -> None:
 
 
 def run_machine(machine: str, settings: DemoSettings) -> MachineOutcome:
-    """Fit, test, export and score one machine type (in this process); returns its table."""
+    """Fit and test one machine type in this process, export and score in another
+    (:func:`export_and_score`); returns its table."""
     from asdkeras.ensemble import describe_choice
-    from asdkeras.evaluate import evaluate_scored, evaluate_with_variants, format_decision_summary
-    from asdkeras.export import export_folder, official_score_of, variant_scores_of
-    from asdkeras.data.layout import audio_files
+    from asdkeras.evaluate import evaluate_with_variants, format_decision_summary
     from asdkeras.jobs import FitJob, job_lines, run_job
-    from asdkeras.lite import LiteDetector, score_paths, write_scored_csv
 
     started = time.perf_counter()
     skipped = SkippedFiles(report=lambda message: _say(f"error: {message}"))
@@ -121,6 +124,33 @@ def run_machine(machine: str, settings: DemoSettings) -> MachineOutcome:
         rows += evaluate_with_variants(detector_dir(settings.models_dir, machine, kind), machine, kind, settings.data,
                                        settings.result_dir, settings.cache_dir, skipped=skipped)
     _say(f"== {machine}: exporting the ensemble to int8 TFLite and scoring the test clips with it alone")
+    exported = in_fresh_process(export_and_score, machine, settings)
+    rows.append(exported.evaluation)
+    lines.append(exported.line)
+    skipped.messages.update(exported.skipped)
+    return MachineOutcome(machine, format_decision_summary(rows), lines, dict(skipped.messages),
+                          round(time.perf_counter() - started, 1))
+
+
+@dataclass(frozen=True)
+class ExportOutcome:
+    """What :func:`export_and_score` returns: the TFLite run's evaluation, a line for the user and the
+    files it could not read (path -> message)."""
+
+    evaluation: "Evaluation"
+    line: str
+    skipped: dict
+
+
+def export_and_score(machine: str, settings: DemoSettings) -> ExportOutcome:
+    """Export the machine's ensemble as an int8 waveform-in TFLite model and score its test clips with that file alone."""
+    from asdkeras.data.layout import audio_files
+    from asdkeras.evaluate import evaluate_scored
+    from asdkeras.export import export_folder, official_score_of, variant_scores_of
+    from asdkeras.lite import LiteDetector, score_paths, write_scored_csv
+
+    show_notes()
+    skipped = SkippedFiles(report=lambda message: _say(f"error: {message}"))
     _, files = export_folder(detector_dir(settings.models_dir, machine, ENSEMBLE), settings.tflite_dir, ["int8"],
                              settings.cache_dir, settings.data,
                              official_score=official_score_of(settings.result_dir, ENSEMBLE, machine),
@@ -130,11 +160,21 @@ def run_machine(machine: str, settings: DemoSettings) -> MachineOutcome:
     scored = score_paths(lite, clips, skipped.add)
     lite_results = os.path.join(settings.result_dir, TFLITE_DIR)
     write_scored_csv(tflite_scores_csv(lite_results, machine, ENSEMBLE, "int8"), scored)
-    rows.append(evaluate_scored(lite.sidecar, scored, [p for p in clips if p in skipped], lite_results))
-    lines.append(f"scored {len(scored)} clips with {files[0].path}: {sum(c.decision for c in scored)} anomalies "
-                 f"(threshold {lite.threshold:.4g})")
-    return MachineOutcome(machine, format_decision_summary(rows), lines, dict(skipped.messages),
-                          round(time.perf_counter() - started, 1))
+    evaluation = evaluate_scored(lite.sidecar, scored, [p for p in clips if p in skipped], lite_results)
+    return ExportOutcome(evaluation, f"scored {len(scored)} clips with {files[0].path}: "
+                                     f"{sum(c.decision for c in scored)} anomalies (threshold {lite.threshold:.4g})",
+                         dict(skipped.messages))
+
+
+def in_fresh_process(function, *args):
+    """``function(*args)`` in a new (spawned) process, whose memory is returned to the system when it ends.
+
+    The export converts the whole ensemble (every member, the int8 twin, its calibration data)
+    and took the type's process from 1.3-1.7 GB to 2.0-2.2 GB; on its own it holds about half that.
+    """
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(function, *args).result()
 
 
 def _child(machine: str, settings: DemoSettings) -> MachineOutcome:
