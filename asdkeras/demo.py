@@ -112,9 +112,14 @@ def run_machine(machine: str, settings: DemoSettings) -> MachineOutcome:
     skipped = SkippedFiles(report=lambda message: _say(f"error: {message}"))
     options = asdict(settings)
     where = dict(data=settings.data, models_dir=settings.models_dir, cache_dir=settings.cache_dir)
+    threads = threads_per_process(settings.processes)
     for kind in detectors.model_kinds():
         _say(f"\n== {machine}: fitting {kind}")
-        job = FitJob(machine, kind, detectors.get(kind).demo_options(options), **where)
+        spec = detectors.get(kind)
+        kind_options = spec.demo_options(options)
+        if "workers" in spec.option_names():  # a kind's worker pool shares the process's cores too
+            kind_options = {"workers": threads, **kind_options}
+        job = FitJob(machine, kind, kind_options, **where)
         for line in job_lines(job, run_job(job, skipped)):
             _say(line)
     ensemble = run_job(FitJob(machine, ENSEMBLE, {"mode": DEFAULT_ENSEMBLE_MODE, "combine": "mean"}, **where), skipped)
