@@ -5,10 +5,11 @@ then the ensemble; all of them (and the int8 twins) are tested; the ensemble is 
 int8 waveform-in TFLite model and the test clips are scored with that file alone; one table of
 decisions sums it up. Each machine type runs in a fresh process, so the memory of one type's
 models is returned when it ends (one process held 4-6 GB over seven types), and its export in
-another (:func:`in_fresh_process`; it took the type's process past 2 GB), and three types run
-at a time, since part of a type's work (decoding, augmentation, caching, the battery, conversion)
-is single-threaded: on 2 cores, two at a time used 163 % CPU and took 22 min 2 s, three at a time
-180 % and 20 min 10 s, each process up to 2.3 GB.
+another (:func:`in_fresh_process`; it took the type's process past 2 GB). Four types run at a
+time, each computing on its share of the cores (:func:`threads_per_process`), since part of a
+type's work (decoding, the battery, tracing graphs, conversion) is single-threaded: on 2 cores,
+three at a time with TensorFlow's default pools took 19 min 4 s at 176 % CPU, four with one
+thread each 14 min 47 s at 191 % (BENCHMARKS.md, "The demo").
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ class DemoSettings:
     int8_epochs : int
         Quantisation-aware epochs of MobileNetV2's int8 twin.
     processes : int
-        Machine types run at the same time, each in its own process (3: about 7 GB in all).
+        Machine types run at the same time, each in its own process (4: up to 9.4 GB in all on 2
+        cores, the largest process 1.9-2.0 GB).
     """
 
     data: str = DATA_DIR
