@@ -11,7 +11,8 @@ rule below, in NumPy, without refitting anything:
 
 * **score** -- what is standardised per condition: the raw score (``raw``, the project's rule) or
   its logarithm (``log``: a reconstruction error is positive and skewed to the right, which a
-  log-normal fits better than a normal);
+  log-normal fits better than a normal; not for a score that can be negative, as MobileNetV2's
+  negative logit);
 * **fusion** -- how the conditions' standardised scores ``z_g`` are weighted by the groups'
   posterior ``w_g`` from the clip's descriptor: their mean ``sum w_g z_g`` (the project's
   rule), a soft minimum ``-log sum w_g exp(-z_g)`` (the tail probability of the score under
@@ -149,6 +150,9 @@ def main() -> None:
         scored = Scored(os.path.join(args.models_dir, machine, args.variant), args.data, fresh,
                         os.path.join(scratch, "cache"))
         for score in SCORES:
+            if score == "log" and np.any(scored.train["raw"] <= 0):
+                print(f"| {machine} | log | | (not applicable: some raw scores are not positive) | | | | | |")
+                continue
             for fusion in FUSIONS:
                 r = scored.judge(score, fusion)
                 print(f"| {machine} | {score} | {fusion} | {r['official']:.3f} | {r['recall']:.0%} | "
