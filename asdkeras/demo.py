@@ -177,7 +177,7 @@ def in_fresh_process(function, *args):
     """``function(*args)`` in a new (spawned) process, whose memory is returned to the system when it ends.
 
     The export converts the whole ensemble (every member, the int8 twin, its calibration data)
-    and took the type's process from 1.3-1.7 GB to 2.0-2.2 GB; on its own it holds about half that.
+    and took the type's process from 1.3-1.7 GB to 2.0-2.2 GB (fan, alone).
     """
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
@@ -196,8 +196,9 @@ THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM
 def threads_per_process(processes: int, cores: int | None = None) -> int:
     """Compute threads for each of ``processes`` processes sharing ``cores`` (the machine's by default).
 
-    TensorFlow sizes its pools to every core in every process: three demo processes on 2 cores
-    ran about nine computing threads and made 17 million involuntary context switches in one demo.
+    TensorFlow sizes its pools to every core in every process: three demo processes on 2 cores,
+    each with such pools, made 17 million involuntary context switches in one demo (0.8 million
+    with four processes of one thread each).
     """
     return max(1, (cores or os.cpu_count() or 1) // processes)
 
