@@ -18,7 +18,8 @@ rule below, in NumPy, without refitting anything:
   rule), a soft minimum ``-log sum w_g exp(-z_g)`` (the tail probability of the score under
   each condition, taken as exponential, mixed by the posterior: a clip between two conditions
   is judged by the more lenient in proportion to its posterior), or the same mixture with
-  normal tails (``tail``, ``Phi^-1`` of ``sum w_g (1 - Phi(z_g))``).
+  normal tails (``tail``, ``Phi^-1(1 - sum w_g (1 - Phi(z_g)))``: the level that a standard
+  normal score exceeds with the mixed tail probability).
 
 It prints per type and rule the official score of the test set, the lowest recall of a section,
 and the shares of normals flagged at the detector's threshold ``Phi^-1(quantile)``, fresh and
