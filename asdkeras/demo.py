@@ -9,7 +9,7 @@ another (:func:`in_fresh_process`; it took the type's process past 2 GB). Four t
 time, each computing on its share of the cores (:func:`threads_per_process`), since part of a
 type's work (decoding, the battery, tracing graphs, conversion) is single-threaded: on 2 cores,
 three at a time with TensorFlow's default pools took 19 min 4 s at 176 % CPU, four with one
-thread each 14 min 47 s at 191 % (BENCHMARKS.md, "The demo").
+thread each 14-15 minutes at 191-194 % (BENCHMARKS.md, "The demo").
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ class DemoSettings:
     int8_epochs : int
         Quantisation-aware epochs of MobileNetV2's int8 twin.
     processes : int
-        Machine types run at the same time, each in its own process (4: up to 9.4 GB in all on 2
-        cores, the largest process 1.9-2.0 GB).
+        Machine types run at the same time, each in its own process (4: their resident sizes
+        summed to 9.5 GB at most on 2 cores, the largest process 1.9-2.0 GB).
     """
 
     data: str = DATA_DIR
