@@ -57,9 +57,8 @@ SCORES = {"raw": lambda raw: raw, "log": lambda raw: np.log(np.maximum(raw, 1e-1
 
 
 def fuse(log_weights: np.ndarray, standard: np.ndarray, how: str) -> np.ndarray:
-    """Per clip, the conditions' standardised scores ``(clips, groups)`` fused by the log posterior."""
-    if how == "mean":
-        return np.sum(np.exp(log_weights) * standard, axis=1)
+    """Per clip, the conditions' standardised scores ``(clips, groups)`` fused by the log posterior
+    (the alternatives; the project's mean is :meth:`Conditions.score` itself)."""
     if how == "softmin":
         return -logsumexp(log_weights - standard, axis=1)
     tail = logsumexp(log_weights + scipy.stats.norm.logsf(standard), axis=1)
@@ -110,12 +109,14 @@ class Scored:
         threshold = scipy.stats.norm.ppf(self.quantile)
         result = {}
         for name, clips in (("fresh", self.fresh), ("test", self.test)):
-            nll = conditions.group_nll(clips["descriptors"])
-            groups = list(nll)
-            log_weights = -np.stack([nll[g] for g in groups], axis=1)
-            log_weights -= logsumexp(log_weights, axis=1, keepdims=True)
-            standard = np.stack([(transform(clips["raw"]) - stats[g][0]) / stats[g][1] for g in groups], axis=1)
-            scores = fuse(log_weights, standard, fusion)
+            if fusion == "mean":  # the kept rule, computed as the detectors compute it
+                scores = conditions.score(clips["descriptors"], transform(clips["raw"]))
+            else:
+                nll = conditions.group_nll(clips["descriptors"])
+                log_weights = -np.stack(list(nll.values()), axis=1)
+                log_weights -= logsumexp(log_weights, axis=1, keepdims=True)
+                standard = np.stack([(transform(clips["raw"]) - stats[g][0]) / stats[g][1] for g in nll], axis=1)
+                scores = fuse(log_weights, standard, fusion)
             sections, domains, anomalous = clips["sections"], clips["domains"], clips["anomalous"]
             result[name] = {(s, d): float(np.mean(scores[(sections == s) & (domains == d) & ~anomalous] > threshold))
                             for s in sorted(set(sections)) for d in ("source", "target")}
