@@ -14,8 +14,6 @@ thread each 14-15 minutes at 191-194 % (BENCHMARKS.md, "The demo").
 
 from __future__ import annotations
 
-import concurrent.futures
-import multiprocessing
 import os
 import sys
 import time
@@ -27,6 +25,7 @@ from asdkeras.errors import SkippedFiles, show_notes
 from asdkeras.kinds import DEFAULT_ENSEMBLE_MODE, ENSEMBLE
 from asdkeras.names import (CACHE_DIR, DATA_DIR, DEV_DATA, MODELS_DIR, RESULT_DIR, TFLITE_DIR, detector_dir,
                             tflite_scores_csv)
+from asdkeras.processes import in_fresh_process, process_pool, threads_per_process
 
 if TYPE_CHECKING:
     from asdkeras.evaluate import Evaluation
@@ -173,40 +172,9 @@ def export_and_score(machine: str, settings: DemoSettings) -> ExportOutcome:
                          dict(skipped.messages))
 
 
-def in_fresh_process(function, *args):
-    """``function(*args)`` in a new (spawned) process, whose memory is returned to the system when it ends.
-
-    The export converts the whole ensemble (every member, the int8 twin, its calibration data)
-    and took the type's process from 1.3-1.7 GB to 2.0-2.2 GB (fan, alone).
-    """
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-        return pool.submit(function, *args).result()
-
-
 def _child(machine: str, settings: DemoSettings) -> MachineOutcome:
     show_notes()  # in the child process as on the command line
     return run_machine(machine, settings)
-
-
-THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
-"""What sets the number of threads TensorFlow (and OpenMP) computes with in a process."""
-
-
-def threads_per_process(processes: int, cores: int | None = None) -> int:
-    """Compute threads for each of ``processes`` processes sharing ``cores`` (the machine's by default).
-
-    TensorFlow sizes its pools to every core in every process: three demo processes on 2 cores,
-    each with such pools, made 17 million involuntary context switches in one demo (0.8 million
-    with four processes of one thread each).
-    """
-    return max(1, (cores or os.cpu_count() or 1) // processes)
-
-
-def _limit_threads(threads: int) -> None:
-    """Pool initializer: the child's threads, set before it imports TensorFlow (its children inherit them)."""
-    for variable in THREAD_VARIABLES:
-        os.environ.setdefault(variable, str(threads))
 
 
 def run_demo(machines: list[str], settings: DemoSettings, on_table=lambda outcome: None) -> list[MachineOutcome]:
@@ -217,11 +185,7 @@ def run_demo(machines: list[str], settings: DemoSettings, on_table=lambda outcom
     type's error (:class:`~asdkeras.errors.AsdError`) stops the demo with that one-line message.
     """
     outcomes = []
-    context = multiprocessing.get_context("spawn")
-    # One task per process (max_tasks_per_child): each type's models leave with its process.
-    with concurrent.futures.ProcessPoolExecutor(settings.processes, mp_context=context, max_tasks_per_child=1,
-                                                initializer=_limit_threads,
-                                                initargs=(threads_per_process(settings.processes),)) as pool:
+    with process_pool(settings.processes, tasks_per_child=1) as pool:  # each type's models leave with its process
         futures = [pool.submit(_child, machine, settings) for machine in machines]
         try:
             for future in futures:

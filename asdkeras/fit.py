@@ -94,19 +94,15 @@ def judge_per_condition(raw_model, descriptor, frontend, trained: tuple[list, li
     than :data:`MIN_HELD_OUT_PER_CONDITION` held out in both domains, nothing is corrected, and the
     record says so.
     """
-    from asdkeras.models.conditions import Conditions, condition_statistics, conditioned_scoring_model, fit_conditions
+    from asdkeras.models.conditions import (Conditions, condition_statistics, conditioned_scoring_model,
+                                            fit_conditions, raw_scores_and_descriptors)
     from asdkeras.models.inference import predict
 
     records, paths = trained[0] + held_out[0], trained[1] + held_out[1]
     is_held_out = np.array([False] * len(trained[1]) + [True] * len(held_out[1]))
     sections, domains = [r.section for r in records], [r.domain for r in records]
-    if like is None:  # one pass over the features for both
-        import keras
-
-        features = keras.Input(frontend.input_shape)
-        raw, descriptors = predict(keras.Model(features, [raw_model(features), descriptor(features)]),
-                                   frontend.dataset(paths))
-        descriptors = np.asarray(descriptors, np.float64).reshape(len(paths), -1)
+    if like is None:
+        raw, descriptors = raw_scores_and_descriptors(raw_model, descriptor, frontend.dataset(paths))
         conditions = Conditions(*fit_conditions(descriptors, sections, domains, seed), {}, {})
     else:
         raw = predict(raw_model, frontend.dataset(paths))

@@ -20,6 +20,7 @@ from asdkeras.decoding import AUTOTUNE
 from asdkeras.errors import AsdError
 from asdkeras.feature_cache import file_fingerprint, load_cached
 from asdkeras.features import ImageConfig, LogMelConfig, stack_frames
+from asdkeras.processes import map_in_processes
 from asdkeras.progress import Progress, no_progress
 
 
@@ -50,8 +51,6 @@ def augmented_clips(source_paths: Sequence[str], count: int, config, cache_root:
     folder is keyed by the sources, the augmentation settings and the seed, so a rerun with the
     same inputs reuses every file and only missing ones are made.
     """
-    import multiprocessing
-
     from asdkeras.augment import write_augmented
 
     if count <= 0:
@@ -65,13 +64,8 @@ def augmented_clips(source_paths: Sequence[str], count: int, config, cache_root:
     jobs = [(source_paths[i % len(source_paths)], os.path.join(folder, f"aug_{i:05d}.wav"), seed + i, config, channel)
             for i in range(count)]
     todo = [job for job in jobs if not os.path.isfile(job[1])]
-    workers = min(workers or os.cpu_count() or 1, max(len(todo), 1))
-    if todo and workers > 1:
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            for _ in progress(pool.imap_unordered(write_augmented, todo, chunksize=2), len(todo)):
-                pass
-    elif todo:
-        for _ in progress(map(write_augmented, todo), len(todo)):
+    if todo:
+        for _ in progress(map_in_processes(write_augmented, todo, workers, chunksize=2), len(todo)):
             pass
     return [job[1] for job in jobs]
 

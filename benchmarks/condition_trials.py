@@ -49,8 +49,8 @@ from asdkeras.data.records import parse_filename  # noqa: E402
 from asdkeras.detector import Detector  # noqa: E402
 from asdkeras.fit import MIN_HELD_OUT_PER_CONDITION, cached_features, load_config  # noqa: E402
 from asdkeras.metrics import official_score, section_metrics  # noqa: E402
-from asdkeras.models.conditions import Conditions, condition_statistics, conditioned_parts, fit_conditions  # noqa: E402
-from asdkeras.models.inference import predict  # noqa: E402
+from asdkeras.models.conditions import (Conditions, condition_statistics, conditioned_parts, fit_conditions,  # noqa: E402
+                                        raw_scores_and_descriptors)
 from asdkeras.progress import no_progress  # noqa: E402
 
 SCORES = {"raw": lambda raw: raw, "log": lambda raw: np.log(np.maximum(raw, 1e-12))}
@@ -72,13 +72,9 @@ class Scored:
     """One saved detector's network scores and clip descriptors of its training normals, test clips and fresh normals."""
 
     def __init__(self, folder: str, data: str, fresh: dict, cache_dir: str):
-        import keras
-
         detector = Detector.load(folder)
         config = load_config(folder, detector.kind)
-        network, descriptor = conditioned_parts(detector.model)
-        features = keras.Input(detector.frontend.input_shape)
-        self._both = keras.Model(features, [network(features), descriptor(features)])
+        self._parts = conditioned_parts(detector.model)
         self._frontend = detector.frontend
         self.quantile = config.threshold_quantile
         trained, held_out = config.normal_split()
@@ -94,9 +90,8 @@ class Scored:
             setattr(self, name, self._score(cache_paths, records))
 
     def _score(self, cache_paths: list[str], records) -> dict:
-        raw, descriptors = predict(self._both, self._frontend.dataset(cache_paths))
-        return {"raw": np.asarray(raw, np.float64).reshape(-1),
-                "descriptors": np.asarray(descriptors, np.float64).reshape(len(cache_paths), -1),
+        raw, descriptors = raw_scores_and_descriptors(*self._parts, self._frontend.dataset(cache_paths))
+        return {"raw": raw, "descriptors": descriptors,
                 "sections": np.array([r.section for r in records]), "domains": np.array([r.domain for r in records]),
                 "anomalous": np.array([r.label == "anomaly" for r in records])}
 

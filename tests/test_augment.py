@@ -56,3 +56,15 @@ def test_augmented_clips_are_cached_and_reused(tmp_path, tiny_dataset):
     assert again == paths and [os.stat(p).st_mtime_ns for p in again] == stamps
     other_seed = augmented_clips(sources, 1, AugmentConfig(), str(tmp_path), seed=1, workers=1)
     assert os.path.dirname(other_seed[0]) != os.path.dirname(paths[0])
+
+
+def test_augmenting_in_two_processes_writes_what_one_writes(tmp_path, tiny_dataset):
+    import soundfile as sf
+
+    sources = sorted(os.path.join(tiny_dataset, "dev_data", "valve", "train", n)
+                     for n in os.listdir(os.path.join(tiny_dataset, "dev_data", "valve", "train")))[:2]
+    alone = augmented_clips(sources, 3, AugmentConfig(), str(tmp_path / "one"), seed=0, workers=1)
+    pooled = augmented_clips(sources, 3, AugmentConfig(), str(tmp_path / "two"), seed=0, workers=2)
+    assert [os.path.basename(p) for p in pooled] == [os.path.basename(p) for p in alone]
+    for one, two in zip(alone, pooled):
+        assert (sf.read(one)[0] == sf.read(two)[0]).all()

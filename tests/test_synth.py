@@ -1,4 +1,3 @@
-import multiprocessing
 import os
 
 import numpy as np
@@ -9,6 +8,7 @@ from asdkeras.audio import describe
 from asdkeras.data.layout import MACHINE_TYPES, parse_filename, scan_split, select
 from asdkeras.data.synth import SCALES, SECTIONS, Scale, generate, plan, render_clip
 from asdkeras.errors import AsdError
+from asdkeras.processes import process_pool
 from asdkeras.simple_detector import clip_statistics, nearest_neighbour_scores
 
 
@@ -99,7 +99,7 @@ def test_unknown_machine_is_refused():
 
 @pytest.fixture(scope="module")
 def pool():
-    with multiprocessing.get_context("spawn").Pool(2) as workers:
+    with process_pool(2) as workers:
         yield workers
 
 
@@ -107,7 +107,7 @@ def pool():
 def test_simple_detector_lands_between_0_60_and_0_92_auc_on_the_default_scale(machine, pool):
     """Neither trivial nor hopeless: log-mel mean/std statistics + nearest training normal."""
     specs = plan([machine], SCALES["small"], seed=0)
-    waves = np.stack(pool.map(render_clip, specs, chunksize=8))
+    waves = np.stack(list(pool.map(render_clip, specs, chunksize=8)))
     stats = clip_statistics(waves)
     section = np.array([s.section for s in specs])
     train = np.array([s.split == "train" for s in specs])

@@ -12,7 +12,6 @@ the clip's name, so a clip does not change when other machines or counts are add
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 import zlib
@@ -26,6 +25,7 @@ from asdkeras.data.layout import MACHINE_TYPES
 from asdkeras.data.synth_sounds import FAULT_SHARES, MACHINE_MODELS, Condition, render
 from asdkeras.errors import AsdError
 from asdkeras.names import DEV_DATA
+from asdkeras.processes import map_in_processes
 
 
 @dataclass(frozen=True)
@@ -213,14 +213,8 @@ def generate(out_dir: str, machines: Iterable[str] = MACHINE_TYPES, scale: Scale
             for split in ("train", "test"):
                 os.makedirs(os.path.join(staging, DEV_DATA, machine, split), exist_ok=True)
         jobs = [(staging, spec) for spec in specs]
-        workers = workers or os.cpu_count() or 1
-        if workers == 1:
-            for _ in progress(map(_write_clip, jobs), len(jobs)):
-                pass
-        else:
-            with multiprocessing.get_context("spawn").Pool(workers) as pool:
-                for _ in progress(pool.imap_unordered(_write_clip, jobs, chunksize=4), len(jobs)):
-                    pass
+        for _ in progress(map_in_processes(_write_clip, jobs, workers, chunksize=4), len(jobs)):
+            pass
         for machine, target in targets.items():
             if os.path.isdir(target):
                 shutil.rmtree(target)

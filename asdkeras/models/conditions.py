@@ -262,6 +262,17 @@ def condition_statistics(raw_scores, sections, domains, held_out, min_held_out: 
     return stats, summary
 
 
+def raw_scores_and_descriptors(network: keras.Model, descriptor: keras.layers.Layer, dataset) -> tuple:
+    """The network's raw scores ``(n,)`` and the clip descriptors ``(n, d)`` of every clip of
+    ``dataset`` (batches of features), float64, in one pass over the features."""
+    from asdkeras.models.inference import predict
+
+    features = keras.Input(network.input_shape[1:])
+    raw, descriptors = predict(keras.Model(features, [network(features), descriptor(features)]), dataset)
+    raw = np.asarray(raw, np.float64).reshape(-1)
+    return raw, np.asarray(descriptors, np.float64).reshape(raw.size, -1)
+
+
 def conditioned_scoring_model(scoring: keras.Model, descriptor: keras.layers.Layer, conditions: Conditions,
                               name: str | None = None) -> keras.Model:
     """``scoring`` (features -> raw clip score) with the score judged in the clip's most likely condition.
