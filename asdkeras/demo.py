@@ -5,11 +5,12 @@ then the ensemble; all of them (and the int8 twins) are tested; the ensemble is 
 int8 waveform-in TFLite model and the test clips are scored with that file alone; one table of
 decisions sums it up. Each machine type runs in a fresh process, so the memory of one type's
 models is returned when it ends (one process held 4-6 GB over seven types), and its export in
-another (:func:`in_fresh_process`; it took the type's process past 2 GB). Four types run at a
-time, each computing on its share of the cores (:func:`threads_per_process`), since part of a
-type's work (decoding, the battery, tracing graphs, conversion) is single-threaded: on 2 cores,
-three at a time with TensorFlow's default pools took 19 min 4 s at 176 % CPU, four with one
-thread each 14-15 minutes at 191-194 % (BENCHMARKS.md, "The demo").
+another (:func:`~asdkeras.processes.in_fresh_process`; it took the type's process past 2 GB).
+Four types run at a time, each computing on its share of the cores
+(:func:`~asdkeras.processes.threads_per_process`), since part of a type's work (decoding, the
+battery, tracing graphs, conversion) is single-threaded: on 2 cores, three at a time with
+TensorFlow's default pools took 19 min 4 s at 176 % CPU, four with one thread each 14-15
+minutes at 191-194 % (BENCHMARKS.md, "The demo").
 """
 
 from __future__ import annotations
