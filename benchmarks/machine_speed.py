@@ -20,10 +20,12 @@ import os
 import sys
 import time
 
-for _variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from asdkeras.processes import limit_threads  # noqa: E402
+
+limit_threads(1)  # one thread, as a test worker computes
 
 
 def python_loop() -> float:

@@ -9,19 +9,20 @@ import shutil
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # Each xdist worker (make test runs one per core) computes on one thread: with TensorFlow's
-    # default pools, two workers on two cores ran twice as many threads as cores.
-    for variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
-        os.environ.setdefault(variable, "1")
-
-import pytest  # noqa: E402
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(REPO), "shared")
 REAL_AUDIO = os.path.join(SHARED, "realaudio")
 KERAS_WEIGHTS = os.path.join(SHARED, "assets", "keras-models")
 sys.path.insert(0, REPO)
+
+from asdkeras.processes import limit_threads  # noqa: E402  (standard library only: before TensorFlow loads)
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each xdist worker (make test runs one per core) computes on one thread: with TensorFlow's
+    # default pools, two workers on two cores ran twice as many threads as cores.
+    limit_threads(1)
+
+import pytest  # noqa: E402
 
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
