@@ -8,9 +8,11 @@ the condition's SNR and applies the microphone and room response.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.fft
 from scipy.signal import butter, fftconvolve, sosfilt
 
 from asdkeras.audio import SAMPLE_RATE as SR  # the package's one sample rate, short for the formulas
@@ -52,22 +54,34 @@ def _unit_rms(x: np.ndarray) -> np.ndarray:
 def shaped_noise(n: int, rng: np.random.Generator, exponent: float = 0.0,
                  low_hz: float = 0.0, high_hz: float = SR / 2) -> np.ndarray:
     """Gaussian noise with power ~ 1/f**exponent inside [low_hz, high_hz], unit RMS."""
-    spectrum = np.fft.rfft(rng.standard_normal(n))
+    # scipy's FFT: 4x numpy's on 160,000 samples, equal to 1e-15 relative (the written 16-bit clips are the same)
+    spectrum = scipy.fft.rfft(rng.standard_normal(n))
+    return _unit_rms(scipy.fft.irfft(spectrum * _noise_gain(n, exponent, low_hz, high_hz), n))
+
+
+@functools.lru_cache(maxsize=64)
+def _noise_gain(n: int, exponent: float, low_hz: float, high_hz: float) -> np.ndarray:
+    """The amplitude gain per rFFT bin of :func:`shaped_noise` (read-only: shared between calls)."""
     freqs = np.fft.rfftfreq(n, 1 / SR)
     gain = np.where((freqs >= low_hz) & (freqs <= high_hz), 1.0, 0.0)
     gain[1:] *= freqs[1:] ** (-exponent / 2)
     gain[0] = 0.0
-    return _unit_rms(np.fft.irfft(spectrum * gain, n))
+    gain.setflags(write=False)
+    return gain
 
 
 def tone_series(f0: np.ndarray | float, amps, n: int, rng: np.random.Generator) -> np.ndarray:
     """Sum of harmonics ``k * f0`` (k = 1..len(amps)) with random phases; f0 may vary per sample."""
     f0 = np.broadcast_to(np.asarray(f0, dtype=float), (n,))
     phase = 2 * np.pi * np.cumsum(f0) / SR
-    out = np.zeros(n)
+    out, harmonic = np.zeros(n), np.empty(n)
     for k, a in enumerate(amps, start=1):
-        if a and k * f0.max() < SR / 2 - 200:
-            out += a * np.sin(k * phase + rng.uniform(0, 2 * np.pi))
+        if a and k * f0.max() < SR / 2 - 200:  # a * sin(k * phase + random phase), in place
+            np.multiply(phase, k, out=harmonic)
+            harmonic += rng.uniform(0, 2 * np.pi)
+            np.sin(harmonic, out=harmonic)
+            harmonic *= a
+            out += harmonic
     return out
 
 
