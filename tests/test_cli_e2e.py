@@ -131,55 +131,29 @@ def test_bad_requests_are_one_line_errors(tiny_dataset, workdir, args, message):
 
 
 @needs_weights
-def test_fit_then_test_mobilenet_imagenet_and_from_scratch(tiny_dataset, workdir):
+def test_fit_mobilenet_from_scratch(tiny_dataset, workdir):
+    """``--weights none``: one phase training the whole network, no twin with ``--int8-epochs 0``.
+    With ImageNet weights, ``fit`` then ``test`` (and the twin): test_export_mobilenet.py, which
+    exports that fit."""
     import numpy as np
 
     from asdkeras.detector import load_scoring_model
-    from asdkeras.models.mobilenet import base_network
+    from asdkeras.models.mobilenet import base_network, build_mobilenet
 
     small = ["--width", "0.35", "--image-size", "64", "--epochs", "1", "--fine-tune-epochs", "1",
              "--train-clips", "12", "--augmented-clips", "4", "--outlier", "fan"]
-    fitted = _run("fit", "--machine", "valve", "--model", "mobilenet", *small, *_common(tiny_dataset, workdir))
-    assert fitted.exit_code == 0, fitted.output
-    assert "+ 4 augmented" in fitted.output
-    folder = workdir / "models" / "valve" / "mobilenet"
-    detector = json.load(open(folder / "detector.json"))
-    assert detector["weights"] == "imagenet" and detector["outlier"] == "fan" and detector["clips"]["augmented"] == 4
-    assert detector["threshold_rule"] == "quantile" and set(detector["thresholds"]) == {"quantile", "eq2"}
-    assert 0 < detector["thresholds"]["eq2"]["p_threshold"] < 1
-    history = json.load(open(folder / "history.json"))
-    assert history["phase"] == [1, 2]
-    twin = json.load(open(folder / "int8" / "detector.json"))  # quantisation-aware, for the integer TFLite files
-    assert twin["quantisation_aware"] and twin["int8_epochs"] == 2 and set(twin["thresholds"]) == {"quantile", "eq2"}
-    assert json.load(open(folder / "int8" / "history.json"))["phase"] == [1, 1]
-    assert "int8 variant, the quantisation-aware twin that the integer TFLite files are converted from (2 epochs" in fitted.output
-
-    results = workdir / "results_mobilenet"
-    tested = _run("test", "--machine", "valve", "--model", "mobilenet", "--result-dir", results,
-                  *_common(tiny_dataset, workdir))
-    assert tested.exit_code == 0, tested.output
-    metrics = json.load(open(results / "metrics_mobilenet_valve.json"))
-    assert set(metrics["sections"]) == {"00", "01", "02"} and 0 < metrics["official_score"] <= 1
-    assert len(open(results / "anomaly_score_valve_section_01_test.csv").read().splitlines()) == 12
-    assert "valve / mobilenet-int8" in tested.output  # the twin is tested beside its detector
-    twin_metrics = json.load(open(results / "metrics_mobilenet-int8_valve.json"))
-    assert twin_metrics["threshold"] == pytest.approx(twin["threshold"])
-    from asdkeras.metrics import read_score_csv, read_score_record
-    official = read_score_csv(str(results / "anomaly_score_valve_section_01_test.csv"))
-    own = {os.path.basename(r["path"]): r["score"] for r in read_score_record(str(results / "scores_mobilenet_valve.csv"))}
-    assert official == pytest.approx({name: own[name] for name in official})  # the DCASE CSVs stay the detector's
-
-    pretrained_conv = base_network(load_scoring_model(str(folder))).get_layer("Conv1").get_weights()[0]
     scratch_models = workdir / "scratch"
     scratch = _run("fit", "--machine", "valve", "--model", "mobilenet", "--weights", "none", *small,
                    "--int8-epochs", "0", "--data", tiny_dataset, "--models-dir", scratch_models,
                    "--cache-dir", workdir / "cache")
     assert scratch.exit_code == 0, scratch.output
+    assert "+ 4 augmented" in scratch.output
     scratch_folder = scratch_models / "valve" / "mobilenet"
     assert json.load(open(scratch_folder / "detector.json"))["weights"] is None
     assert not (scratch_folder / "int8").exists() and "int8 twin" not in scratch.output  # --int8-epochs 0
     assert json.load(open(scratch_folder / "history.json"))["phase"] == [1, 1]  # one phase, whole network
     scratch_conv = base_network(load_scoring_model(str(scratch_folder))).get_layer("Conv1").get_weights()[0]
+    pretrained_conv = base_network(build_mobilenet(64, 0.35, "imagenet")).get_layer("Conv1").get_weights()[0]
     assert not np.allclose(scratch_conv, pretrained_conv)
 
 

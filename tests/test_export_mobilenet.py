@@ -1,31 +1,94 @@
-"""TFLite export of MobileNetV2 and of an ensemble holding it: every quantisation against its Keras
-model (the integer files against the int8 twin they are converted from), the twin's sidecars, and
-the same files in the edge runtime, as a device would hold them.
+"""MobileNetV2 through the command line, ``fit`` then ``test`` (ImageNet weights, with its int8
+twin), and the TFLite export of that model and of an ensemble holding it: every quantisation
+against its Keras model (the integer files against the int8 twin they are converted from), the
+twin's sidecars, and the same files in the edge runtime, as a device would hold them.
 
-The autoencoder and the GMM: test_export.py; what both share: tflite_parity.py.
+One fit serves both: a MobileNetV2 with its twin is the suite's costliest model. The autoencoder
+and the GMM: test_export.py; what both share: tflite_parity.py; MobileNetV2 from scratch and the
+other commands: test_cli_e2e.py.
 """
 
 import json
 import os
 import subprocess
 
+import numpy as np
 import pytest
+from click.testing import CliRunner
 
+import cli
 from asdkeras.kinds import INTEGER_QUANTISATIONS, QUANTISATIONS
 from conftest import REPO, needs_weights
-from tflite_parity import (check_edge_against_score, check_variant_against_keras, edge_environment, export_kinds,
-                           exported_files)
+from tflite_parity import (SIZES, check_edge_against_score, check_variant_against_keras, command_line_options,
+                           edge_environment, export_kinds, exported_files)
 
 pytestmark = [needs_weights, pytest.mark.slow]  # fits models: the full suite only, not the fast lane
 
 KINDS = ("mobilenet", "ensemble")
 
 
+def _run(*args):
+    return CliRunner().invoke(cli.cli, [str(a) for a in args])
+
+
 @pytest.fixture(scope="module")
-def exported(tiny_dataset, tmp_path_factory):
-    """MobileNetV2 (with its twin) and the fused ensemble of it and a GMM (not exported itself)."""
-    return export_kinds(tiny_dataset, tmp_path_factory.mktemp("export_mobilenet"), ("mobilenet",), members=("gmm",),
-                        ensemble=True)
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("export_mobilenet")
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_dataset, work):
+    """``fit --model mobilenet`` of fan at :data:`SIZES` (its twin at the default 2 epochs)."""
+    return _run("fit", "--machine", "fan", "--model", "mobilenet", *command_line_options("mobilenet"),
+                "--data", tiny_dataset, "--models-dir", work / "models", "--cache-dir", work / "cache")
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_dataset, work, fitted):
+    """That MobileNetV2 (with its twin) and the fused ensemble of it and a GMM (not exported itself)."""
+    assert fitted.exit_code == 0, fitted.output
+    return export_kinds(tiny_dataset, work, ("mobilenet",), members=("gmm",), ensemble=True, fitted=("mobilenet",))
+
+
+def test_fit_then_test_mobilenet_with_imagenet_weights_and_its_twin(tiny_dataset, work, fitted):
+    from asdkeras.detector import load_scoring_model
+    from asdkeras.metrics import read_score_csv, read_score_record
+    from asdkeras.models.mobilenet import base_network, build_mobilenet
+
+    assert fitted.exit_code == 0, fitted.output
+    augmented = SIZES["mobilenet"]["augmented_clips"]
+    assert f"+ {augmented} augmented" in fitted.output
+    folder = work / "models" / "fan" / "mobilenet"
+    detector = json.load(open(folder / "detector.json"))
+    assert detector["weights"] == "imagenet" and detector["outlier"] == "gearbox"
+    assert detector["clips"]["augmented"] == augmented
+    assert detector["threshold_rule"] == "quantile" and set(detector["thresholds"]) == {"quantile", "eq2"}
+    assert 0 < detector["thresholds"]["eq2"]["p_threshold"] < 1
+    history = json.load(open(folder / "history.json"))
+    assert history["phase"] == [1, 1, 2]  # 2 epochs of the head, 1 fine-tuning
+    twin = json.load(open(folder / "int8" / "detector.json"))  # quantisation-aware, for the integer TFLite files
+    assert twin["quantisation_aware"] and twin["int8_epochs"] == 2 and set(twin["thresholds"]) == {"quantile", "eq2"}
+    assert json.load(open(folder / "int8" / "history.json"))["phase"] == [1, 1]
+    assert "int8 variant, the quantisation-aware twin that the integer TFLite files are converted from (2 epochs" in fitted.output
+    # phase 2 fine-tunes the top blocks only: the first convolution keeps its ImageNet weights
+    size = SIZES["mobilenet"]["image_size"]
+    imagenet = base_network(build_mobilenet(size, SIZES["mobilenet"]["width"], "imagenet")).get_layer("Conv1")
+    np.testing.assert_array_equal(base_network(load_scoring_model(str(folder))).get_layer("Conv1").get_weights()[0],
+                                  imagenet.get_weights()[0])
+
+    results = work / "results"
+    tested = _run("test", "--machine", "fan", "--model", "mobilenet", "--result-dir", results,
+                  "--data", tiny_dataset, "--models-dir", work / "models", "--cache-dir", work / "cache")
+    assert tested.exit_code == 0, tested.output
+    metrics = json.load(open(results / "metrics_mobilenet_fan.json"))
+    assert set(metrics["sections"]) == {"00", "01", "02"} and 0 < metrics["official_score"] <= 1
+    assert len(open(results / "anomaly_score_fan_section_01_test.csv").read().splitlines()) == 12
+    assert "fan / mobilenet-int8" in tested.output  # the twin is tested beside its detector
+    twin_metrics = json.load(open(results / "metrics_mobilenet-int8_fan.json"))
+    assert twin_metrics["threshold"] == pytest.approx(twin["threshold"])
+    official = read_score_csv(str(results / "anomaly_score_fan_section_01_test.csv"))
+    own = {os.path.basename(r["path"]): r["score"] for r in read_score_record(str(results / "scores_mobilenet_fan.csv"))}
+    assert official == pytest.approx({name: own[name] for name in official})  # the DCASE CSVs stay the detector's
 
 
 @pytest.mark.parametrize("kind, waveform", [("mobilenet", False), ("mobilenet", True), ("ensemble", True)],

@@ -33,14 +33,20 @@ from conftest import REPO
 
 SIZES = {"ae": dict(epochs=2, outlier="gearbox"), "gmm": dict(),
          "mobilenet": dict(width=0.35, image_size=96, epochs=2, fine_tune_epochs=1, augmented_clips=8,
-                           outlier="gearbox", workers=1)}
+                           outlier="gearbox")}
+
+
+def command_line_options(kind: str) -> list[str]:
+    """:data:`SIZES` of ``kind`` as ``fit`` options (``image_size=96`` -> ``--image-size 96``)."""
+    return [item for key, value in SIZES[kind].items() for item in (f"--{key.replace('_', '-')}", str(value))]
 
 
 def export_kinds(tiny_dataset: str, work, kinds: tuple[str, ...], members: tuple[str, ...] = (),
-                 ensemble: bool = False) -> dict:
-    """Fit ``kinds`` for fan and export every quantisation; with ``ensemble``, also the fused
-    ensemble of them and of ``members`` (fitted, not exported). Returns kind (``<kind>-int8`` for a
-    variant) -> (Keras detector, folder of its exported files, clip paths, Keras scores)."""
+                 ensemble: bool = False, fitted: tuple[str, ...] = ()) -> dict:
+    """Fit ``kinds`` for fan (those in ``fitted`` are already saved under ``work/models``, fitted
+    at :data:`SIZES`) and export every quantisation; with ``ensemble``, also the fused ensemble of
+    them and of ``members`` (fitted, not exported). Returns kind (``<kind>-int8`` for a variant) ->
+    (Keras detector, folder of its exported files, clip paths, Keras scores)."""
     cache = str(work / "cache")
     paths = [r.path for split in ("train", "test") for r in scan_split(tiny_dataset, "fan", split)]
     folder = str(work / "tflite")
@@ -51,7 +57,8 @@ def export_kinds(tiny_dataset: str, work, kinds: tuple[str, ...], members: tuple
     for kind in kinds:
         config = make_config(kind, machine="fan", data_dir=tiny_dataset, cache_dir=cache,
                              models_dir=str(work / "models"), **SIZES[kind])
-        fit_detector(kind, config)
+        if kind not in fitted:
+            fit_detector(kind, config)
         detector = Detector.load(config.folder(), variants=True)
         twin = detector.variants.get(INT8)
         assert (twin is not None) == (kind == "mobilenet")
