@@ -39,11 +39,17 @@ class NoteHandler(logging.Handler):
 
 def show_notes() -> None:
     """Print the package's notes on stderr from now on (one handler however often called);
-    TensorFlow's retracing advice, meant for its developers, stays quiet."""
+    TensorFlow's retracing advice, meant for its developers, stays quiet.
+
+    Notes do not propagate to the root logger: writing a SavedModel logs through absl, which calls
+    ``logging.basicConfig()`` and so gave the root a stream handler that printed each note a
+    second time as ``INFO:asdkeras:...`` (the demo's export process did).
+    """
     log = logging.getLogger("asdkeras")
     if not any(isinstance(h, NoteHandler) for h in log.handlers):
         log.addHandler(NoteHandler())
     log.setLevel(logging.INFO)
+    log.propagate = False
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 

@@ -91,7 +91,8 @@ def test_the_plan_fits_each_ensemble_after_its_members():
     assert FitJob("fan", "gmm").after == ()
 
 
-def test_silent_and_clipped_clips_are_counted_over_the_run_not_per_batch(ray_instance, level_model, tmp_path, caplog):
+def test_silent_and_clipped_clips_are_counted_over_the_run_not_per_batch(ray_instance, level_model, tmp_path, caplog,
+                                                                          monkeypatch):
     """Five clipped clips in batches of two: one counting note, as the local loop says it."""
     import logging
 
@@ -105,10 +106,14 @@ def test_silent_and_clipped_clips_are_counted_over_the_run_not_per_batch(ray_ins
         sf.write(tmp_path / f"clipped_{i}.wav", np.clip(np.random.default_rng(i).normal(0, 2, 16_000), -1, 1),
                  16_000, subtype="FLOAT")
     notes = {}
+    package = logging.getLogger("asdkeras")  # its notes do not propagate to the root (errors.show_notes)
+    monkeypatch.setattr(package, "propagate", False)
+    package.addHandler(caplog.handler)
     for name, scorer in (("local", None), ("ray", ray_scorer("local", workers=2, batch=2))):
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="asdkeras"):
             run = run_scoring([str(tmp_path)], level_model, scorer=scorer)
         notes[name] = [r.getMessage() for r in caplog.records if "clipped" in r.getMessage()]
         assert len(run.scored) == 5
+    package.removeHandler(caplog.handler)
     assert notes["ray"] == notes["local"] and len(notes["local"]) == 1 and notes["local"][0].startswith("5 of 5 clips")
