@@ -3,9 +3,11 @@
 Per machine type: every kind is fitted with its demo settings (:attr:`DetectorKind.demo_options`),
 then the ensemble; all of them (and the int8 twins) are tested; the ensemble is exported as an
 int8 waveform-in TFLite model and the test clips are scored with that file alone; one table of
-decisions sums it up. Each machine type runs in a fresh process, so the memory of one type's
-models is returned when it ends (one process held 4-6 GB over seven types), and its export in
-another (:func:`~asdkeras.processes.in_fresh_process`; it took the type's process past 2 GB).
+decisions sums it up. Each machine type runs in a process of its own, and each of those steps
+(a kind's fit, the ensemble's, the tests, the export) in a fresh process under it
+(:func:`~asdkeras.processes.in_fresh_process`), so a step's memory is returned when it ends: one
+process held 4-6 GB over seven types; a type's process, fitting and testing everything, 1.9-2.2
+GB; the export alone took it past 2 GB (BENCHMARKS.md, "The demo").
 Four types run at a time, each computing on its share of the cores
 (:func:`~asdkeras.processes.threads_per_process`), since part of a type's work (decoding, the
 battery, tracing graphs, conversion) is single-threaded: on 2 cores, three at a time with
@@ -29,7 +31,7 @@ from asdkeras.names import (CACHE_DIR, DATA_DIR, DEV_DATA, MODELS_DIR, RESULT_DI
 from asdkeras.processes import in_fresh_process, process_pool, threads_per_process
 
 if TYPE_CHECKING:
-    from asdkeras.evaluate import Evaluation
+    from asdkeras.metrics import Evaluation
 
 
 @dataclass(frozen=True)
@@ -103,61 +105,96 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+@dataclass(frozen=True)
+class StepOutcome:
+    """What a step run in its own process returns: its result, its lines for the user and the files
+    it could not read (path -> message)."""
+
+    result: object
+    lines: list
+    skipped: dict
+
+
+def _skipped_files():
+    return SkippedFiles(report=lambda message: _say(f"error: {message}"))
+
+
 def run_machine(machine: str, settings: DemoSettings) -> MachineOutcome:
-    """Fit and test one machine type in this process, export and score in another
-    (:func:`export_and_score`); returns its table."""
-    from asdkeras.ensemble import describe_choice
-    from asdkeras.evaluate import evaluate_with_variants, format_decision_summary
-    from asdkeras.jobs import FitJob, job_lines, run_job
+    """Fit, test, export and score one machine type, each step in a fresh process; returns its table.
+
+    This process imports no TensorFlow: it holds no model between the steps.
+    """
+    from asdkeras.metrics import format_decision_summary
+    from asdkeras.jobs import FitJob
 
     started = time.perf_counter()
-    skipped = SkippedFiles(report=lambda message: _say(f"error: {message}"))
+    skipped = _skipped_files()
     options = asdict(settings)
     where = dict(data=settings.data, models_dir=settings.models_dir, cache_dir=settings.cache_dir)
     threads = threads_per_process(settings.processes)
+
+    def step(function, *args) -> StepOutcome:
+        outcome = in_fresh_process(function, *args)
+        skipped.messages.update(outcome.skipped)
+        return outcome
+
     for kind in detectors.model_kinds():
         _say(f"\n== {machine}: fitting {kind}")
         spec = detectors.get(kind)
         kind_options = spec.demo_options(options)
         if "workers" in spec.option_names():  # a kind's worker pool shares the process's cores too
             kind_options = {"workers": threads, **kind_options}
-        job = FitJob(machine, kind, kind_options, **where)
-        for line in job_lines(job, run_job(job, skipped)):
+        for line in step(fit_step, FitJob(machine, kind, kind_options, **where)).lines:
             _say(line)
-    ensemble = run_job(FitJob(machine, ENSEMBLE, {"mode": DEFAULT_ENSEMBLE_MODE, "combine": "mean"}, **where), skipped)
-    lines = [f"{machine}: {describe_choice(ensemble.info['ensemble'])}"]
-    rows = []
-    for kind in detectors.detector_kinds():
-        rows += evaluate_with_variants(detector_dir(settings.models_dir, machine, kind), machine, kind, settings.data,
-                                       settings.result_dir, settings.cache_dir, skipped=skipped)
+    ensemble = step(fit_step, FitJob(machine, ENSEMBLE, {"mode": DEFAULT_ENSEMBLE_MODE, "combine": "mean"}, **where))
+    lines = [f"{machine}: {ensemble.result}"]
+    rows = step(evaluate_step, machine, settings).result
     _say(f"== {machine}: exporting the ensemble to int8 TFLite and scoring the test clips with it alone")
-    exported = in_fresh_process(export_and_score, machine, settings)
-    rows.append(exported.evaluation)
-    lines.append(exported.line)
-    skipped.messages.update(exported.skipped)
+    exported = step(export_and_score, machine, settings)
+    rows.append(exported.result)
+    lines += exported.lines
     return MachineOutcome(machine, format_decision_summary(rows), lines, dict(skipped.messages),
                           round(time.perf_counter() - started, 1))
 
 
-@dataclass(frozen=True)
-class ExportOutcome:
-    """What :func:`export_and_score` returns: the TFLite run's evaluation, a line for the user and the
-    files it could not read (path -> message)."""
+def fit_step(job) -> StepOutcome:
+    """Fit one :class:`~asdkeras.jobs.FitJob` and save it; its lines are said here as the command
+    line says them (an ensemble's result: the sentence describing its choice)."""
+    from asdkeras.ensemble import describe_choice
+    from asdkeras.jobs import job_lines, run_job
 
-    evaluation: "Evaluation"
-    line: str
-    skipped: dict
+    show_notes()  # in the child process as on the command line
+    skipped = _skipped_files()
+    detector = run_job(job, skipped)
+    lines = job_lines(job, detector)
+    if job.kind != ENSEMBLE:
+        return StepOutcome(None, lines, dict(skipped.messages))
+    return StepOutcome(describe_choice(detector.info["ensemble"]), [], dict(skipped.messages))
 
 
-def export_and_score(machine: str, settings: DemoSettings) -> ExportOutcome:
-    """Export the machine's ensemble as an int8 waveform-in TFLite model and score its test clips with that file alone."""
+def evaluate_step(machine: str, settings: DemoSettings) -> StepOutcome:
+    """Test every detector of the machine and its variants; the result: their evaluations."""
+    from asdkeras.evaluate import evaluate_with_variants
+
+    show_notes()
+    skipped = _skipped_files()
+    rows = []
+    for kind in detectors.detector_kinds():
+        rows += evaluate_with_variants(detector_dir(settings.models_dir, machine, kind), machine, kind, settings.data,
+                                       settings.result_dir, settings.cache_dir, skipped=skipped)
+    return StepOutcome(rows, [], dict(skipped.messages))
+
+
+def export_and_score(machine: str, settings: DemoSettings) -> StepOutcome:
+    """Export the machine's ensemble as an int8 waveform-in TFLite model and score its test clips
+    with that file alone; the result: that run's evaluation."""
     from asdkeras.data.layout import audio_files
     from asdkeras.evaluate import evaluate_scored
     from asdkeras.export import export_folder, official_score_of, variant_scores_of
     from asdkeras.lite import LiteDetector, score_paths, write_scored_csv
 
     show_notes()
-    skipped = SkippedFiles(report=lambda message: _say(f"error: {message}"))
+    skipped = _skipped_files()
     _, files = export_folder(detector_dir(settings.models_dir, machine, ENSEMBLE), settings.tflite_dir, ["int8"],
                              settings.cache_dir, settings.data,
                              official_score=official_score_of(settings.result_dir, ENSEMBLE, machine),
@@ -168,9 +205,9 @@ def export_and_score(machine: str, settings: DemoSettings) -> ExportOutcome:
     lite_results = os.path.join(settings.result_dir, TFLITE_DIR)
     write_scored_csv(tflite_scores_csv(lite_results, machine, ENSEMBLE, "int8"), scored)
     evaluation = evaluate_scored(lite.sidecar, scored, [p for p in clips if p in skipped], lite_results)
-    return ExportOutcome(evaluation, f"scored {len(scored)} clips with {files[0].path}: "
-                                     f"{sum(c.decision for c in scored)} anomalies (threshold {lite.threshold:.4g})",
-                         dict(skipped.messages))
+    return StepOutcome(evaluation, [f"scored {len(scored)} clips with {files[0].path}: "
+                                    f"{sum(c.decision for c in scored)} anomalies (threshold {lite.threshold:.4g})"],
+                       dict(skipped.messages))
 
 
 def _child(machine: str, settings: DemoSettings) -> MachineOutcome:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import csv
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.stats
@@ -200,4 +200,58 @@ def format_table(machine: str, model: str, results: list[SectionResult]) -> str:
         lines.append(summary["reason"] + (f": {summary['value']:.4f}" if summary["value"] is not None else ""))
     if has_decisions:
         lines.append("P/R/F1: precision, recall, F1 of the decisions; FA: share of normal clips flagged (false alarms)")
+    return "\n".join(lines)
+
+
+# What a test run produced, and the demo's table of them (here, free of TensorFlow: the demo's
+# per-type process reads them from its steps' processes without importing it).
+
+@dataclass
+class Evaluation:
+    """What a test run produced: per-section metrics (empty without labels) and the files written."""
+
+    machine: str
+    model: str
+    results: list[SectionResult]
+    files: list[str]
+    threshold: float
+    ensemble: dict | None = None
+    """The ensemble's ``ensemble.json`` document, for an ensemble."""
+    notes: list[str] = field(default_factory=list)
+    """Lines for the user: sections whose CSVs lack skipped clips."""
+
+    @property
+    def official_score(self) -> float | None:
+        return official_score(self.results) if self.results else None
+
+    def table(self) -> str:
+        return format_table(self.machine, self.model, self.results) if self.results else \
+            f"{self.machine} / {self.model}: no labels, scores and decisions written only"
+
+
+def format_decision_summary(evaluations: list[Evaluation]) -> str:
+    """One line per machine and model: official score, AUCs and pAUC (harmonic means over sections),
+    and recall and false-alarm share per domain (means over sections).
+
+    An app shows the decision, not the score: recall and false alarms are what its user would see.
+    """
+    lines = [f"{'machine':10s} {'model':24s} {'official':>8s} {'AUC src':>7s} {'AUC tgt':>7s} {'pAUC':>6s} "
+             f"{'recall src':>10s} {'recall tgt':>10s} {'false alarm src':>15s} {'false alarm tgt':>15s}"]
+    for evaluation in evaluations:
+        if not evaluation.results:
+            lines.append(f"{evaluation.machine:10s} {evaluation.model:24s} (no labels)")
+            continue
+        def figure(name: str, average, width: int) -> str:
+            values = [getattr(r, name) for r in evaluation.results if getattr(r, name) is not None]
+            return f"{average(values):{width}.3f}" if values else f"{'-':>{width}s}"
+
+        summary = score_summary(evaluation.results)
+        score = (f"{summary['value']:8.3f}" + ("*" if summary["rule"] == "fallback" else "")
+                 if summary["value"] is not None else f"{'-':>8s}")
+        lines.append(f"{evaluation.machine:10s} {evaluation.model:24s} {score} "
+                     f"{figure('auc_source', hmean, 7)} {figure('auc_target', hmean, 7)} {figure('pauc', hmean, 6)} "
+                     f"{figure('recall_source', np.mean, 10)} {figure('recall_target', np.mean, 10)} "
+                     f"{figure('false_alarm_source', np.mean, 15)} {figure('false_alarm_target', np.mean, 15)}")
+    if any(score_summary(e.results)["rule"] == "fallback" for e in evaluations if e.results):
+        lines.append("*: not the official score (a domain or a class is missing): h-mean of the AUCs and pAUCs that exist")
     return "\n".join(lines)
