@@ -37,20 +37,17 @@ needs_real_audio = pytest.mark.skipif(not os.path.isdir(REAL_AUDIO), reason="../
 needs_weights = pytest.mark.skipif(not os.path.isdir(KERAS_WEIGHTS), reason="../shared/assets/keras-models not present")
 
 
-HEAVIEST_FIRST = ("test_export_mobilenet.py", "test_cli_e2e.py", "test_thresholds.py", "test_cli_demo.py", "test_export.py",
+HEAVIEST_FIRST = ("test_export_mobilenet.py", "test_thresholds.py", "test_cli_e2e.py", "test_cli_demo.py", "test_export.py",
                   "test_quantise.py", "test_synth.py", "test_distributed.py", "test_ensemble.py", "test_real_audio.py")
-"""Modules that take the most worker time (``--durations``, session 9: about 560, 440, 370, 220,
-180, 165, 160, 135, 100 and 90 s), handed to the two workers of ``make test`` first so that they
-end together."""
+"""Modules that take the most worker time (``--durations``, session 10: about 590, 390, 310, 230,
+225, 145, 120, 115, 115 and 95 s), handed to the two workers of ``make test`` first so that they
+end together (xdist's ``loadscope`` queues modules by their number of tests, whatever the
+collection order: :func:`pytest_xdist_make_scheduler`)."""
 
 
 def _rank(module_path: str) -> int:
     name = os.path.basename(module_path.split("::")[0])
     return HEAVIEST_FIRST.index(name) if name in HEAVIEST_FIRST else len(HEAVIEST_FIRST)
-
-
-def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: _rank(str(item.fspath)))  # stable: the order within a module is kept
 
 
 class _HeaviestFirstQueue(collections.OrderedDict):
