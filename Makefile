@@ -38,7 +38,7 @@ demo: venv weights
 test: venv edge-venv weights
 	$(PY) -m pytest -q -n 2 --dist loadscope tests
 
-# The fast lane: every test that fits no model (pytest.ini's `slow` marker), for the edit-run loop.
+# The fast lane: every test that fits no model and renders no whole dataset (pytest.ini's `slow` marker), for the edit-run loop.
 test-fast: venv weights
 	$(PY) -m pytest -q -n 2 --dist loadscope -m "not slow" tests
 

@@ -103,6 +103,7 @@ def pool():
         yield workers
 
 
+@pytest.mark.slow  # renders 300 clips a type, half of the fast lane's time: the full suite only
 @pytest.mark.parametrize("machine", MACHINE_TYPES)
 def test_simple_detector_lands_between_0_60_and_0_92_auc_on_the_default_scale(machine, pool):
     """Neither trivial nor hopeless: log-mel mean/std statistics + nearest training normal."""
