@@ -60,8 +60,8 @@ class DemoSettings:
     int8_epochs : int
         Quantisation-aware epochs of MobileNetV2's int8 twin.
     processes : int
-        Machine types run at the same time, each in its own process (4: their resident sizes
-        summed to 9.5 GB at most on 2 cores, the largest process 1.9-2.0 GB).
+        Machine types run at the same time, each in its own process (4 on 2 cores: the largest
+        process, a MobileNetV2 fit with its twin, 1.93 GB in session 10's run).
     """
 
     data: str = DATA_DIR
