@@ -109,11 +109,13 @@ def test_silent_and_clipped_clips_are_counted_over_the_run_not_per_batch(ray_ins
     package = logging.getLogger("asdkeras")  # its notes do not propagate to the root (errors.show_notes)
     monkeypatch.setattr(package, "propagate", False)
     package.addHandler(caplog.handler)
-    for name, scorer in (("local", None), ("ray", ray_scorer("local", workers=2, batch=2))):
-        caplog.clear()
-        with caplog.at_level(logging.INFO, logger="asdkeras"):
-            run = run_scoring([str(tmp_path)], level_model, scorer=scorer)
-        notes[name] = [r.getMessage() for r in caplog.records if "clipped" in r.getMessage()]
-        assert len(run.scored) == 5
-    package.removeHandler(caplog.handler)
+    try:
+        for name, scorer in (("local", None), ("ray", ray_scorer("local", workers=2, batch=2))):
+            caplog.clear()
+            with caplog.at_level(logging.INFO, logger="asdkeras"):
+                run = run_scoring([str(tmp_path)], level_model, scorer=scorer)
+            notes[name] = [r.getMessage() for r in caplog.records if "clipped" in r.getMessage()]
+            assert len(run.scored) == 5
+    finally:  # a failure must not leave this test's handler on the package's logger for the next tests
+        package.removeHandler(caplog.handler)
     assert notes["ray"] == notes["local"] and len(notes["local"]) == 1 and notes["local"][0].startswith("5 of 5 clips")
