@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from asdkeras.audio import describe
+from asdkeras.audio import FULL_SCALE, describe
 from asdkeras.data.layout import MACHINE_TYPES, parse_filename, scan_split, select
 from asdkeras.data.synth import SCALES, SECTIONS, Scale, generate, plan, render_clip
+from asdkeras.data.synth_sounds import RECORDING_LEVEL_DB
 from asdkeras.errors import AsdError
 from asdkeras.processes import process_pool
 from asdkeras.simple_detector import clip_statistics, nearest_neighbour_scores
@@ -71,6 +72,21 @@ def test_rendering_is_deterministic_for_a_seed_and_varies_across_seeds():
     assert clip.dtype == np.float32 and clip.shape == (160_000,) and np.abs(clip).max() <= 1.0
 
 
+def test_no_clip_of_any_type_reaches_full_scale():
+    """Impacts (valve knocks, bearing and slider clicks) keep their peaks: at one level of -20
+    dBFS every valve clip was clipped, cutting flat the transients its faults are made of."""
+    specs = plan(MACHINE_TYPES, Scale(source_train=1, target_train=0, test_per_domain_label=1), seed=3)
+    peaks = {(s.machine, s.label): 0.0 for s in specs}
+    for spec in specs:
+        peaks[spec.machine, spec.label] = max(peaks[spec.machine, spec.label], float(np.abs(render_clip(spec)).max()))
+    assert max(peaks.values()) < FULL_SCALE, {k: round(v, 3) for k, v in peaks.items() if v >= FULL_SCALE}
+    assert min(peaks.values()) > 0.05  # and none so quiet that the 16-bit floor matters
+
+
+def test_every_machine_type_has_a_recording_level():
+    assert set(RECORDING_LEVEL_DB) == set(MACHINE_TYPES)
+
+
 def test_written_tree_reads_back_with_the_promised_counts(tmp_path):
     scale = Scale(source_train=4, target_train=2, test_per_domain_label=2)
     written = generate(str(tmp_path), ["ToyTrain", "slider"], scale, seed=3, workers=2)
@@ -109,6 +125,7 @@ def test_simple_detector_lands_between_0_60_and_0_92_auc_on_the_default_scale(ma
     """Neither trivial nor hopeless: log-mel mean/std statistics + nearest training normal."""
     specs = plan([machine], SCALES["small"], seed=0)
     waves = np.stack(list(pool.map(render_clip, specs, chunksize=8)))
+    assert np.abs(waves).max() < FULL_SCALE  # 300 clips of the type, none clipped
     stats = clip_statistics(waves)
     section = np.array([s.section for s in specs])
     train = np.array([s.split == "train" for s in specs])

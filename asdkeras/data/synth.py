@@ -22,7 +22,8 @@ import numpy as np
 
 from asdkeras.audio import CLIP_SAMPLES, SAMPLE_RATE, write_wav_atomic
 from asdkeras.data.layout import MACHINE_TYPES
-from asdkeras.data.synth_sounds import FAULT_SHARES, MACHINE_MODELS, Condition, render
+from asdkeras.data.synth_sounds import (FAULT_SHARES, LEVEL_JITTER_DB, MACHINE_MODELS, RECORDING_LEVEL_DB, Condition,
+                                        render)
 from asdkeras.errors import AsdError
 from asdkeras.names import DEV_DATA
 from asdkeras.processes import map_in_processes
@@ -185,7 +186,7 @@ def render_clip(spec: ClipSpec) -> np.ndarray:
         shares = FAULT_SHARES.get(spec.machine)  # equal shares draw as they always did: other types' clips stay
         fault = faults[rng.choice(len(faults), p=shares) if shares else rng.integers(len(faults))]
         severity = rng.uniform(*SEVERITY_RANGE)
-    level_db = -20.0 + rng.uniform(-1.5, 1.5)
+    level_db = RECORDING_LEVEL_DB[spec.machine] + rng.uniform(-LEVEL_JITTER_DB, LEVEL_JITTER_DB)
     return render(spec.machine, spec.condition, CLIP_SAMPLES, rng, fault, severity, level_db)
 
 
