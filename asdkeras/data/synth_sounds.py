@@ -354,15 +354,17 @@ the transient faults make up 80 %."""
 
 
 def render(machine: str, condition: Condition, n: int, rng: np.random.Generator,
-           fault: str | None = None, severity: float = 0.0, level_db: float = -20.0) -> np.ndarray:
+           fault: str | None = None, severity: float = 0.0, level_db: float | None = None) -> np.ndarray:
     """One clip: machine sound + background at ``condition.snr_db``, through mic and room.
 
-    Returns float32 samples scaled so the mixture's RMS is ``level_db`` dBFS.
+    Returns float32 samples scaled so the mixture's RMS is ``level_db`` dBFS (None: the type's
+    :data:`RECORDING_LEVEL_DB`).
     """
     model, _ = MACHINE_MODELS[machine]
     machine_sound = model(condition, n, rng, fault, severity)
     noise = background(condition.noise, n, rng)
     mixture = machine_sound + noise * 10 ** (-condition.snr_db / 20)
     mixture = room(microphone(mixture, condition.mic), condition.room, rng)
+    level_db = RECORDING_LEVEL_DB[machine] if level_db is None else level_db
     mixture = _unit_rms(mixture) * 10 ** (level_db / 20)
     return np.clip(mixture, -1.0, 1.0).astype(np.float32)
