@@ -10,39 +10,11 @@ from asdkeras.data.layout import scan_split
 from asdkeras.detector import Detector
 from asdkeras.battery import BATTERY, FAMILIES
 from asdkeras.names import ENSEMBLE_FILE
-from asdkeras.ensemble import (REPORT_CHOICE, _paper_choice, eligible, fit_ensemble,
-                               fusion_statistics, load_members, shared_held_out, standardise)
+from asdkeras.ensemble import fit_ensemble, fusion_statistics, load_members, shared_held_out, standardise
 from asdkeras.errors import AsdError
-from asdkeras.scoring import combine_members
 from asdkeras.fit import fit_detector, make_config
 
 pytestmark = pytest.mark.slow  # fits models: the full suite only, not the fast lane (-m "not slow")
-
-
-def test_standardise_and_combine():
-    statistics = {"mean": 2.0, "std": 0.5}
-    np.testing.assert_allclose(standardise([2.0, 3.0, 1.0], statistics), [0.0, 2.0, -2.0])
-    members = [np.array([0.0, 2.0]), np.array([1.0, -1.0])]
-    np.testing.assert_allclose(combine_members(np.stack(members, axis=1), "mean"), [0.5, 0.5])
-    np.testing.assert_allclose(combine_members(np.stack(members, axis=1), "max"), [1.0, 2.0])
-
-
-def test_battery_mode_keeps_both_views_then_per_condition_scoring_while_a_candidate_does():
-    candidates = {"ae": {"views": ["steady"]}, "mobilenet": {"views": []},
-                  "gmm": {"views": ["steady", "transient"], "per_condition": True},
-                  "fuse-mean": {"views": ["steady", "transient"], "per_condition": False}}
-    assert eligible(candidates) == (["gmm"], ["keeping a steady and a transient view",
-                                              "judging each clip in its own operating condition"])
-    gmm_mean_only = {**candidates, "gmm": {"views": ["steady"], "per_condition": True}}
-    assert eligible(gmm_mean_only) == (["fuse-mean"], ["keeping a steady and a transient view"])
-    assert eligible({"ae": {"views": ["steady"]}, "mobilenet": {"views": []}}) == (["ae", "mobilenet"], [])
-
-
-def test_paper_choice_follows_the_report_and_says_who_stands_in():
-    assert REPORT_CHOICE["valve"] == "mobilenet" and _paper_choice("valve", ["ae", "mobilenet", "gmm"])[0] == "mobilenet"
-    kind, reason = _paper_choice("valve", ["ae", "gmm"])
-    assert kind == "gmm" and "not fitted" in reason
-    assert _paper_choice("pump", ["ae", "gmm"]) == ("gmm", "the report has no choice for pump: gmm stands in")
 
 
 @pytest.fixture(scope="module")
