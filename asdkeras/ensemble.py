@@ -154,16 +154,22 @@ def battery_candidates(members: list[Member], normal: dict[str, np.ndarray],
                                    **battery.battery_figures(normal[member.kind], altered[member.kind])}
     if len(members) > 1:
         for name, how in FUSIONS.items():
-            def fused(scores_of):
-                return combine_members(np.stack([standardise(scores_of(m), fusion_statistics(m)) for m in members],
-                                                axis=1), how)
+            fused_normal, fused_altered = fused_battery_scores(members, normal, altered, how)
             candidates[name] = {"members": [m.kind for m in members], "combine": how,
                                 "views": sorted(set().union(*(member_views(m) for m in members))),
                                 "per_condition": all(judges_per_condition(m) for m in members),
-                                **battery.battery_figures(fused(lambda m: normal[m.kind]),
-                                                          {k: fused(lambda m: altered[m.kind][k])
-                                                           for k in altered[members[0].kind]})}
+                                **battery.battery_figures(fused_normal, fused_altered)}
     return candidates
+
+
+def fused_battery_scores(members: list[Member], normal: dict[str, np.ndarray],
+                         altered: dict[str, dict[str, np.ndarray]], how: str) -> tuple[np.ndarray, dict]:
+    """The fusion (``how``) of every member's standardised battery scores: of the normal clips, and
+    per pseudo-anomaly kind of the altered ones (``normal`` and ``altered`` as in :func:`battery_candidates`)."""
+    def fused(scores_of):
+        return combine_members(np.stack([standardise(scores_of(m), fusion_statistics(m)) for m in members], axis=1),
+                               how)
+    return fused(lambda m: normal[m.kind]), {k: fused(lambda m: altered[m.kind][k]) for k in altered[members[0].kind]}
 
 
 ELIGIBILITY = (("keeping a steady and a transient view", lambda c: {"steady", "transient"} <= set(c["views"])),
@@ -359,6 +365,21 @@ def _battery_figures(members: list[Member], held_out: list[ClipRecord], data_dir
 
     Returns the figures ({} when no clip decodes) and the other machines' records used.
     """
+    scored = battery_scores(members, held_out, data_dir, subset, machine, outliers, channel, skipped)
+    if scored is None:
+        return {}, []
+    normal, altered, others = scored
+    return battery_candidates(members, normal, altered), others
+
+
+def battery_scores(members: list[Member], held_out: list[ClipRecord], data_dir: str, subset: str, machine: str,
+                   outliers: set[str], channel: int | None, skipped: SkippedFiles) -> tuple | None:
+    """Every member's scores of up to MAX_NORMALS held-out clips and of their altered copies.
+
+    Returns ``(normal, altered, others)``: member kind -> scores of the normal clips; member kind
+    -> {pseudo-anomaly kind -> scores of the altered clips}; the other machines' records used. None
+    when no clip decodes.
+    """
     from asdkeras import battery
 
     chosen = random_subset(held_out, battery.MAX_NORMALS, np.random.default_rng(0))
@@ -366,13 +387,13 @@ def _battery_figures(members: list[Member], held_out: list[ClipRecord], data_dir
     others = battery.other_machine_records(data_dir, subset, machine, outliers, battery.OTHER_CLIPS_PER_TYPE)
     readable, other_clips = battery.decode_readable([r.path for r in others], channel, skipped)
     if normals is None:
-        return {}, []
+        return None
     normal = {m.kind: m.detector.score_waveforms(normals) for m in members}
     altered = {m.kind: {} for m in members}
     for name, clips in battery.altered_clips(normals, battery.Context(other_clips)):
         for member in members:
             altered[member.kind][name] = member.detector.score_waveforms(clips)
-    return battery_candidates(members, normal, altered), [r for r in others if r.path in set(readable)]
+    return normal, altered, [r for r in others if r.path in set(readable)]
 
 
 def _paper_choice(machine: str, available: list[str]) -> tuple[str, str]:
