@@ -4,7 +4,9 @@ Modes (:data:`~asdkeras.kinds.ENSEMBLE_MODES`):
 
 * ``battery`` (default): the candidate that the pseudo-anomaly battery (:mod:`asdkeras.battery`)
   prefers among every member alone and the fusions of all members (``fuse-mean``, ``fuse-max``),
-  restricted by :data:`ELIGIBILITY`, each requirement while some candidate meets it: both a
+  restricted by :data:`ELIGIBILITY`, each requirement while some candidate meets it (a lead
+  within twice the battery's own sampling error counts as a tie, which the simpler candidate
+  wins: :func:`asdkeras.battery.choose`): both a
   steady and a transient view (the default GMM holds both; a clip-mean AE only the steady one),
   then each clip judged in its own operating condition (the default GMM). Real faults are short
   transients as often as stationary changes, and a candidate blind to a whole family, or whose
@@ -148,18 +150,28 @@ def battery_candidates(members: list[Member], normal: dict[str, np.ndarray],
     from asdkeras import battery
 
     candidates = {}
+    scores = candidate_scores(members, normal, altered)
     for member in members:  # first: on a battery tie the simpler candidate wins
         candidates[member.kind] = {"members": [member.kind], "combine": None, "views": sorted(member_views(member)),
                                    "per_condition": judges_per_condition(member),
-                                   **battery.battery_figures(normal[member.kind], altered[member.kind])}
+                                   **battery.battery_figures(*scores[member.kind])}
     if len(members) > 1:
         for name, how in FUSIONS.items():
-            fused_normal, fused_altered = fused_battery_scores(members, normal, altered, how)
             candidates[name] = {"members": [m.kind for m in members], "combine": how,
                                 "views": sorted(set().union(*(member_views(m) for m in members))),
                                 "per_condition": all(judges_per_condition(m) for m in members),
-                                **battery.battery_figures(fused_normal, fused_altered)}
+                                **battery.battery_figures(*scores[name])}
     return candidates
+
+
+def candidate_scores(members: list[Member], normal: dict[str, np.ndarray],
+                     altered: dict[str, dict[str, np.ndarray]]) -> dict[str, tuple[np.ndarray, dict]]:
+    """Every candidate's battery scores (``normal`` and ``altered`` as in :func:`battery_candidates`):
+    name -> (scores of the normal clips, {kind -> scores of their altered copies})."""
+    scores = {m.kind: (normal[m.kind], altered[m.kind]) for m in members}
+    if len(members) > 1:
+        scores.update({name: fused_battery_scores(members, normal, altered, how) for name, how in FUSIONS.items()})
+    return scores
 
 
 def fused_battery_scores(members: list[Member], normal: dict[str, np.ndarray],
@@ -272,8 +284,8 @@ def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT
     figures = {m.kind: {"held_out_mean": float(np.mean(held_scores[m.kind])),
                         "normal_mean": m.detector.normal_scores["mean"], "normal_std": m.detector.normal_scores["std"],
                         "fusion": fusion_statistics(m), "threshold": m.detector.threshold} for m in members}
-    candidates, others = (_battery_figures(members, held_out, data_dir, subset, machine, outliers, channel, skipped)
-                          if mode in ("battery", "pick") else ({}, []))
+    candidates, scores, others = (_battery_figures(members, held_out, data_dir, subset, machine, outliers, channel,
+                                                   skipped) if mode in ("battery", "pick") else ({}, {}, []))
 
     what = ("scores of training-normal clips no member trained on" if enough else
             "scores of all training-normal clips (too few held out by every member: members trained on most of "
@@ -289,7 +301,13 @@ def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT
         else:
             allowed = [m.kind for m in members] if candidates else []
         if allowed:
-            choice, reason = battery.choose({name: candidates[name] for name in allowed})
+            errors = None
+            if mode == "battery":  # a lead within the battery's own sampling error goes to the simpler candidate
+                best = max(allowed, key=lambda name: candidates[name]["mean"])
+                errors = battery.lead_errors({name: scores[name] for name in allowed}, best)
+                for name, error in errors.items():
+                    candidates[name]["lead_error"] = {"over": best, "sd": error}
+            choice, reason = battery.choose({name: candidates[name] for name in allowed}, errors)
             if applied:
                 reason += f"; among the candidates {' and '.join(applied)}"
         else:
@@ -342,7 +360,11 @@ def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT
                                "normals": min(len(held_out), battery.MAX_NORMALS),
                                "other_machine_types": sorted({r.machine for r in others}),
                                "excluded_outlier_types": sorted(outliers), "candidates": candidates,
-                               "eligible": allowed}
+                               "eligible": allowed,
+                               "ties": (f"within {battery.TIE} of the best mean, or (battery mode) within "
+                                        f"{battery.NOISE_MARGIN:g} standard deviations of the best's lead over the "
+                                        f"candidate ({battery.RESAMPLINGS} resamplings of the normal clips, "
+                                        f"`lead_error`): the first in order, the simpler")}
     info = {"ensemble": document, "outlier": next(iter(sorted(outliers)), None), "clips": {"held_out": len(held_out)}}
 
     def ensemble_detector(model, thresholds, rule, normal_scores, units, **more) -> Detector:
@@ -363,13 +385,14 @@ def _battery_figures(members: list[Member], held_out: list[ClipRecord], data_dir
                      outliers: set[str], channel: int | None, skipped: SkippedFiles) -> tuple[dict, list]:
     """Battery figures of every candidate (:func:`battery_candidates`) on up to MAX_NORMALS held-out clips.
 
-    Returns the figures ({} when no clip decodes) and the other machines' records used.
+    Returns the figures ({} when no clip decodes), every candidate's scores (:func:`candidate_scores`)
+    and the other machines' records used.
     """
     scored = battery_scores(members, held_out, data_dir, subset, machine, outliers, channel, skipped)
     if scored is None:
-        return {}, []
+        return {}, {}, []
     normal, altered, others = scored
-    return battery_candidates(members, normal, altered), others
+    return battery_candidates(members, normal, altered), candidate_scores(members, normal, altered), others
 
 
 def battery_scores(members: list[Member], held_out: list[ClipRecord], data_dir: str, subset: str, machine: str,

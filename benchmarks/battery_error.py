@@ -6,8 +6,8 @@
 Re-runs the ensemble's pseudo-anomaly battery on a machine type's saved members (the clips, kinds
 and other machine types that ``fit --model ensemble`` uses), then resamples its normal clips with
 their altered copies (paired across candidates) and prints, for each fusion of all members, its
-battery mean minus the GMM's with the bootstrap standard deviation of that difference and the
-share of resamplings in which the fusion leads.
+battery mean minus the GMM's with the bootstrap standard deviation of that difference
+(:func:`asdkeras.battery.lead_errors`, which ``battery`` mode's ties use).
 """
 
 from __future__ import annotations
@@ -16,18 +16,16 @@ import argparse
 import os
 import sys
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from asdkeras import battery  # noqa: E402
-from asdkeras.ensemble import FUSIONS, battery_scores, fused_battery_scores, load_members, shared_held_out  # noqa: E402
+from asdkeras.ensemble import FUSIONS, battery_scores, candidate_scores, load_members, shared_held_out  # noqa: E402
 from asdkeras.errors import SkippedFiles  # noqa: E402
 
 SINGLE = "gmm"
 
 
 def leads(models_dir: str, data_dir: str, machine: str, resamplings: int, seed: int = 1) -> dict[str, tuple]:
-    """Fusion name -> (its battery mean - the GMM's, bootstrap sd of that difference, share of resamplings > 0)."""
+    """Fusion name -> (its battery mean - the GMM's, bootstrap sd of that difference)."""
     members = load_members(models_dir, machine)
     for member in members:
         member.config.data_dir = data_dir
@@ -35,22 +33,10 @@ def leads(models_dir: str, data_dir: str, machine: str, resamplings: int, seed: 
     outliers = {m.detector.info.get("outlier") for m in members} - {None}
     normal, altered, _ = battery_scores(members, held_out, data_dir, members[0].config.subset, machine, outliers,
                                         members[0].detector.frontend.channel, SkippedFiles.or_strict(None))
-    candidates = {SINGLE: (normal[SINGLE], altered[SINGLE]),
-                  **{name: fused_battery_scores(members, normal, altered, how) for name, how in FUSIONS.items()}}
-    clips = len(normal[SINGLE])
-    rng = np.random.default_rng(seed)
-    samples = [rng.integers(0, clips, clips) for _ in range(resamplings)]
-
-    def means(name, pick=slice(None)):
-        normals, changed = candidates[name]
-        return battery.battery_figures(normals[pick], {k: v[pick] for k, v in changed.items()})["mean"]
-
-    single = np.array([means(SINGLE, i) for i in samples])
-    out = {}
-    for name in FUSIONS:
-        difference = np.array([means(name, i) for i in samples]) - single
-        out[name] = (means(name) - means(SINGLE), float(difference.std()), float(np.mean(difference > 0)))
-    return out
+    scores = candidate_scores(members, normal, altered)
+    errors = battery.lead_errors({name: scores[name] for name in (SINGLE, *FUSIONS)}, SINGLE, resamplings, seed)
+    single = battery.battery_figures(*scores[SINGLE])["mean"]
+    return {name: (battery.battery_figures(*scores[name])["mean"] - single, errors[name]) for name in FUSIONS}
 
 
 def main() -> None:
@@ -62,8 +48,8 @@ def main() -> None:
     args = parser.parse_args()
     for machine in args.machines.split(","):
         figures = leads(args.models_dir, args.data, machine, args.resamplings)
-        print(f"{machine:9s} " + " | ".join(f"{name} - {SINGLE} {lead:+.3f} (sd {sd:.3f}, leads in {share:.0%})"
-                                            for name, (lead, sd, share) in figures.items()), flush=True)
+        print(f"{machine:9s} " + " | ".join(f"{name} - {SINGLE} {lead:+.3f} (sd {sd:.3f}, {lead / sd:.1f} sd)"
+                                            for name, (lead, sd) in figures.items()), flush=True)
 
 
 if __name__ == "__main__":

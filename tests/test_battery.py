@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asdkeras.audio import SAMPLE_RATE
-from asdkeras.battery import (BATTERY, FAMILIES, TIE, Context, PseudoAnomaly, altered_clips, battery_figures, choose,
-                              dominant_frequency, strongest_event)
+from asdkeras.battery import (BATTERY, FAMILIES, NOISE_MARGIN, TIE, Context, PseudoAnomaly, altered_clips,
+                              battery_figures, choose, dominant_frequency, lead_errors, strongest_event)
 
 SECONDS = 2
 N = SECONDS * SAMPLE_RATE
@@ -117,3 +117,26 @@ def test_choose_takes_the_best_mean_and_the_first_on_ties():
     assert choose({"a": {"mean": 0.7}, "b": {"mean": 0.9}})[0] == "b"
     chosen, why = choose({"a": {"mean": 0.9 - TIE / 2}, "b": {"mean": 0.9}})
     assert chosen == "a" and "tied" in why
+
+
+def test_a_lead_within_the_batterys_sampling_error_goes_to_the_simpler_candidate():
+    figures = {"gmm": {"mean": 0.965}, "fuse-mean": {"mean": 0.980}}
+    chosen, why = choose(figures, {"gmm": 0.008})  # lead 0.015 < 2 x 0.008
+    assert chosen == "gmm" and "sampling error (0.008)" in why and "fuse-mean leads by 0.015" in why
+    assert choose(figures, {"gmm": 0.006})[0] == "fuse-mean"  # 0.015 > 2 x 0.006: more than noise
+    assert choose(figures)[0] == "fuse-mean"  # without errors: the fixed tie only
+    assert choose({"gmm": {"mean": 0.9 - TIE / 2}, "fuse": {"mean": 0.9}}, {"gmm": 0.0})[0] == "gmm"  # TIE stays a floor
+
+
+def test_lead_errors_resample_the_normal_clips_with_their_altered_copies_paired():
+    rng = np.random.default_rng(0)
+    normal = rng.normal(size=40)
+    altered = {p.name: normal + rng.normal(1.0, 1.0, size=40) for p in BATTERY}
+    other = {p.name: v + rng.normal(0, 0.5, size=40) for p, v in zip(BATTERY, altered.values())}
+    scores = {"best": (normal, altered), "same": (normal.copy(), dict(altered)), "other": (normal, other)}
+    errors = lead_errors(scores, "best", resamplings=50)
+    assert set(errors) == {"same", "other"}
+    assert errors["same"] == 0.0  # the same clips for both: no difference in any resampling
+    assert 0.0 < errors["other"] < 0.1
+    assert lead_errors(scores, "best", resamplings=50) == errors  # seeded: the same error every fit
+    assert NOISE_MARGIN == 2.0

@@ -72,8 +72,16 @@ def test_battery_choice_is_recorded_per_candidate_and_kind(tiny_dataset, members
     assert record["eligible"] == ["gmm", "fuse-mean", "fuse-max"]
     assert record["candidates"]["ae"]["per_condition"] and record["candidates"]["fuse-max"]["per_condition"]
     best = max(record["candidates"][name]["mean"] for name in record["eligible"])
-    chosen = next(name for name in record["eligible"] if record["candidates"][name]["mean"] >= best - 0.005)
+    leader = next(name for name in record["eligible"] if record["candidates"][name]["mean"] == best)
+    for name in record["eligible"]:  # the battery's sampling error of the leader's lead over every other candidate
+        assert (name == leader) != ("lead_error" in record["candidates"][name])
+    assert all(record["candidates"][n]["lead_error"]["over"] == leader for n in record["eligible"] if n != leader)
+
+    def margin(name):  # a lead within twice its sampling error (or 0.005) is a tie
+        return max(0.005, 2 * record["candidates"][name].get("lead_error", {}).get("sd", 0.0))
+    chosen = next(name for name in record["eligible"] if record["candidates"][name]["mean"] >= best - margin(name))
     assert document["members"] == record["candidates"][chosen]["members"]  # the best mean, ties to the simpler
+    assert "standard deviations" in record["ties"]
     assert "keeping a steady and a transient view" in document["reason"]
 
 
