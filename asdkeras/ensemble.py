@@ -140,17 +140,12 @@ def judges_per_condition(member: Member) -> bool:
     return bool(member.detector.info.get("judged_per_condition"))
 
 
-def battery_candidates(members: list[Member], normal: dict[str, np.ndarray],
-                       altered: dict[str, dict[str, np.ndarray]]) -> dict[str, dict]:
-    """Battery figures of every member alone and of every fusion of all members.
-
-    ``normal``: member kind -> scores of the battery's normal clips; ``altered``: member kind ->
-    {pseudo-anomaly kind -> scores of the altered clips}.
-    """
+def battery_candidates(members: list[Member], scores: dict[str, tuple[np.ndarray, dict]]) -> dict[str, dict]:
+    """Battery figures of every member alone and of every fusion of all members, from their battery
+    scores (:func:`candidate_scores`)."""
     from asdkeras import battery
 
     candidates = {}
-    scores = candidate_scores(members, normal, altered)
     for member in members:  # first: on a battery tie the simpler candidate wins
         candidates[member.kind] = {"members": [member.kind], "combine": None, "views": sorted(member_views(member)),
                                    "per_condition": judges_per_condition(member),
@@ -166,8 +161,12 @@ def battery_candidates(members: list[Member], normal: dict[str, np.ndarray],
 
 def candidate_scores(members: list[Member], normal: dict[str, np.ndarray],
                      altered: dict[str, dict[str, np.ndarray]]) -> dict[str, tuple[np.ndarray, dict]]:
-    """Every candidate's battery scores (``normal`` and ``altered`` as in :func:`battery_candidates`):
-    name -> (scores of the normal clips, {kind -> scores of their altered copies})."""
+    """Every candidate's battery scores: name -> (scores of the normal clips, {kind -> scores of their
+    altered copies}).
+
+    ``normal``: member kind -> scores of the battery's normal clips; ``altered``: member kind ->
+    {pseudo-anomaly kind -> scores of the altered clips} (:func:`battery_scores`).
+    """
     scores = {m.kind: (normal[m.kind], altered[m.kind]) for m in members}
     if len(members) > 1:
         scores.update({name: fused_battery_scores(members, normal, altered, how) for name, how in FUSIONS.items()})
@@ -177,7 +176,7 @@ def candidate_scores(members: list[Member], normal: dict[str, np.ndarray],
 def fused_battery_scores(members: list[Member], normal: dict[str, np.ndarray],
                          altered: dict[str, dict[str, np.ndarray]], how: str) -> tuple[np.ndarray, dict]:
     """The fusion (``how``) of every member's standardised battery scores: of the normal clips, and
-    per pseudo-anomaly kind of the altered ones (``normal`` and ``altered`` as in :func:`battery_candidates`)."""
+    per pseudo-anomaly kind of the altered ones (``normal`` and ``altered`` as in :func:`candidate_scores`)."""
     def fused(scores_of):
         return combine_members(np.stack([standardise(scores_of(m), fusion_statistics(m)) for m in members], axis=1),
                                how)
@@ -382,7 +381,7 @@ def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT
 
 
 def _battery_figures(members: list[Member], held_out: list[ClipRecord], data_dir: str, subset: str, machine: str,
-                     outliers: set[str], channel: int | None, skipped: SkippedFiles) -> tuple[dict, list]:
+                     outliers: set[str], channel: int | None, skipped: SkippedFiles) -> tuple[dict, dict, list]:
     """Battery figures of every candidate (:func:`battery_candidates`) on up to MAX_NORMALS held-out clips.
 
     Returns the figures ({} when no clip decodes), every candidate's scores (:func:`candidate_scores`)
@@ -392,7 +391,8 @@ def _battery_figures(members: list[Member], held_out: list[ClipRecord], data_dir
     if scored is None:
         return {}, {}, []
     normal, altered, others = scored
-    return battery_candidates(members, normal, altered), candidate_scores(members, normal, altered), others
+    scores = candidate_scores(members, normal, altered)
+    return battery_candidates(members, scores), scores, others
 
 
 def battery_scores(members: list[Member], held_out: list[ClipRecord], data_dir: str, subset: str, machine: str,

@@ -18,7 +18,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from asdkeras import battery  # noqa: E402
-from asdkeras.ensemble import FUSIONS, battery_scores, candidate_scores, load_members, shared_held_out  # noqa: E402
+from asdkeras.ensemble import (FUSIONS, battery_candidates, battery_scores, candidate_scores, load_members,  # noqa: E402
+                               shared_held_out)
 from asdkeras.errors import SkippedFiles  # noqa: E402
 
 SINGLE = "gmm"
@@ -34,9 +35,9 @@ def leads(models_dir: str, data_dir: str, machine: str, resamplings: int, seed: 
     normal, altered, _ = battery_scores(members, held_out, data_dir, members[0].config.subset, machine, outliers,
                                         members[0].detector.frontend.channel, SkippedFiles.or_strict(None))
     scores = candidate_scores(members, normal, altered)
+    means = {name: figures["mean"] for name, figures in battery_candidates(members, scores).items()}
     errors = battery.lead_errors({name: scores[name] for name in (SINGLE, *FUSIONS)}, SINGLE, resamplings, seed)
-    single = battery.battery_figures(*scores[SINGLE])["mean"]
-    return {name: (battery.battery_figures(*scores[name])["mean"] - single, errors[name]) for name in FUSIONS}
+    return {name: (means[name] - means[SINGLE], errors[name]) for name in FUSIONS}
 
 
 def main() -> None:
