@@ -252,6 +252,10 @@ def _kind_help(option: str, text: str, none: str | None = None) -> str:
               help=_kind_help("loss", "mse = clear AE on normals; oe = the report's |y - e(x)|; oe-hinge = max(0, m - e(x)) "
                                       "on outliers"))
 @click.option("--margin", type=float, help=_kind_help("margin", "hinge margin m for --loss oe-hinge"))
+@click.option("--error-pooling", type=click.Choice(["mean", "mean+peak"]),
+              help=_kind_help("error_pooling", "how a clip's vector errors become its score: mean (the baseline's "
+                                               "clip mean, blind to short events) or mean+peak (beside it the peak, "
+                                               "each judged per condition, fused by their maximum)"))
 @click.option("--target-clips", type=click.IntRange(1), help=_kind_help("target_clips", "cap on the machine's training clips"))
 @click.option("--pooling-decay", help=_kind_help("pooling_decay", "battery (a steady view, the band mean, and a transient "
                                                  "view, max-like, fused at score level, the max-like pooling chosen by the "

@@ -22,7 +22,7 @@ from asdkeras.detectors.config import MIN_HELD_OUT, MIN_HELD_OUT_PER_CONDITION, 
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.names import CONFIG_FILE, SPLIT_FILE, VARIANTS, saved_variants
 from asdkeras.progress import Progress, no_progress
-from asdkeras.scoring import prediction_threshold, score_statistics
+from asdkeras.scoring import combine_members, fused_prediction_threshold, prediction_threshold, score_statistics
 
 
 def cached_features(cache, groups: list[list[ClipRecord]], progress: Progress,
@@ -54,17 +54,22 @@ class JudgedScores:
     """A network's scoring model judged per operating condition, with its threshold (see :func:`judge_per_condition`)."""
 
     model: object
-    conditions: object
+    conditions: list
+    """One :class:`~asdkeras.models.conditions.Conditions` per view of the network (most have one):
+    the same groups and mixtures, each view's own score statistics."""
     thresholds: dict
     normal_scores: dict
     descriptors: np.ndarray
     raw: np.ndarray
-    """The network's raw scores of the training normals, those it trained on first."""
+    """The network's raw scores ``(clips, views)`` of the training normals, those it trained on first."""
 
     def info(self) -> dict:
         from asdkeras.models.conditions import describe
 
-        return {"judged_per_condition": len(self.conditions.score_stats) > 1, "conditions": describe(self.conditions)}
+        judged = {"judged_per_condition": len(self.conditions[0].score_stats) > 1}
+        if len(self.conditions) == 1:
+            return {**judged, "conditions": describe(self.conditions[0])}
+        return {**judged, "conditions": [describe(c) for c in self.conditions]}
 
 
 def judge_per_condition(raw_model, descriptor, frontend, trained: tuple[list, list], held_out: tuple[list, list],
@@ -74,7 +79,7 @@ def judge_per_condition(raw_model, descriptor, frontend, trained: tuple[list, li
     Parameters
     ----------
     raw_model : keras.Model
-        Features -> the network's raw clip score.
+        Features -> the network's raw clip score, or several (its views: one output each).
     descriptor : keras.layers.Layer
         Features -> clip descriptor (see :func:`asdkeras.models.conditions.conditioned_scoring_model`).
     frontend : LogMelFrontend or ImageFrontend
@@ -92,9 +97,11 @@ def judge_per_condition(raw_model, descriptor, frontend, trained: tuple[list, li
     so the threshold is the normal quantile (:func:`asdkeras.scoring.prediction_threshold`);
     ``flagged_share_by_group`` is the share of held-out normals it flags per domain. With fewer
     than :data:`MIN_HELD_OUT_PER_CONDITION` held out in both domains, nothing is corrected, and the
-    record says so.
+    record says so. Several views are each judged so, then fused by their maximum, and the threshold
+    is that maximum's quantile for views correlated as the held-out normals' judged scores are
+    (:func:`asdkeras.scoring.fused_prediction_threshold`).
     """
-    from asdkeras.models.conditions import (Conditions, condition_statistics, conditioned_scoring_model,
+    from asdkeras.models.conditions import (VIEW_FUSION, Conditions, condition_statistics, conditioned_scoring_model,
                                             fit_conditions, raw_scores_and_descriptors)
     from asdkeras.models.inference import predict
 
@@ -103,24 +110,33 @@ def judge_per_condition(raw_model, descriptor, frontend, trained: tuple[list, li
     sections, domains = [r.section for r in records], [r.domain for r in records]
     if like is None:
         raw, descriptors = raw_scores_and_descriptors(raw_model, descriptor, frontend.dataset(paths))
-        conditions = Conditions(*fit_conditions(descriptors, sections, domains, seed), {}, {})
+        mixtures = Conditions(*fit_conditions(descriptors, sections, domains, seed), {}, {})
     else:
         raw = predict(raw_model, frontend.dataset(paths))
-        descriptors, conditions = like.descriptors, like.conditions
-    raw = np.asarray(raw, np.float64).reshape(-1)
-    stats, summary = condition_statistics(raw, sections, domains, is_held_out, MIN_HELD_OUT_PER_CONDITION, quantile)
-    conditions = conditions.with_score_stats(stats, summary)
-    scores = conditions.score(descriptors, raw)
+        raw = np.stack([np.asarray(r, np.float64).reshape(-1) for r in (raw if isinstance(raw, list) else [raw])], 1)
+        descriptors, mixtures = like.descriptors, like.conditions[0]
+    conditions, scores = [], []
+    for view in raw.T:
+        stats, summary = condition_statistics(view, sections, domains, is_held_out, MIN_HELD_OUT_PER_CONDITION, quantile)
+        conditions.append(mixtures.with_score_stats(stats, summary))
+        scores.append(conditions[-1].score(descriptors, view))
     corrected = any(c["held_out_clips"] >= MIN_HELD_OUT_PER_CONDITION for c in summary["corrections"].values())
     measured = ("every training normal of its condition, those the network trained on corrected by the held-out ones"
                 if corrected else
                 f"every training normal ({len(held_out[1])} held out, too few to correct the clips the network trained "
                 f"on, so more normals than intended may be flagged)")
     check = is_held_out if is_held_out.sum() >= 2 else np.ones(len(paths), bool)
-    threshold = prediction_threshold(scores[check], np.asarray(domains)[check], quantile, measured)
+    scores = np.stack(scores, axis=1)
+    if len(conditions) == 1:
+        threshold = prediction_threshold(scores[check, 0], np.asarray(domains)[check], quantile, measured)
+    else:
+        threshold = fused_prediction_threshold(scores[check], VIEW_FUSION, quantile,
+                                               f"held-out normal clips, each view judged per condition ({measured})",
+                                               np.asarray(domains)[check], columns="views")
+    fused = combine_members(scores, VIEW_FUSION)
     return JudgedScores(conditioned_scoring_model(raw_model, descriptor, conditions), conditions,
                         {"quantile": threshold},
-                        {**score_statistics(scores[check]), "clips": "held-out training normals, judged per condition"},
+                        {**score_statistics(fused[check]), "clips": "held-out training normals, judged per condition"},
                         descriptors, raw)
 
 

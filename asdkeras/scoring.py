@@ -177,7 +177,7 @@ def member_correlation(parts) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fused_prediction_threshold(parts, how: str, quantile: float = 0.9, what: str = "held-out normal clip scores",
-                               groups=None) -> dict:
+                               groups=None, columns: str = "members") -> dict:
     """The ``quantile`` of a new normal clip's fused score, from its members' correlation.
 
     Every member's score is standardised so that a new normal clip's is about ``(0, 1)``
@@ -200,6 +200,8 @@ def fused_prediction_threshold(parts, how: str, quantile: float = 0.9, what: str
         What ``parts`` are, for the record.
     groups : array of str, optional
         Domain of each clip: the record's ``flagged_share_by_group``.
+    columns : str
+        What the columns are, for the record ("members"; "views" of one network).
     """
     parts = np.asarray(parts, np.float64)
     if parts.ndim != 2 or parts.shape[0] < 2:
@@ -221,7 +223,7 @@ def fused_prediction_threshold(parts, how: str, quantile: float = 0.9, what: str
             "empirical": float(np.quantile(fused, quantile)), "flagged_share": float(np.mean(fused > value)),
             **_flagged_by_group(fused, groups, value),
             "correlation": {"measured": measured.round(4).tolist(), "used": used.round(4).tolist()},
-            "description": f"{quantile:g} quantile of the {how} of {members} members' standardised scores of a new "
+            "description": f"{quantile:g} quantile of the {how} of {members} {columns}' standardised scores of a new "
                            f"normal clip, each (0, 1), correlated as measured on {parts.shape[0]} {what} "
                            f"(shrunk by sampling error, floored at 0)"}
 

@@ -91,7 +91,7 @@ class Scored:
 
     def _score(self, cache_paths: list[str], records) -> dict:
         raw, descriptors = raw_scores_and_descriptors(*self._parts, self._frontend.dataset(cache_paths))
-        return {"raw": raw, "descriptors": descriptors,
+        return {"raw": raw[:, 0], "descriptors": descriptors,  # the first view (an AE's: the clip-mean error)
                 "sections": np.array([r.section for r in records]), "domains": np.array([r.domain for r in records]),
                 "anomalous": np.array([r.label == "anomaly" for r in records])}
 

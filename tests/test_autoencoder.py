@@ -60,3 +60,31 @@ def test_scoring_model_gives_each_clip_the_mean_error_of_its_stacked_vectors():
     expected = [network(stack_frames(tf.constant(clip), LogMelConfig())).numpy().mean() for clip in frames]
     assert scoring.output_shape == (None,)
     np.testing.assert_allclose(scoring.predict(frames, batch_size=2, verbose=0), expected, rtol=1e-4)
+
+
+def test_mean_and_peak_pooling_gives_each_clip_both_views_of_its_vector_errors():
+    import tensorflow as tf
+
+    from asdkeras.features import LogMelConfig, stack_frames
+    from asdkeras.models.autoencoder import autoencoder_scoring_model
+    from asdkeras.models.gmm import gwrp_weights
+
+    network = build_autoencoder(640)
+    scoring = autoencoder_scoring_model(network, 313, 128, 5, pooling="mean+peak")
+    frames = np.random.default_rng(3).standard_normal((3, 313, 128)).astype("float32")
+    errors = [network(stack_frames(tf.constant(clip), LogMelConfig())).numpy() for clip in frames]
+    mean, peak = scoring.predict(frames, batch_size=2, verbose=0)
+    np.testing.assert_allclose(mean, [e.mean() for e in errors], rtol=1e-4)
+    np.testing.assert_allclose(peak, [np.sort(e)[::-1] @ gwrp_weights(0.5, e.size) for e in errors], rtol=1e-4)
+    assert np.all(peak > mean)  # the peak of a clip's errors lies above their mean
+
+
+def test_an_unknown_error_pooling_is_refused():
+    from asdkeras.detectors.autoencoder import AutoencoderConfig
+    from asdkeras.errors import AsdError
+    from asdkeras.models.autoencoder import autoencoder_scoring_model
+
+    with pytest.raises(ValueError, match="Received: pooling='median'"):
+        autoencoder_scoring_model(build_autoencoder(640), pooling="median")
+    with pytest.raises(AsdError, match="--error-pooling must be one of mean, mean\\+peak. Received: 'max'"):
+        AutoencoderConfig(machine="valve", error_pooling="max")

@@ -37,7 +37,11 @@ def test_fit_then_test_autoencoder_with_outlier_exposure(tiny_dataset, workdir):
     assert sorted(os.listdir(folder)) == ["config.json", "detector.json", "history.json", "model.keras"]
     detector = json.load(open(folder / "detector.json"))
     assert detector["loss"] == "oe" and detector["outlier"] == "fan" and math.isfinite(detector["threshold"])
-    assert detector["conditions"]["groups"] and detector["thresholds"]["quantile"]["rule"] == "condition-prediction"
+    # the default error pooling: the clip mean and the peak, each judged per condition, fused by their max
+    assert detector["error_pooling"] == "mean+peak" and detector["views"] == ["steady", "transient"]
+    assert [len(view["groups"]) for view in detector["conditions"]] == [6, 6]
+    assert detector["thresholds"]["quantile"]["rule"] == "fused-prediction"
+    assert "2 views' standardised scores" in detector["thresholds"]["quantile"]["description"]
     assert detector["threshold_rule"] == "quantile" and detector["normal_scores"]["count"] > 0
     assert "threshold" in fitted.output and detector["thresholds"]["quantile"]["description"] in fitted.output
 

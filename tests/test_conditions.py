@@ -99,6 +99,24 @@ def test_the_keras_graph_scores_as_numpy_does_and_assigns_by_the_descriptor():
     assert describe(conditions)["groups"] == ["00/source", "00/target", "01/source"]
 
 
+def test_views_are_each_judged_in_the_clips_condition_then_fused_by_their_maximum():
+    rng = np.random.default_rng(4)
+    frames, sections, domains = _toy_conditions(rng)
+    features = keras.Input((20, 8))
+    views = [keras.ops.mean(keras.ops.square(features), axis=(1, 2)), keras.ops.max(keras.ops.abs(features), axis=(1, 2))]
+    raw_model = keras.Model(features, views)
+    descriptors = frames.mean(axis=1)
+    mean, variance, mixtures = fit_conditions(descriptors, sections, domains)
+    raw = raw_model.predict(frames, verbose=0)
+    judged = [Conditions(mean, variance, mixtures, *condition_statistics(r, sections, domains, np.ones(70, bool)))
+              for r in raw]
+    model = conditioned_scoring_model(raw_model, autoencoder_descriptor(), judged)
+    expected = np.maximum(*(c.score(descriptors, r) for c, r in zip(judged, raw)))
+    np.testing.assert_allclose(model.predict(frames, verbose=0), expected, atol=1e-3)
+    assert judged[0].score_stats != judged[1].score_stats  # each view its own statistics, the groups shared
+    assert sum(isinstance(layer, keras.layers.Layer) and layer.name.startswith("gmm_nll") for layer in model.layers) == 3
+
+
 def test_a_single_condition_is_a_standardisation():
     raw = np.array([1.0, 2.0, 3.0])
     conditions = Conditions(np.zeros(2), np.ones(2), {}, {"00/source": (2.0, 0.5)}, {})

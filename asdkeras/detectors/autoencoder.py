@@ -25,6 +25,10 @@ from asdkeras.splits import partition, split_validation
 if TYPE_CHECKING:
     from asdkeras.detector import Detector
 
+ERROR_POOLING_VIEWS = {"mean": ["steady"], "mean+peak": ["steady", "transient"]}
+"""``--error-pooling`` -> the fault families its score keeps (the poolings themselves, as GWRP decays:
+:data:`asdkeras.models.autoencoder.ERROR_POOLINGS`, which imports TensorFlow)."""
+
 REPORT_OUTLIERS = {"ToyCar": "gearbox", "ToyTrain": "slider", "bearing": "gearbox", "fan": "slider",
                    "gearbox": "fan", "slider": "valve", "valve": "slider"}
 """Machine type -> outlier machine type (the DCASE 2022 technical report, Table 2)."""
@@ -36,7 +40,9 @@ class AutoencoderConfig(FitConfig):
 
     Counts are clips; ``target_clips`` caps the machine's training clips (the report: 3000),
     ``outlier_clips`` the outlier machine's (None: as many as the machine's, i.e. 1:1).
-    ``margin`` is the hinge's m in normalised squared-error units.
+    ``margin`` is the hinge's m in normalised squared-error units. ``error_pooling``: how each
+    clip's vector errors become its score (:data:`asdkeras.models.autoencoder.ERROR_POOLINGS`):
+    ``mean+peak`` (default) keeps a steady and a transient view, ``mean`` is the baseline's clip mean.
     """
 
     kind: ClassVar[str] = "ae"
@@ -50,7 +56,13 @@ class AutoencoderConfig(FitConfig):
     target_clips: int | None = 3000
     outlier_clips: int | None = None
     margin: float = 1.0
+    error_pooling: str = "mean+peak"
     features: LogMelConfig = field(default_factory=LogMelConfig)
+
+    def __post_init__(self):
+        if self.error_pooling not in ERROR_POOLING_VIEWS:
+            raise AsdError(f"--error-pooling must be one of {', '.join(ERROR_POOLING_VIEWS)}. "
+                           f"Received: {self.error_pooling!r}")
 
     def normal_cap(self) -> int | None:
         return self.target_clips
@@ -62,6 +74,14 @@ class AutoencoderConfig(FitConfig):
                                f"or choose --loss oe / oe-hinge")
             return None
         return resolve_outlier(REPORT_OUTLIERS, self.machine, self.outlier, self.machine_types())
+
+
+SCORE_UNITS = {
+    "mean": "mean squared reconstruction error of the clip's log-mel vectors, standardised by the normal errors "
+            "of the operating condition the clip most likely comes from",
+    "mean+peak": "the larger of two views of the clip's log-mel vector reconstruction errors, their mean and their "
+                 "peak (GWRP r = 0.5), each standardised by the normal errors of the operating condition the clip "
+                 "most likely comes from"}
 
 
 def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress, verbose: int = 0,
@@ -113,16 +133,16 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
                           validation_data=val_data.repeat() if val_data else None,
                           validation_steps=val_steps if val_data else None, verbose=verbose)
 
-    judged = judge_per_condition(autoencoder_scoring_model(network, *frontend.input_shape, config.features.n_frames),
-                                 autoencoder_descriptor(), frontend, (train_records, train_normal),
+    raw_model = autoencoder_scoring_model(network, *frontend.input_shape, config.features.n_frames,
+                                          config.error_pooling)
+    judged = judge_per_condition(raw_model, autoencoder_descriptor(), frontend, (train_records, train_normal),
                                  (val_records, val_normal), config.threshold_quantile, config.seed)
     detector = Detector(
         kind=config.kind, machine=config.machine, frontend=frontend, model=judged.model,
-        score_units="mean squared reconstruction error of the clip's log-mel vectors, standardised by the "
-                    "normal errors of the operating condition the clip most likely comes from",
+        score_units=SCORE_UNITS[config.error_pooling],
         thresholds=judged.thresholds, threshold_rule="quantile", normal_scores=judged.normal_scores,
-        info={"loss": config.loss, "outlier": outlier_machine,
-              "views": ["steady"],  # a clip-mean error: steady changes count, a short event is averaged away
+        info={"loss": config.loss, "outlier": outlier_machine, "error_pooling": config.error_pooling,
+              "views": ERROR_POOLING_VIEWS[config.error_pooling],
               **judged.info(),
               "clips": {"train_normal": len(train_normal), "val_normal": len(val_normal),
                         "train_outlier": len(train_outlier), "val_outlier": len(val_outlier)},

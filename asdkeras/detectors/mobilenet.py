@@ -184,10 +184,10 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
                                      like=judged_float)
         judged_float = judged_float or judged
         thresholds = judged.thresholds
-        train_logits = -judged.raw[:len(train_real_images)]  # the raw score is -logit
+        train_logits = -judged.raw[:len(train_real_images), 0]  # the raw score is -logit
         eq2 = eq2_threshold(scipy.special.expit(train_logits), config.threshold_alpha)
         # Eq. 2 is a level of the raw logit; expressed on the judged score of a source clip
-        stats = judged.conditions.score_stats
+        stats = judged.conditions[0].score_stats
         source = [stats[g] for g in stats if g.endswith("/source")] or list(stats.values())
         source_mean, source_std = np.mean(source, axis=0)
         thresholds["eq2"] = {**eq2, "logit_threshold": eq2["value"], "value": (eq2["value"] - source_mean) / source_std,

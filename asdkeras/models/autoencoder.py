@@ -15,6 +15,14 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+ERROR_POOLINGS = {"mean": (1.0,), "mean+peak": (1.0, 0.5)}
+"""How a clip's per-vector reconstruction errors become its raw scores, as GWRP decays (see
+:func:`asdkeras.models.gmm.gwrp_weights`). ``mean``: the clip-mean error of the DCASE baseline, one
+steady view: a short event is averaged away over the clip's 309 vectors. ``mean+peak``: beside it a
+transient view, ``r = 0.5``, half the weight on the clip's largest error, a quarter on the next
+(the peak, less noisy than one vector); each view is judged in the clip's condition and the two
+fused by their maximum, so neither dilutes the other (:mod:`asdkeras.models.conditions`)."""
+
 LOSSES = ("mse", "oe", "oe-hinge")
 """mse: plain ("clear") AE on normals; oe: the report's |y - e(x)|; oe-hinge: e(x) on normals,
 max(0, margin - e(x)) on outliers."""
@@ -26,6 +34,28 @@ class ReconstructionError(layers.Layer):
 
     def call(self, target, reconstruction):
         return ops.mean(ops.square(target - reconstruction), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="asdkeras")
+class ClipPooling(layers.Layer):
+    """``(clips * vectors,)`` per-vector values -> one ``(clips,)`` tensor per GWRP decay, pooled over each clip's vectors."""
+
+    def __init__(self, vectors_per_clip: int, decays, **kwargs):
+        super().__init__(**kwargs)
+        self.vectors_per_clip = int(vectors_per_clip)
+        self.decays = [float(d) for d in decays]
+
+    def call(self, values):
+        from asdkeras.models.gmm import gwrp_pool
+
+        pooled = gwrp_pool(ops.reshape(values, (-1, self.vectors_per_clip, 1)), self.decays)
+        return [pooled[:, i] for i in range(len(self.decays))]
+
+    def compute_output_shape(self, input_shape):
+        return [(None,)] * len(self.decays)
+
+    def get_config(self):
+        return {**super().get_config(), "vectors_per_clip": self.vectors_per_clip, "decays": self.decays}
 
 
 def build_autoencoder(input_dim: int = 640, mean: np.ndarray | None = None, variance: np.ndarray | None = None,
@@ -64,8 +94,8 @@ def build_autoencoder(input_dim: int = 640, mean: np.ndarray | None = None, vari
 
 
 def autoencoder_scoring_model(network: keras.Model, frames_per_clip: int = 313, n_mels: int = 128,
-                              n_frames: int = 5, name: str = "autoencoder_score") -> keras.Model:
-    """Log-mel frames of clips -> clip score: the mean reconstruction error over each clip's vectors.
+                              n_frames: int = 5, pooling: str = "mean", name: str = "autoencoder_score") -> keras.Model:
+    """Log-mel frames of clips -> raw clip scores: each clip's vector errors pooled over time.
 
     Parameters
     ----------
@@ -75,11 +105,14 @@ def autoencoder_scoring_model(network: keras.Model, frames_per_clip: int = 313, 
         Input shape per clip: centred log-mel frames and mel bands (313 x 128 for 10 s).
     n_frames : int
         Frames stacked per vector (5: 640-dimensional vectors, 309 per clip).
+    pooling : str
+        A key of :data:`ERROR_POOLINGS`: ``mean`` (one score, the clip-mean error) or ``mean+peak``.
 
     Returns
     -------
     keras.Model
-        Input ``(clips, frames_per_clip, n_mels)`` log-mel dB, output ``(clips,)`` scores.
+        Input ``(clips, frames_per_clip, n_mels)`` log-mel dB, output ``(clips,)`` scores, one
+        output per view of ``pooling``.
         It holds an uncompiled copy of ``network`` (same weights): a compiled one would carry
         its training loss into the saved file, where loading it needs the loss function.
     """
@@ -91,8 +124,13 @@ def autoencoder_scoring_model(network: keras.Model, frames_per_clip: int = 313, 
     frames = keras.Input((frames_per_clip, n_mels), name="logmel")
     vectors = StackFrames(n_frames, name="stack_frames")(frames)
     errors = network(MergeClips(name="merge_clips")(vectors))
-    score = ClipMean(frames_per_clip - n_frames + 1, name="clip_score")(errors)
-    return keras.Model(frames, score, name=name)
+    if pooling not in ERROR_POOLINGS:
+        raise ValueError(f"pooling must be one of {', '.join(ERROR_POOLINGS)}. Received: pooling={pooling!r}")
+    vectors_per_clip = frames_per_clip - n_frames + 1
+    if ERROR_POOLINGS[pooling] == (1.0,):
+        return keras.Model(frames, ClipMean(vectors_per_clip, name="clip_score")(errors), name=name)
+    views = ClipPooling(vectors_per_clip, ERROR_POOLINGS[pooling], name="clip_score")(errors)
+    return keras.Model(frames, views, name=name)
 
 
 def autoencoder_loss(kind: str = "oe", margin: float = 1.0):

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from asdkeras.models.gmm import Mixture, assigned_group_layers, assigned_group_score, fit_group_mixtures, group_of
+from asdkeras.models.gmm import (Mixture, assigned_group_layers, assigned_group_score, fit_group_mixtures, group_nll_layers,
+                                 group_of)
 
 DESCRIPTOR_COMPONENTS = 2
 """Components of each section's source mixture of clip descriptors."""
@@ -263,38 +264,57 @@ def condition_statistics(raw_scores, sections, domains, held_out, min_held_out: 
 
 
 def raw_scores_and_descriptors(network: keras.Model, descriptor: keras.layers.Layer, dataset) -> tuple:
-    """The network's raw scores ``(n,)`` and the clip descriptors ``(n, d)`` of every clip of
-    ``dataset`` (batches of features), float64, in one pass over the features."""
+    """The network's raw scores ``(n, views)`` and the clip descriptors ``(n, d)`` of every clip of
+    ``dataset`` (batches of features), float64, in one pass over the features.
+
+    ``views``: the network's outputs, each a ``(clips,)`` score (one for most networks).
+    """
     from asdkeras.models.inference import predict
 
     features = keras.Input(network.input_shape[1:])
-    raw, descriptors = predict(keras.Model(features, [network(features), descriptor(features)]), dataset)
-    raw = np.asarray(raw, np.float64).reshape(-1)
-    return raw, np.asarray(descriptors, np.float64).reshape(raw.size, -1)
+    outputs = network(features)
+    outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    *raw, descriptors = predict(keras.Model(features, [*outputs, descriptor(features)]), dataset)
+    raw = np.stack([np.asarray(r, np.float64).reshape(-1) for r in raw], axis=1)
+    return raw, np.asarray(descriptors, np.float64).reshape(len(raw), -1)
 
 
-def conditioned_scoring_model(scoring: keras.Model, descriptor: keras.layers.Layer, conditions: Conditions,
-                              name: str | None = None) -> keras.Model:
+VIEW_FUSION = "max"
+"""How a network's views (several raw scores, each judged in the clip's condition) are fused: by
+their maximum, so a fault that one view sees is not halved by a view blind to it."""
+
+
+def conditioned_scoring_model(scoring: keras.Model, descriptor: keras.layers.Layer,
+                              conditions: Conditions | list[Conditions], name: str | None = None) -> keras.Model:
     """``scoring`` (features -> raw clip score) with the score judged in the clip's most likely condition.
 
     ``descriptor``: a layer from the same features to ``(batch, d)`` clip descriptors (its name
     should keep it float in int8 export, see :data:`asdkeras.conversion.SHARED_FLOAT_TAIL`). Layer names
-    end in ``_condition`` so that they cannot clash with the network's.
+    end in ``_condition`` so that they cannot clash with the network's. A list of ``conditions``,
+    one per output of ``scoring`` (its views; the same groups and mixtures, each view's own score
+    statistics): each view is judged, then they are fused (:data:`VIEW_FUSION`).
     """
-    from asdkeras.models.layers import Standardise
+    from asdkeras.models.layers import CombineScores, Standardise
 
+    views = conditions if isinstance(conditions, list) else [conditions]
     features = keras.Input(scoring.input_shape[1:], name="features")
-    raw = scoring(features)
-    if len(conditions.score_stats) == 1:
-        [(mean, std)] = conditions.score_stats.values()
-        return keras.Model(features, Standardise(mean, std, name="standardise_condition")(raw),
-                           name=name or scoring.name)
-    described = descriptor(features)
-    standard = keras.layers.Normalization(mean=conditions.descriptor_mean.astype("float32"),
-                                          variance=conditions.descriptor_variance.astype("float32"),
-                                          name=DESCRIPTOR_STANDARDISATION)(described)
-    score = assigned_group_layers(standard, conditions.mixtures, conditions.score_stats, "condition",
-                                  "fuse_scores_condition", values=raw)
+    raws = scoring(features)
+    raws = list(raws) if isinstance(raws, (list, tuple)) else [raws]
+    suffixes = [""] if len(views) == 1 else [f"_v{index}" for index in range(len(views))]
+    first = views[0]
+    if len(first.score_stats) == 1:
+        judged = [Standardise(*next(iter(view.score_stats.values())), name=f"standardise_condition{suffix}")(raw)
+                  for view, raw, suffix in zip(views, raws, suffixes)]
+    else:
+        described = descriptor(features)
+        standard = keras.layers.Normalization(mean=first.descriptor_mean.astype("float32"),
+                                              variance=first.descriptor_variance.astype("float32"),
+                                              name=DESCRIPTOR_STANDARDISATION)(described)
+        nlls = group_nll_layers(standard, first.mixtures, "condition")
+        judged = [assigned_group_layers(standard, first.mixtures, view.score_stats, f"condition{suffix}",
+                                        f"fuse_scores_condition{suffix}", values=raw, nlls=nlls)
+                  for view, raw, suffix in zip(views, raws, suffixes)]
+    score = judged[0] if len(judged) == 1 else CombineScores(VIEW_FUSION, name="fuse_scores_views")(judged)
     return keras.Model(features, score, name=name or scoring.name)
 
 

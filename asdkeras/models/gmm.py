@@ -55,6 +55,23 @@ def gwrp_weights(decay: float, frames: int) -> np.ndarray:
     return weights / weights.sum()
 
 
+def gwrp_pool(frames, decays):
+    """``(batch, frames, bands)`` -> ``(batch, len(decays) * bands)``: GWRP over axis 1 per band, per decay (ops)."""
+    count = frames.shape[1]
+    ranked = None
+    pooled = []
+    for decay in decays:  # r = 1 and r = 0 need no sort: the mean and the max
+        if decay == 1.0:
+            pooled.append(ops.mean(frames, axis=1))
+        elif decay == 0.0:
+            pooled.append(ops.max(frames, axis=1))
+        else:
+            if ranked is None:  # (batch, bands, frames), each band's values in descending order
+                ranked = ops.top_k(ops.transpose(frames, (0, 2, 1)), k=count, sorted=True)[0]
+            pooled.append(ops.matmul(ranked, gwrp_weights(decay, count).astype("float32")))
+    return ops.concatenate(pooled, axis=-1)
+
+
 @keras.saving.register_keras_serializable(package="asdkeras")
 class GWRPooling(layers.Layer):
     """``(batch, frames, bands)`` -> ``(batch, len(decays) * bands)``: GWRP over time per band, per decay."""
@@ -64,19 +81,7 @@ class GWRPooling(layers.Layer):
         self.decays = [float(d) for d in decays]
 
     def call(self, frames):
-        count = frames.shape[1]
-        ranked = None
-        pooled = []
-        for decay in self.decays:  # r = 1 and r = 0 need no sort: the mean and the max
-            if decay == 1.0:
-                pooled.append(ops.mean(frames, axis=1))
-            elif decay == 0.0:
-                pooled.append(ops.max(frames, axis=1))
-            else:
-                if ranked is None:  # (batch, bands, frames), each band's values in descending order
-                    ranked = ops.top_k(ops.transpose(frames, (0, 2, 1)), k=count, sorted=True)[0]
-                pooled.append(ops.matmul(ranked, gwrp_weights(decay, count).astype("float32")))
-        return ops.concatenate(pooled, axis=-1)
+        return gwrp_pool(frames, self.decays)
 
     def compute_output_shape(self, input_shape):
         return input_shape[0], len(self.decays) * input_shape[2]
@@ -289,24 +294,34 @@ def views_scoring_model(frames_per_clip: int, n_mels: int, views: list[PoolingVi
                        name=name)
 
 
-def assigned_group_layers(standard, mixtures: dict, stats: dict, tag: str, fuse_name: str, values=None):
+def assigned_group_layers(standard, mixtures: dict, stats: dict, tag: str, fuse_name: str, values=None, nlls=None):
     """Keras layers of :func:`assigned_group_score`: per group, the NLL of ``standard`` under its
     mixture and ``(value - mean) / std`` (the NLL itself, or ``values``), fused by the groups' posterior.
 
-    Layer names end in ``_g<index>_<tag>`` (``fuse_name`` for the fusion) and start with parts of
-    :data:`asdkeras.conversion.SHARED_FLOAT_TAIL`, so int8 export keeps them float.
+    ``nlls``: the groups' NLL tensors already built (:func:`group_nll_layers`), shared by several
+    scores judged in the same groups. Layer names end in ``_g<index>_<tag>`` (``fuse_name`` for the
+    fusion) and start with parts of :data:`asdkeras.conversion.SHARED_FLOAT_TAIL`, so int8 export
+    keeps them float.
     """
     from asdkeras.models.layers import Standardise
 
-    nlls, per_group = [], []
-    for index, (group, mixture) in enumerate(mixtures.items()):
+    nlls = nlls or group_nll_layers(standard, mixtures, tag)
+    per_group = []
+    for index, (group, nll) in enumerate(zip(mixtures, nlls)):
+        mean, std = stats[group]
+        per_group.append(Standardise(mean, max(std, 1e-12), name=f"standardise_g{index}_{tag}")(
+            nll if values is None else values))
+    return AssignedGroupScore(name=fuse_name)([nlls, per_group]) if len(per_group) > 1 else per_group[0]
+
+
+def group_nll_layers(standard, mixtures: dict, tag: str) -> list:
+    """Per group (in ``mixtures``' order), the NLL tensor of ``standard`` under its mixture (``gmm_nll_g<index>_<tag>``)."""
+    nlls = []
+    for index, mixture in enumerate(mixtures.values()):
         layer = GaussianMixtureNLL(len(mixture.weights), mixture.means.shape[1], name=f"gmm_nll_g{index}_{tag}")
         nlls.append(layer(standard))
         layer.set_mixture(mixture.weights, mixture.means, mixture.precisions_cholesky)
-        mean, std = stats[group]
-        per_group.append(Standardise(mean, max(std, 1e-12), name=f"standardise_g{index}_{tag}")(
-            nlls[-1] if values is None else values))
-    return AssignedGroupScore(name=fuse_name)([nlls, per_group]) if len(per_group) > 1 else per_group[0]
+    return nlls
 
 
 def pooling_model(frames_per_clip: int, n_mels: int, decays) -> keras.Model:
