@@ -7,8 +7,8 @@ Modes (:data:`~asdkeras.kinds.ENSEMBLE_MODES`):
   restricted by :data:`ELIGIBILITY`, each requirement while some candidate meets it (a lead
   within twice the battery's own sampling error counts as a tie, which the simpler candidate
   wins: :func:`asdkeras.battery.choose`): both a
-  steady and a transient view (the default GMM holds both; a clip-mean AE only the steady one),
-  then each clip judged in its own operating condition (the default GMM). Real faults are short
+  steady and a transient view (the default GMM and AE hold both; an AE with ``--error-pooling mean``
+  only the steady one), then each clip judged in its own operating condition. Real faults are short
   transients as often as stationary changes, and a candidate blind to a whole family, or whose
   scores rise in a new operating condition, is not shipped while one without that flaw exists;
 * ``pick``: the member the battery prefers, whatever it keeps;
@@ -49,7 +49,7 @@ from asdkeras.kinds import COMBINATIONS, DEFAULT_ENSEMBLE_MODE, ENSEMBLE, ENSEMB
 from asdkeras.names import (CACHE_DIR, CONFIG_FILE, DETECTOR_FILE, ENSEMBLE_FILE, MODELS_DIR, VARIANTS, detector_dir,
                             saved_variants)
 from asdkeras.progress import Progress, no_progress
-from asdkeras.scoring import combine_members, fused_prediction_threshold, score_statistics
+from asdkeras.scoring import combine_members, fused_normal_statistics, fused_prediction_threshold, score_statistics
 
 
 REPORT_CHOICE = {"fan": "ae", "slider": "mobilenet", "ToyCar": "ae", "ToyTrain": "ae", "gearbox": "mobilenet",
@@ -117,14 +117,21 @@ def fusion_statistics(member: Member) -> dict:
     """Mean and spread of a new normal clip's score of ``member``, by which fusions standardise it.
 
     A member judged per condition with a prediction threshold (the networks, whichever of their
-    rules decides) is already in those units: each condition's scores are standardised and widened
+    rules decides) is already in those units (a member of several such views fused, the AE's
+    ``mean+peak``: their fusion's mean and spread, :func:`asdkeras.scoring.fused_normal_statistics`): each condition's scores are standardised and widened
     for a new clip, so a new normal's score is ``(0, 1)`` by construction. Its ``normal_scores`` would understate
     the spread, because the held-out clips they come from also set the conditions' statistics
     (bearing's autoencoder: 0.71, against 1.0-1.6 on test normals). Any other member: the
     statistics of its held-out or out-of-fold normal scores (``normal_scores``).
     """
-    if any(record.get("rule") == "condition-prediction" for record in member.detector.thresholds.values()):
+    records = member.detector.thresholds.values()
+    if any(record.get("rule") == "condition-prediction" for record in records):
         return {"mean": 0.0, "std": 1.0, "from": "judged per condition: a new normal clip's score is (0, 1)"}
+    views = [r for r in records if r.get("rule") == "fused-prediction" and "combine" in r]
+    if views:  # views of one network, each judged per condition, then fused (the AE's mean+peak)
+        mean, std = fused_normal_statistics(views[0]["correlation"]["used"], views[0]["combine"])
+        return {"mean": mean, "std": std, "from": f"views judged per condition, each (0, 1), fused by their "
+                                                  f"{views[0]['combine']} with the correlation of its threshold"}
     statistics = member.detector.normal_scores
     return {"mean": float(statistics["mean"]), "std": float(statistics["std"]),
             "from": statistics.get("clips", "held-out normal clip scores")}

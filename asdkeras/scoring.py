@@ -215,17 +215,41 @@ def fused_prediction_threshold(parts, how: str, quantile: float = 0.9, what: str
     if how == "mean":
         value = float(scipy.stats.norm.ppf(quantile) * np.sqrt(used.sum()) / members)
     else:
-        draws = np.random.default_rng(0).multivariate_normal(np.zeros(members), used, FUSION_DRAWS, method="cholesky")
-        value = float(np.quantile(draws.max(axis=1), quantile))
+        value = float(np.quantile(_fused_normal_draws(used, how), quantile))
     fused = combine_members(parts, how)
     groups = None if groups is None or len(set(groups)) < 2 else np.asarray(groups)
-    return {"quantile": quantile, "value": value, "rule": "fused-prediction", "fitted_on": int(parts.shape[0]),
+    return {"quantile": quantile, "value": value, "rule": "fused-prediction", "combine": how,
+            "fitted_on": int(parts.shape[0]),
             "empirical": float(np.quantile(fused, quantile)), "flagged_share": float(np.mean(fused > value)),
             **_flagged_by_group(fused, groups, value),
             "correlation": {"measured": measured.round(4).tolist(), "used": used.round(4).tolist()},
             "description": f"{quantile:g} quantile of the {how} of {members} {columns}' standardised scores of a new "
                            f"normal clip, each (0, 1), correlated as measured on {parts.shape[0]} {what} "
                            f"(shrunk by sampling error, floored at 0)"}
+
+
+def _fused_normal_draws(correlation: np.ndarray, how: str) -> np.ndarray:
+    """Seeded draws of the mean or max of standard normals with this correlation (:data:`FUSION_DRAWS` of them)."""
+    zeros = np.zeros(len(correlation))
+    try:
+        draws = np.random.default_rng(0).multivariate_normal(zeros, correlation, FUSION_DRAWS, method="cholesky")
+    except np.linalg.LinAlgError:  # singular: scores that move together (a record's correlation rounded to 1)
+        draws = np.random.default_rng(0).multivariate_normal(zeros, correlation, FUSION_DRAWS, method="eigh")
+    return combine_members(draws, how)
+
+
+def fused_normal_statistics(correlation, how: str) -> tuple[float, float]:
+    """Mean and standard deviation of a new normal clip's fused score: the mean or max of standard
+    normals correlated as ``correlation`` (``(k, k)``, as :func:`fused_prediction_threshold` records it as ``used``).
+
+    The mean of them is ``(0, sqrt(sum(R)) / k)``; their max lies above 0 (two independent ones:
+    mean 0.56, standard deviation 0.83), from the same seeded draws as the threshold.
+    """
+    correlation = np.asarray(correlation, np.float64)
+    if how == "mean":
+        return 0.0, float(np.sqrt(correlation.sum()) / len(correlation))
+    draws = _fused_normal_draws(correlation, how)
+    return float(draws.mean()), float(draws.std())
 
 
 def eq2_threshold(p_machine, alpha: float = 0.04) -> dict:

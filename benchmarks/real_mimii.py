@@ -31,6 +31,8 @@ from asdkeras.names import CACHE_DIR, DEV_DATA  # noqa: E402
 
 VARIANTS = {
     "ae (clear, 30 epochs)": ("ae", dict(loss="mse", outlier="none", epochs=30, validation_fraction=0.0)),
+    "ae (clear, 30 epochs, --error-pooling mean)": ("ae", dict(loss="mse", outlier="none", epochs=30,
+                                                               validation_fraction=0.0, error_pooling="mean")),
     "gmm battery (default)": ("gmm", dict(components=1, validation_fraction=0.0)),
     "gmm fuse (r = 1 and 0.5)": ("gmm", dict(pooling_decay="fuse", components=1, validation_fraction=0.0)),
     "gmm r = 1 (mean)": ("gmm", dict(pooling_decay=1.0, components=1, validation_fraction=0.0)),

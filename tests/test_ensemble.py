@@ -13,6 +13,7 @@ from asdkeras.names import ENSEMBLE_FILE
 from asdkeras.ensemble import fit_ensemble, fusion_statistics, load_members, shared_held_out, standardise
 from asdkeras.errors import AsdError
 from asdkeras.fit import fit_detector, make_config
+from asdkeras.scoring import fused_normal_statistics
 
 pytestmark = pytest.mark.slow  # fits models: the full suite only, not the fast lane (-m "not slow")
 
@@ -52,8 +53,12 @@ def test_fused_graph_equals_the_standardised_mean_of_its_members(tiny_dataset, m
     assert record["rule"] == "fused-prediction" and record["fitted_on"] == document["held_out"]["clips"]
     used = np.array(record["correlation"]["used"])
     assert used.shape == (2, 2) and used.min() >= 0 and np.allclose(np.diag(used), 1)
-    # the AE is judged per condition: fused in its own units; the GMM by its out-of-fold normal scores
-    assert document["figures"]["ae"]["fusion"]["std"] == 1.0
+    # the AE's two views are judged per condition, each (0, 1): fused in the units of their max; the GMM
+    # by its out-of-fold normal scores
+    ae = Detector.load(str(members / "models" / "gearbox" / "ae")).thresholds["quantile"]
+    fusion = document["figures"]["ae"]["fusion"]
+    assert (fusion["mean"], fusion["std"]) == pytest.approx(fused_normal_statistics(ae["correlation"]["used"], "max"))
+    assert 0 < fusion["mean"] < 0.6 < fusion["std"] < 1  # the max of two correlated (0, 1) scores
     assert document["figures"]["gmm"]["fusion"]["std"] == pytest.approx(document["figures"]["gmm"]["normal_std"])
     assert saved.frontend.reads_waveforms and saved.normal_scores["count"] == document["held_out"]["clips"]
 
@@ -68,8 +73,10 @@ def test_battery_choice_is_recorded_per_candidate_and_kind(tiny_dataset, members
     for candidate in record["candidates"].values():
         assert set(candidate["kinds"]) == {p.name for p in BATTERY} and set(candidate["families"]) == set(FAMILIES)
         assert all(0 <= v <= 1 for v in candidate["kinds"].values())
-    # every member judges clips per condition; the AE keeps only the steady view: alone it is not eligible
-    assert record["eligible"] == ["gmm", "fuse-mean", "fuse-max"]
+    # every member judges clips per condition and keeps a steady and a transient view (the AE's mean+peak):
+    # every candidate is eligible (the requirements' narrowing: tests/test_ensemble_choice.py)
+    assert record["candidates"]["ae"]["views"] == ["steady", "transient"]
+    assert record["eligible"] == ["ae", "gmm", "fuse-mean", "fuse-max"]
     assert record["candidates"]["ae"]["per_condition"] and record["candidates"]["fuse-max"]["per_condition"]
     best = max(record["candidates"][name]["mean"] for name in record["eligible"])
     leader = next(name for name in record["eligible"] if record["candidates"][name]["mean"] == best)
@@ -82,7 +89,7 @@ def test_battery_choice_is_recorded_per_candidate_and_kind(tiny_dataset, members
     chosen = next(name for name in record["eligible"] if record["candidates"][name]["mean"] >= best - margin(name))
     assert document["members"] == record["candidates"][chosen]["members"]  # the best mean, ties to the simpler
     assert "standard deviations" in record["ties"]
-    assert "keeping a steady and a transient view" in document["reason"]
+    assert "among the candidates" not in document["reason"]  # no requirement narrowed them
 
 
 def test_pick_and_paper_score_exactly_like_the_chosen_member(tiny_dataset, members):

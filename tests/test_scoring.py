@@ -95,6 +95,15 @@ def test_fused_prediction_threshold_flags_the_intended_share_of_new_normals(how)
     assert record["rule"] == "fused-prediction" and np.allclose(record["correlation"]["used"], correlation, atol=0.1)
 
 
+def test_a_new_normal_clips_fused_score_has_the_mean_and_spread_of_its_members_fusion():
+    from asdkeras.scoring import fused_normal_statistics
+
+    independent = fused_normal_statistics(np.eye(2), "max")  # E max = 1 / sqrt(pi), Var = 1 - 1 / pi
+    assert independent == pytest.approx((1 / np.sqrt(np.pi), np.sqrt(1 - 1 / np.pi)), abs=0.01)
+    assert fused_normal_statistics(np.ones((2, 2)), "max") == pytest.approx((0.0, 1.0), abs=0.01)  # one score twice
+    assert fused_normal_statistics(np.eye(4), "mean") == pytest.approx((0.0, 0.5))
+
+
 def test_fused_prediction_threshold_floors_negative_correlation_and_sets_no_level_from_few_clips():
     from asdkeras.scoring import fused_prediction_threshold, member_correlation
 
