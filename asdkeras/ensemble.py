@@ -129,7 +129,9 @@ def fusion_statistics(member: Member) -> dict:
         return {"mean": 0.0, "std": 1.0, "from": "judged per condition: a new normal clip's score is (0, 1)"}
     views = [r for r in records if r.get("rule") == "fused-prediction" and "combine" in r]
     if views:  # views of one network, each judged per condition, then fused (the AE's mean+peak)
-        mean, std = fused_normal_statistics(views[0]["correlation"]["used"], views[0]["combine"])
+        normal = views[0].get("new_normal")  # recorded at fit; detectors saved before it: the same draws again
+        mean, std = ((normal["mean"], normal["std"]) if normal
+                     else fused_normal_statistics(views[0]["correlation"]["used"], views[0]["combine"]))
         return {"mean": mean, "std": std, "from": f"views judged per condition, each (0, 1), fused by their "
                                                   f"{views[0]['combine']} with the correlation of its threshold"}
     statistics = member.detector.normal_scores

@@ -102,7 +102,7 @@ def judge_per_condition(raw_model, descriptor, frontend, trained: tuple[list, li
     (:func:`asdkeras.scoring.fused_prediction_threshold`).
     """
     from asdkeras.models.conditions import (VIEW_FUSION, Conditions, condition_statistics, conditioned_scoring_model,
-                                            fit_conditions, raw_scores_and_descriptors)
+                                            fit_conditions, raw_scores_and_descriptors, views_matrix)
     from asdkeras.models.inference import predict
 
     records, paths = trained[0] + held_out[0], trained[1] + held_out[1]
@@ -112,8 +112,7 @@ def judge_per_condition(raw_model, descriptor, frontend, trained: tuple[list, li
         raw, descriptors = raw_scores_and_descriptors(raw_model, descriptor, frontend.dataset(paths))
         mixtures = Conditions(*fit_conditions(descriptors, sections, domains, seed), {}, {})
     else:
-        raw = predict(raw_model, frontend.dataset(paths))
-        raw = np.stack([np.asarray(r, np.float64).reshape(-1) for r in (raw if isinstance(raw, list) else [raw])], 1)
+        raw = views_matrix(predict(raw_model, frontend.dataset(paths)))
         descriptors, mixtures = like.descriptors, like.conditions[0]
     conditions, scores = [], []
     for view in raw.T:

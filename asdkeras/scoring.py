@@ -214,8 +214,11 @@ def fused_prediction_threshold(parts, how: str, quantile: float = 0.9, what: str
     members = parts.shape[1]
     if how == "mean":
         value = float(scipy.stats.norm.ppf(quantile) * np.sqrt(used.sum()) / members)
+        normal = {"mean": 0.0, "std": float(np.sqrt(used.sum()) / members)}
     else:
-        value = float(np.quantile(_fused_normal_draws(used, how), quantile))
+        draws = _fused_normal_draws(used, how)
+        value = float(np.quantile(draws, quantile))
+        normal = {"mean": float(draws.mean()), "std": float(draws.std())}
     fused = combine_members(parts, how)
     groups = None if groups is None or len(set(groups)) < 2 else np.asarray(groups)
     return {"quantile": quantile, "value": value, "rule": "fused-prediction", "combine": how,
@@ -223,6 +226,7 @@ def fused_prediction_threshold(parts, how: str, quantile: float = 0.9, what: str
             "empirical": float(np.quantile(fused, quantile)), "flagged_share": float(np.mean(fused > value)),
             **_flagged_by_group(fused, groups, value),
             "correlation": {"measured": measured.round(4).tolist(), "used": used.round(4).tolist()},
+            "new_normal": normal,
             "description": f"{quantile:g} quantile of the {how} of {members} {columns}' standardised scores of a new "
                            f"normal clip, each (0, 1), correlated as measured on {parts.shape[0]} {what} "
                            f"(shrunk by sampling error, floored at 0)"}

@@ -93,6 +93,9 @@ def test_fused_prediction_threshold_flags_the_intended_share_of_new_normals(how)
     fused = new.mean(axis=1) if how == "mean" else new.max(axis=1)
     assert np.mean(fused > record["value"]) == pytest.approx(0.10, abs=0.01)
     assert record["rule"] == "fused-prediction" and np.allclose(record["correlation"]["used"], correlation, atol=0.1)
+    # a new normal's fused score, recorded for fusions that standardise this one further (the ensemble)
+    assert record["new_normal"]["mean"] == pytest.approx(fused.mean(), abs=0.03)
+    assert record["new_normal"]["std"] == pytest.approx(fused.std(), abs=0.03)
 
 
 def test_a_new_normal_clips_fused_score_has_the_mean_and_spread_of_its_members_fusion():

@@ -263,6 +263,16 @@ def condition_statistics(raw_scores, sections, domains, held_out, min_held_out: 
     return stats, summary
 
 
+def as_views(outputs) -> list:
+    """A network's outputs as a list of its views (one output or a list of them)."""
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def views_matrix(outputs) -> np.ndarray:
+    """Predicted view scores (one ``(clips,)`` array or a list of them) as one ``(clips, views)`` float64 matrix."""
+    return np.stack([np.asarray(view, np.float64).reshape(-1) for view in as_views(outputs)], axis=1)
+
+
 def raw_scores_and_descriptors(network: keras.Model, descriptor: keras.layers.Layer, dataset) -> tuple:
     """The network's raw scores ``(n, views)`` and the clip descriptors ``(n, d)`` of every clip of
     ``dataset`` (batches of features), float64, in one pass over the features.
@@ -273,9 +283,8 @@ def raw_scores_and_descriptors(network: keras.Model, descriptor: keras.layers.La
 
     features = keras.Input(network.input_shape[1:])
     outputs = network(features)
-    outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-    *raw, descriptors = predict(keras.Model(features, [*outputs, descriptor(features)]), dataset)
-    raw = np.stack([np.asarray(r, np.float64).reshape(-1) for r in raw], axis=1)
+    *raw, descriptors = predict(keras.Model(features, [*as_views(outputs), descriptor(features)]), dataset)
+    raw = views_matrix(raw)
     return raw, np.asarray(descriptors, np.float64).reshape(len(raw), -1)
 
 
@@ -296,10 +305,9 @@ def conditioned_scoring_model(scoring: keras.Model, descriptor: keras.layers.Lay
     """
     from asdkeras.models.layers import CombineScores, Standardise
 
-    views = conditions if isinstance(conditions, list) else [conditions]
+    views = as_views(conditions)
     features = keras.Input(scoring.input_shape[1:], name="features")
-    raws = scoring(features)
-    raws = list(raws) if isinstance(raws, (list, tuple)) else [raws]
+    raws = as_views(scoring(features))
     suffixes = [""] if len(views) == 1 else [f"_v{index}" for index in range(len(views))]
     first = views[0]
     if len(first.score_stats) == 1:
