@@ -14,7 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from asdkeras.detectors import DetectorKind, register
-from asdkeras.detectors.config import FitConfig
+from asdkeras.detectors.config import FitConfig, Option, setting
 from asdkeras.feature_settings import LogMelConfig
 from asdkeras.names import CONFIG_FILE
 from asdkeras.progress import no_progress
@@ -28,6 +28,8 @@ class LevelConfig(FitConfig):
 
     kind: ClassVar[str] = NAME
     features: LogMelConfig = field(default_factory=lambda: LogMelConfig(n_mels=64))
+    spread_floor: float = setting(1e-6, Option("smallest spread of the normals' mean levels, in dB", float, minimum=0,
+                                               open_bounds=True))
 
 
 def fit_level(config: LevelConfig, progress=no_progress, verbose: int = 0, skipped=None):
@@ -49,7 +51,7 @@ def fit_level(config: LevelConfig, progress=no_progress, verbose: int = 0, skipp
     score = keras.layers.Dense(1, name="level_score")(pooled)
     model = keras.Model(frames, keras.layers.Reshape(())(score))
     levels = np.concatenate([np.asarray(f).mean(axis=(1, 2)) for f in frontend.dataset(trained_paths)])
-    mean, std = float(levels.mean()), max(float(levels.std()), 1e-6)
+    mean, std = float(levels.mean()), max(float(levels.std()), config.spread_floor)
     bands = frontend.input_shape[1]
     model.get_layer("level_score").set_weights([np.full((bands, 1), 1 / (bands * std), "float32"),
                                                 np.array([-mean / std], "float32")])

@@ -24,6 +24,34 @@ def test_the_built_in_kinds_come_from_their_modules():
     assert detectors.defaults_of("epochs") == {"ae": 30, "mobilenet": 5}
 
 
+def test_fits_command_line_options_come_from_the_configuration_fields():
+    options = {o.name: o for o in detectors.command_options()}
+    # one place per default and per help: the kinds' configuration fields
+    assert options["epochs"].help == "ae: maximum epochs [30]. mobilenet: maximum epochs of the head alone [5]."
+    assert options["patience"].help == ("ae, mobilenet: epochs without validation improvement before stopping "
+                                        "[ae 5; mobilenet 3].")
+    assert options["outlier_clips"].help.endswith("[as many as the machine's].")
+    assert options["background_noise_dir"].flag == "background-noise" and options["stretch_range"].option.type == "pair"
+    assert "threshold_quantile" in options and "dropout" not in options  # a field without an Option is not on the line
+    for name in detectors.model_kinds():
+        marked = {spec.name for spec in __import__("dataclasses").fields(detectors.get(name).config)
+                  if spec.metadata.get("option")}
+        assert marked <= set(options) and name in options[sorted(marked)[0]].help
+
+
+def test_an_option_is_validated_when_declared():
+    from asdkeras.detectors.config import Option
+
+    with pytest.raises(ValueError, match="type is int, float, str or 'pair'. Received: type=<class 'list'>"):
+        Option("anything", list)
+
+
+def test_a_fourth_kinds_options_join_the_command_line(level_kind):
+    options = {o.name: o for o in detectors.command_options()}
+    assert options["spread_floor"].help == "level: smallest spread of the normals' mean levels, in dB [1e-06]."
+    assert options["threshold_quantile"].help.startswith("ae, mobilenet, gmm, level: ")
+
+
 def test_an_unknown_kind_is_a_one_line_error():
     with pytest.raises(AsdError, match="unknown model kind 'svm'; use one of ae, mobilenet, gmm, ensemble"):
         detectors.get("svm")

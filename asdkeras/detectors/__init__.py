@@ -1,7 +1,9 @@
 """The detector kinds: one module each, and the registry that everything else consults.
 
 A kind's module (``asdkeras/detectors/<kind>.py``) is the single home of its facts: its
-configuration dataclass and trainer (with its outlier pairing, when it has outlier exposure),
+configuration dataclass (each field that ``fit`` sets from the command line declared with its
+:class:`asdkeras.detectors.config.Option`: :func:`command_options`) and trainer (with its outlier
+pairing, when it has outlier exposure),
 the Keras layers its saved models need, the tensor names that stay float in int8 export, its
 demo settings and its title and colour in the report. It ends with
 ``register(DetectorKind(...))``. ``fit``, ``test``, ``export``, the ensemble, the report and the
@@ -154,6 +156,56 @@ def result_title(name: str) -> tuple[str, str | None]:
 def kinds_taking(option: str) -> list[str]:
     """Names of the kinds whose configuration has the field ``option``."""
     return [n for n, k in kinds().items() if option in k.option_names()]
+
+
+@dataclass(frozen=True)
+class CommandOption:
+    """One option of ``fit``'s command line that sets a configuration field of one or more kinds.
+
+    ``option``: the first such kind's :class:`asdkeras.detectors.config.Option` (type, bounds,
+    choices); ``help``: its text for every kind that takes it, with their defaults.
+    """
+
+    name: str
+    flag: str
+    option: object
+    help: str
+
+
+def command_options() -> list[CommandOption]:
+    """``fit``'s configuration options: each field that a kind's configuration marks with an
+    :class:`asdkeras.detectors.config.Option`, once, in registry and field order.
+
+    The help reads ``"<kinds>: <text> [<default>]."``, the defaults from the configurations (so a
+    default is written in one place), one such sentence per distinct text when kinds describe the
+    same field differently (``--batch-size``: vectors for the AE, images for MobileNetV2).
+    """
+    from asdkeras.detectors.config import command_option
+
+    declared: dict[str, list[tuple[str, object]]] = {}
+    for kind_name, kind in kinds().items():
+        for spec in fields(kind.config) if kind.config else ():
+            if command_option(spec) is not None:
+                declared.setdefault(spec.name, []).append((kind_name, command_option(spec)))
+    options = []
+    for name, takers in declared.items():
+        defaults = defaults_of(name)
+        texts: dict[str, list[str]] = {}
+        for kind_name, option in takers:
+            texts.setdefault(option.help, []).append(kind_name)
+        first = takers[0][1]
+        sentences = [f"{', '.join(names)}: {text} [{_shown_defaults({n: defaults[n] for n in names}, first.none)}]."
+                     for text, names in texts.items()]
+        options.append(CommandOption(name, first.flag or name.replace("_", "-"), first, " ".join(sentences)))
+    return options
+
+
+def _shown_defaults(defaults: dict[str, object], none: str | None) -> str:
+    """``"30"`` when the kinds share a default, else ``"ae 30; mobilenet 5"``."""
+    shown = {kind: none if value is None else ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+             for kind, value in defaults.items()}
+    return (next(iter(shown.values())) if len(set(shown.values())) == 1
+            else "; ".join(f"{kind} {value}" for kind, value in shown.items()))
 
 
 def defaults_of(option: str) -> dict[str, object]:

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 from asdkeras.audio import CLIP_SAMPLES
 from asdkeras.detectors import DetectorKind, register
-from asdkeras.detectors.config import MIN_HELD_OUT_PER_CONDITION, FitConfig, outlier_records
+from asdkeras.detectors.config import (LEARNING_RATE, MIN_HELD_OUT_PER_CONDITION, OUTLIER, OUTLIER_CLIPS, PATIENCE,
+                                      TARGET_CLIPS, FitConfig, Option, outlier_records, setting)
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.feature_settings import LogMelConfig
 from asdkeras.names import CONFIG_FILE, HISTORY_FILE
@@ -47,16 +48,19 @@ class AutoencoderConfig(FitConfig):
 
     kind: ClassVar[str] = "ae"
     held_out_per_condition: ClassVar[int] = MIN_HELD_OUT_PER_CONDITION
-    outlier: str | None = "auto"
-    loss: str = "oe"
-    epochs: int = 30
-    batch_size: int = 512
-    learning_rate: float = 1e-3
-    patience: int = 5
-    target_clips: int | None = 3000
-    outlier_clips: int | None = None
-    margin: float = 1.0
-    error_pooling: str = "mean+peak"
+    outlier: str | None = setting("auto", OUTLIER)
+    loss: str = setting("oe", Option("mse = clear AE on normals; oe = the report's |y - e(x)|; oe-hinge = max(0, m - e(x)) "
+                                     "on outliers", choices=("mse", "oe", "oe-hinge")))
+    epochs: int = setting(30, Option("maximum epochs", int, minimum=1))
+    batch_size: int = setting(512, Option("batch size in vectors", int, minimum=1))
+    learning_rate: float = setting(1e-3, LEARNING_RATE)
+    patience: int = setting(5, PATIENCE)
+    target_clips: int | None = setting(3000, TARGET_CLIPS)
+    outlier_clips: int | None = setting(None, OUTLIER_CLIPS)
+    margin: float = setting(1.0, Option("hinge margin m for --loss oe-hinge", float))
+    error_pooling: str = setting("mean+peak", Option(
+        "how a clip's vector errors become its score: mean (the baseline's clip mean, blind to short events) or "
+        "mean+peak (beside it the peak, each judged per condition, fused by their maximum)", choices=("mean", "mean+peak")))
     features: LogMelConfig = field(default_factory=LogMelConfig)
 
     def __post_init__(self):

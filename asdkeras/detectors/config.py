@@ -5,7 +5,7 @@ Each kind's configuration (``asdkeras/detectors/<kind>.py``) subclasses :class:`
 
 from __future__ import annotations
 
-from dataclasses import MISSING, Field, dataclass, fields, is_dataclass
+from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -22,6 +22,65 @@ them), and that a domain needs to measure how the network scores the clips it tr
 MIN_HELD_OUT = 10
 """Fewer held-out normal clips than this: the threshold is fitted on all training normals instead
 (scores of clips the network trained on run low, so it then flags more normals than intended)."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """How a configuration field is set from ``fit``'s command line: its help and the values it takes.
+
+    The option's default is the field's (never restated here); the command line shows it beside
+    ``help`` for every kind that has the field (:func:`asdkeras.detectors.command_options`).
+
+    Attributes
+    ----------
+    help : str
+        What the option sets, lower case, no default, no final full stop.
+    type : {int, float, str, "pair"}
+        Values it takes; "pair": two numbers written ``MIN,MAX``.
+    minimum, maximum : float, optional
+        Bounds of a number (included unless ``open_bounds``).
+    choices : tuple of str, optional
+        The only values it takes.
+    none : str, optional
+        How the help says a ``None`` default.
+    flag : str, optional
+        The option's name when it is not ``--<field-name>`` (dashes for underscores).
+    """
+
+    help: str
+    type: object = str
+    minimum: float | None = None
+    maximum: float | None = None
+    open_bounds: bool = False
+    choices: tuple[str, ...] | None = None
+    none: str | None = None
+    flag: str | None = None
+
+    def __post_init__(self):
+        if self.type not in (int, float, str, "pair"):
+            raise ValueError(f"an option's type is int, float, str or 'pair'. Received: type={self.type!r}")
+
+
+OPTION = "option"
+"""Metadata key of a configuration field's :class:`Option`."""
+
+
+def setting(default=MISSING, option: Option | None = None, *, default_factory=MISSING) -> Field:
+    """A configuration field set from the command line by ``option`` (None: not a command-line option)."""
+    return field(default=default, default_factory=default_factory, metadata={OPTION: option} if option else {})
+
+
+def command_option(spec: Field) -> Option | None:
+    """The command-line :class:`Option` of a configuration field, when it has one."""
+    return spec.metadata.get(OPTION)
+
+
+OUTLIER = Option("outlier machine type for outlier exposure: a type, auto (the report's pairing) or none")
+PATIENCE = Option("epochs without validation improvement before stopping", int, minimum=1)
+LEARNING_RATE = Option("Adam learning rate", float)
+OUTLIER_CLIPS = Option("outlier clips", int, minimum=1, none="as many as the machine's")
+TARGET_CLIPS = Option("cap on the machine's training clips", int, minimum=1)
+"""Options that several kinds' configurations share (each kind keeps its own default)."""
 
 
 @dataclass(kw_only=True)
@@ -41,7 +100,9 @@ class FitConfig:
     machine: str
     seed: int = 0
     validation_fraction: float = 0.1
-    threshold_quantile: float = 0.9
+    threshold_quantile: float = setting(0.9, Option(
+        "share of new normal clips kept as normal by the threshold (0.9: ~10 % false alarms)",
+        float, minimum=0, maximum=1, open_bounds=True))
     data_dir: str = DATA_DIR
     models_dir: str = MODELS_DIR
     cache_dir: str = CACHE_DIR

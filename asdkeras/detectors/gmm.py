@@ -15,7 +15,7 @@ import numpy as np
 
 from asdkeras.data.layout import ClipRecord
 from asdkeras.detectors import DetectorKind, register
-from asdkeras.detectors.config import MIN_HELD_OUT, FitConfig
+from asdkeras.detectors.config import MIN_HELD_OUT, TARGET_CLIPS, FitConfig, Option, setting
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.feature_settings import LogMelConfig
 from asdkeras.names import CONFIG_FILE
@@ -40,10 +40,15 @@ class GmmConfig(FitConfig):
     """
 
     kind: ClassVar[str] = "gmm"
-    pooling_decay: str | float = "battery"
-    components: int | None = None
-    covariance_reg: float = 0.1
-    target_clips: int | None = 3000
+    pooling_decay: str | float = setting("battery", Option(
+        "battery (a steady view, the band mean, and a transient view, max-like, fused at score level, the max-like "
+        "pooling chosen by the pseudo-anomaly battery); a GWRP decay r in [0, 1] (1 = mean, 0 = max); fuse (mean and "
+        "r = 0.5 side by side in one vector); or paper (TWFR-GMM's per-type value)"))
+    components: int | None = setting(None, Option("mixture components per section", int, minimum=1,
+                                                   none="2; with --pooling-decay paper: per type"))
+    covariance_reg: float = setting(0.1, Option("covariance regularisation in standardised units", float, minimum=0,
+                                                open_bounds=True))
+    target_clips: int | None = setting(3000, TARGET_CLIPS)
     features: LogMelConfig = field(default_factory=LogMelConfig)
 
     def normal_cap(self) -> int | None:

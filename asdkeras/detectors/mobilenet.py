@@ -17,7 +17,8 @@ import numpy as np
 
 from asdkeras.augment import AugmentConfig
 from asdkeras.detectors import DetectorKind, register
-from asdkeras.detectors.config import MIN_HELD_OUT_PER_CONDITION, FitConfig, outlier_records
+from asdkeras.detectors.config import (LEARNING_RATE, MIN_HELD_OUT_PER_CONDITION, OUTLIER, OUTLIER_CLIPS, PATIENCE,
+                                      FitConfig, Option, outlier_records, setting)
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.feature_settings import ImageConfig
 from asdkeras.names import CONFIG_FILE, HISTORY_FILE, INT8
@@ -57,28 +58,31 @@ class MobileNetConfig(FitConfig):
 
     kind: ClassVar[str] = "mobilenet"
     held_out_per_condition: ClassVar[int] = MIN_HELD_OUT_PER_CONDITION
-    outlier: str | None = "auto"
-    weights: str | None = "imagenet"
-    width: float = 1.0
-    image_size: int = 320
-    train_clips: int = 500
-    augmented_clips: int | None = None
-    outlier_clips: int | None = None
-    epochs: int = 5
-    fine_tune_epochs: int = 5
-    fine_tune_blocks: int = 3
-    learning_rate: float = 1e-3
+    outlier: str | None = setting("auto", OUTLIER)
+    weights: str | None = setting("imagenet", Option("initial weights: imagenet, none, or a no-top .h5 path", none="none"))
+    width: float = setting(1.0, Option("width multiplier alpha (0.35 is the smallest with ImageNet weights)", float))
+    image_size: int = setting(320, Option("image side in pixels", int, minimum=32))
+    train_clips: int = setting(500, Option("random training clips of the machine", int, minimum=1))
+    augmented_clips: int | None = setting(None, Option("augmented copies", int, minimum=0, none="twice --train-clips"))
+    outlier_clips: int | None = setting(None, OUTLIER_CLIPS)
+    epochs: int = setting(5, Option("maximum epochs of the head alone", int, minimum=1))
+    fine_tune_epochs: int = setting(5, Option("epochs with the top blocks unfrozen", int, minimum=0))
+    fine_tune_blocks: int = setting(3, Option("top blocks to unfreeze", int, minimum=0, maximum=16))
+    learning_rate: float = setting(1e-3, LEARNING_RATE)
     fine_tune_learning_rate: float = 1e-4
-    int8_epochs: int = 2
-    batch_size: int = 32
-    patience: int = 3
+    int8_epochs: int = setting(2, Option("quantisation-aware fine-tuning epochs of the int8 twin that the integer "
+                                         "TFLite variants come from; 0: no twin", int, minimum=0))
+    batch_size: int = setting(32, Option("batch size in images", int, minimum=1))
+    patience: int = setting(3, PATIENCE)
     dropout: float = 0.2
-    threshold_rule: str = "quantile"
-    threshold_alpha: float = 0.04
+    threshold_rule: str = setting("quantile", Option("the normal quantile in the clip's operating condition or the "
+                                                     "report's Eq. 2 (both are saved)", choices=("quantile", "eq2")))
+    threshold_alpha: float = setting(0.04, Option("the report's alpha in Eq. 2", float))
     workers: int | None = None
-    pitch_semitones: float = 2.0
-    stretch_range: tuple = (0.9, 1.1)
-    background_noise_dir: str | None = None
+    pitch_semitones: float = setting(2.0, Option("PitchShift range +- semitones", float))
+    stretch_range: tuple = setting((0.9, 1.1), Option("TimeStretch rate range MIN,MAX", "pair"))
+    background_noise_dir: str | None = setting(None, Option("folder of noise files for AddBackgroundNoise", none="off",
+                                                            flag="background-noise"))
 
     def __post_init__(self):
         if self.weights == "none":
