@@ -223,7 +223,7 @@ def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, g
                                          name or model_kind, data, result_dir, cache_dir, subset,
                                          console.progress("features"), records, skipped, long_clips)
     if evaluations[0].ensemble:
-        from asdkeras.ensemble import describe_choice
+        from asdkeras.ensemble_choice import describe_choice
         click.echo(describe_choice(evaluations[0].ensemble))
     for evaluation in evaluations:
         click.echo(evaluation.table())

@@ -160,7 +160,7 @@ def run_machine(machine: str, settings: DemoSettings) -> MachineOutcome:
 def fit_step(job) -> StepOutcome:
     """Fit one :class:`~asdkeras.jobs.FitJob` and save it; its lines are said here as the command
     line says them (an ensemble's result: the sentence describing its choice)."""
-    from asdkeras.ensemble import describe_choice
+    from asdkeras.ensemble_choice import describe_choice
     from asdkeras.jobs import job_lines, run_job
 
     show_notes()  # in the child process as on the command line

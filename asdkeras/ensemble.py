@@ -4,7 +4,7 @@ Modes (:data:`~asdkeras.kinds.ENSEMBLE_MODES`):
 
 * ``battery`` (default): the candidate that the pseudo-anomaly battery (:mod:`asdkeras.battery`)
   prefers among every member alone and the fusions of all members (``fuse-mean``, ``fuse-max``),
-  restricted by :data:`ELIGIBILITY`, each requirement while some candidate meets it (a lead
+  restricted by :data:`asdkeras.ensemble_choice.ELIGIBILITY`, each requirement while some candidate meets it (a lead
   within twice the battery's own sampling error counts as a tie, which the simpler candidate
   wins: :func:`asdkeras.battery.choose`): both a
   steady and a transient view (the default GMM and AE hold both; an AE with ``--error-pooling mean``
@@ -12,10 +12,10 @@ Modes (:data:`~asdkeras.kinds.ENSEMBLE_MODES`):
   transients as often as stationary changes, and a candidate blind to a whole family, or whose
   scores rise in a new operating condition, is not shipped while one without that flaw exists;
 * ``pick``: the member the battery prefers, whatever it keeps;
-* ``paper``: the report's per-type choice (:data:`REPORT_CHOICE`); the pooled GMM stands in
+* ``paper``: the report's per-type choice (:data:`asdkeras.ensemble_choice.REPORT_CHOICE`); the pooled GMM stands in
   where the report's model was not fitted, and for machine types outside its table;
 * ``fuse``: every member's score standardised by a new normal clip's mean and spread
-  (:func:`fusion_statistics`), then combined (mean by default, max as the alternative: the max
+  (:func:`asdkeras.ensemble_members.fusion_statistics`), then combined (mean by default, max as the alternative: the max
   keeps one member's strong evidence that a mean would dilute among members that see nothing),
   with the threshold predicted from the members' correlation on clips no member trained on
   (:func:`asdkeras.scoring.fused_prediction_threshold`).
@@ -34,183 +34,20 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 
 import numpy as np
 
-from asdkeras import detectors
-from asdkeras.data.layout import ClipRecord, random_subset
+from asdkeras import detectors, ensemble_choice
 from asdkeras.detector import Detector
-from asdkeras.detectors.config import MIN_HELD_OUT
+from asdkeras.ensemble_choice import FUSIONS
+from asdkeras.ensemble_members import Member, fusion_statistics, load_members, shared_held_out, spread, standardise
 from asdkeras.errors import AsdError, SkippedFiles
-from asdkeras.fit import load_config
 from asdkeras.frontend import WaveformFrontend
 from asdkeras.kinds import COMBINATIONS, DEFAULT_ENSEMBLE_MODE, ENSEMBLE, ENSEMBLE_MODES
-from asdkeras.names import (CACHE_DIR, CONFIG_FILE, DETECTOR_FILE, ENSEMBLE_FILE, MODELS_DIR, VARIANTS, detector_dir,
+from asdkeras.names import (CACHE_DIR, CONFIG_FILE, ENSEMBLE_FILE, MODELS_DIR, VARIANTS, detector_dir,
                             saved_variants)
 from asdkeras.progress import Progress, no_progress
-from asdkeras.scoring import combine_members, fused_normal_statistics, fused_prediction_threshold, score_statistics
-
-
-REPORT_CHOICE = {"fan": "ae", "slider": "mobilenet", "ToyCar": "ae", "ToyTrain": "ae", "gearbox": "mobilenet",
-                 "valve": "mobilenet", "bearing": "ae"}
-"""The report's third system: per machine type, the better of its two models on the labelled dev set."""
-PAPER_STAND_IN = "gmm"
-"""The member ``paper`` takes when the report's choice is not fitted: the one fitted without labels or outliers."""
-
-FUSIONS = {"fuse-mean": "mean", "fuse-max": "max"}
-"""Battery candidates that fuse every member, and how."""
-
-@dataclass
-class Member:
-    """A fitted detector taking part in an ensemble, with the configuration it was fitted with."""
-
-    kind: str
-    folder: str
-    detector: Detector
-    config: object
-
-
-def load_members(models_dir: str, machine: str, kinds=None, folders: dict[str, str] | None = None) -> list[Member]:
-    """The machine's saved detectors of the given kinds (at least one, else a one-line error).
-
-    ``kinds``: None for every kind trained from audio. ``folders`` maps a kind to a detector
-    folder elsewhere than ``<models_dir>/<machine>/<kind>``.
-    """
-    members = []
-    for kind in kinds or detectors.model_kinds():
-        folder = (folders or {}).get(kind) or detector_dir(models_dir, machine, kind)
-        if os.path.isfile(os.path.join(folder, DETECTOR_FILE)):
-            members.append(Member(kind, folder, Detector.load(folder), load_config(folder, kind)))
-    if not members:
-        raise AsdError(f"{models_dir}/{machine}: no fitted detector to build an ensemble from; "
-                       f"run 'python cli.py fit --machine {machine} --model all'")
-    return members
-
-
-def shared_held_out(members: list[Member]) -> tuple[list[ClipRecord], bool]:
-    """Training-normal clips that no member trained on, and whether there are enough of them.
-
-    With fewer than :data:`asdkeras.detectors.config.MIN_HELD_OUT` (as a single fit does then), every
-    training-normal clip of the members is returned instead, with ``False``: members then score
-    clips they trained on.
-    """
-    splits = [m.config.normal_split() for m in members]
-    trained = {r.path for train, _ in splits for r in train}
-    every = {r.path: r for train, held in splits for r in train + held}
-    shared = [r for path, r in sorted(every.items()) if path not in trained]
-    if len(shared) >= MIN_HELD_OUT:
-        return shared, True
-    return [r for _, r in sorted(every.items())], False
-
-
-def standardise(scores: np.ndarray, statistics: dict) -> np.ndarray:
-    """Scores in units of a new normal clip's spread: ``(s - mean) / std`` (``statistics`` of :func:`fusion_statistics`)."""
-    return (np.asarray(scores, np.float64) - statistics["mean"]) / _spread(statistics)
-
-
-def _spread(statistics: dict) -> float:
-    return max(float(statistics["std"]), 1e-12)
-
-
-def fusion_statistics(member: Member) -> dict:
-    """Mean and spread of a new normal clip's score of ``member``, by which fusions standardise it.
-
-    A member judged per condition with a prediction threshold (the networks, whichever of their
-    rules decides) is already in those units (a member of several such views fused, the AE's
-    ``mean+peak``: their fusion's mean and spread, :func:`asdkeras.scoring.fused_normal_statistics`): each condition's scores are standardised and widened
-    for a new clip, so a new normal's score is ``(0, 1)`` by construction. Its ``normal_scores`` would understate
-    the spread, because the held-out clips they come from also set the conditions' statistics
-    (bearing's autoencoder: 0.71, against 1.0-1.6 on test normals). Any other member: the
-    statistics of its held-out or out-of-fold normal scores (``normal_scores``).
-    """
-    records = member.detector.thresholds.values()
-    if any(record.get("rule") == "condition-prediction" for record in records):
-        return {"mean": 0.0, "std": 1.0, "from": "judged per condition: a new normal clip's score is (0, 1)"}
-    views = [r for r in records if r.get("rule") == "fused-prediction" and "combine" in r]
-    if views:  # views of one network, each judged per condition, then fused (the AE's mean+peak)
-        normal = views[0].get("new_normal")  # recorded at fit; detectors saved before it: the same draws again
-        mean, std = ((normal["mean"], normal["std"]) if normal
-                     else fused_normal_statistics(views[0]["correlation"]["used"], views[0]["combine"]))
-        return {"mean": mean, "std": std, "from": f"views judged per condition, each (0, 1), fused by their "
-                                                  f"{views[0]['combine']} with the correlation of its threshold"}
-    statistics = member.detector.normal_scores
-    return {"mean": float(statistics["mean"]), "std": float(statistics["std"]),
-            "from": statistics.get("clips", "held-out normal clip scores")}
-
-
-def member_views(member: Member) -> set[str]:
-    """The fault families a member's score keeps ("steady", "transient"), as its fit recorded them."""
-    return set(member.detector.info.get("views") or member.detector.info.get("pooling", {}).get("views") or ())
-
-
-def judges_per_condition(member: Member) -> bool:
-    """Whether a member scores each clip against normals of its own operating condition (its fit says so)."""
-    return bool(member.detector.info.get("judged_per_condition"))
-
-
-def battery_candidates(members: list[Member], scores: dict[str, tuple[np.ndarray, dict]]) -> dict[str, dict]:
-    """Battery figures of every member alone and of every fusion of all members, from their battery
-    scores (:func:`candidate_scores`)."""
-    from asdkeras import battery
-
-    candidates = {}
-    for member in members:  # first: on a battery tie the simpler candidate wins
-        candidates[member.kind] = {"members": [member.kind], "combine": None, "views": sorted(member_views(member)),
-                                   "per_condition": judges_per_condition(member),
-                                   **battery.battery_figures(*scores[member.kind])}
-    if len(members) > 1:
-        for name, how in FUSIONS.items():
-            candidates[name] = {"members": [m.kind for m in members], "combine": how,
-                                "views": sorted(set().union(*(member_views(m) for m in members))),
-                                "per_condition": all(judges_per_condition(m) for m in members),
-                                **battery.battery_figures(*scores[name])}
-    return candidates
-
-
-def candidate_scores(members: list[Member], normal: dict[str, np.ndarray],
-                     altered: dict[str, dict[str, np.ndarray]]) -> dict[str, tuple[np.ndarray, dict]]:
-    """Every candidate's battery scores: name -> (scores of the normal clips, {kind -> scores of their
-    altered copies}).
-
-    ``normal``: member kind -> scores of the battery's normal clips; ``altered``: member kind ->
-    {pseudo-anomaly kind -> scores of the altered clips} (:func:`battery_scores`).
-    """
-    scores = {m.kind: (normal[m.kind], altered[m.kind]) for m in members}
-    if len(members) > 1:
-        scores.update({name: fused_battery_scores(members, normal, altered, how) for name, how in FUSIONS.items()})
-    return scores
-
-
-def fused_battery_scores(members: list[Member], normal: dict[str, np.ndarray],
-                         altered: dict[str, dict[str, np.ndarray]], how: str) -> tuple[np.ndarray, dict]:
-    """The fusion (``how``) of every member's standardised battery scores: of the normal clips, and
-    per pseudo-anomaly kind of the altered ones (``normal`` and ``altered`` as in :func:`candidate_scores`)."""
-    def fused(scores_of):
-        return combine_members(np.stack([standardise(scores_of(m), fusion_statistics(m)) for m in members], axis=1),
-                               how)
-    return fused(lambda m: normal[m.kind]), {k: fused(lambda m: altered[m.kind][k]) for k in altered[members[0].kind]}
-
-
-ELIGIBILITY = (("keeping a steady and a transient view", lambda c: {"steady", "transient"} <= set(c["views"])),
-               ("judging each clip in its own operating condition", lambda c: c.get("per_condition", False)))
-"""What ``battery`` mode asks of a candidate, in order: each requirement applies while some candidate meets it."""
-
-
-def eligible(candidates: dict[str, dict]) -> tuple[list[str], list[str]]:
-    """The candidates ``battery`` mode may choose, and the requirements that narrowed them (:data:`ELIGIBILITY`).
-
-    A detector blind to a whole family of real faults is not shipped while one that sees both
-    exists; nor one whose score rises in a new operating condition (a member without per-condition
-    scoring, or a fusion holding one, flagged 23-50 % of target normals on fresh synthetic data,
-    BENCHMARKS.md) while one that judges each clip in its own condition exists.
-    """
-    names, applied = list(candidates), []
-    for requirement, meets in ELIGIBILITY:
-        kept = [name for name in names if meets(candidates[name])]
-        if kept and len(kept) < len(names):
-            names, applied = kept, applied + [requirement]
-    return names, applied
+from asdkeras.scoring import combine_members, fused_prediction_threshold, score_statistics
 
 
 def build_ensemble_model(members: list[Member], standardised: bool, how: str = "mean", clip_samples: int | None = None):
@@ -233,7 +70,7 @@ def build_ensemble_model(members: list[Member], standardised: bool, how: str = "
         score = member.detector.model(features[key])
         if standardised:
             statistics = fusion_statistics(member)
-            score = Standardise(statistics["mean"], _spread(statistics), name=f"standardise_{member.kind}")(score)
+            score = Standardise(statistics["mean"], spread(statistics), name=f"standardise_{member.kind}")(score)
         scores.append(score)
     output = CombineScores(how, name="fuse_scores")(scores) if len(scores) > 1 else scores[0]
     return keras.Model(waveform, output, name="ensemble_score")
@@ -292,7 +129,7 @@ def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT
     figures = {m.kind: {"held_out_mean": float(np.mean(held_scores[m.kind])),
                         "normal_mean": m.detector.normal_scores["mean"], "normal_std": m.detector.normal_scores["std"],
                         "fusion": fusion_statistics(m), "threshold": m.detector.threshold} for m in members}
-    candidates, scores, others = (_battery_figures(members, held_out, data_dir, subset, machine, outliers, channel,
+    candidates, scores, others = (ensemble_choice.battery_figures(members, held_out, data_dir, subset, machine, outliers, channel,
                                                    skipped) if mode in ("battery", "pick") else ({}, {}, []))
 
     what = ("scores of training-normal clips no member trained on" if enough else
@@ -305,7 +142,7 @@ def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT
 
         applied = []
         if mode == "battery":
-            allowed, applied = eligible(candidates) if candidates else ([], [])
+            allowed, applied = ensemble_choice.eligible(candidates) if candidates else ([], [])
         else:
             allowed = [m.kind for m in members] if candidates else []
         if allowed:
@@ -325,7 +162,7 @@ def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT
     elif mode == "fuse":
         fused, used, reason = True, members, f"every member, standardised by its held-out normal scores, combined by {how}"
     else:
-        kind, reason = _paper_choice(machine, [m.kind for m in members])
+        kind, reason = ensemble_choice.paper_choice(machine, [m.kind for m in members])
         fused, used = False, [m for m in members if m.kind == kind]
     chosen = [m.kind for m in used]
 
@@ -389,57 +226,3 @@ def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT
     return detector
 
 
-def _battery_figures(members: list[Member], held_out: list[ClipRecord], data_dir: str, subset: str, machine: str,
-                     outliers: set[str], channel: int | None, skipped: SkippedFiles) -> tuple[dict, dict, list]:
-    """Battery figures of every candidate (:func:`battery_candidates`) on up to MAX_NORMALS held-out clips.
-
-    Returns the figures ({} when no clip decodes), every candidate's scores (:func:`candidate_scores`)
-    and the other machines' records used.
-    """
-    scored = battery_scores(members, held_out, data_dir, subset, machine, outliers, channel, skipped)
-    if scored is None:
-        return {}, {}, []
-    normal, altered, others = scored
-    scores = candidate_scores(members, normal, altered)
-    return battery_candidates(members, scores), scores, others
-
-
-def battery_scores(members: list[Member], held_out: list[ClipRecord], data_dir: str, subset: str, machine: str,
-                   outliers: set[str], channel: int | None, skipped: SkippedFiles) -> tuple | None:
-    """Every member's scores of up to MAX_NORMALS held-out clips and of their altered copies.
-
-    Returns ``(normal, altered, others)``: member kind -> scores of the normal clips; member kind
-    -> {pseudo-anomaly kind -> scores of the altered clips}; the other machines' records used. None
-    when no clip decodes.
-    """
-    from asdkeras import battery
-
-    chosen = random_subset(held_out, battery.MAX_NORMALS, np.random.default_rng(0))
-    _, normals = battery.decode_readable([r.path for r in chosen], channel, skipped)
-    others = battery.other_machine_records(data_dir, subset, machine, outliers, battery.OTHER_CLIPS_PER_TYPE)
-    readable, other_clips = battery.decode_readable([r.path for r in others], channel, skipped)
-    if normals is None:
-        return None
-    normal = {m.kind: m.detector.score_waveforms(normals) for m in members}
-    altered = {m.kind: {} for m in members}
-    for name, clips in battery.altered_clips(normals, battery.Context(other_clips)):
-        for member in members:
-            altered[member.kind][name] = member.detector.score_waveforms(clips)
-    return normal, altered, [r for r in others if r.path in set(readable)]
-
-
-def _paper_choice(machine: str, available: list[str]) -> tuple[str, str]:
-    wanted = REPORT_CHOICE.get(machine)
-    if wanted in available:
-        return wanted, f"the report's choice for {machine}"
-    stand_in = PAPER_STAND_IN if PAPER_STAND_IN in available else available[0]
-    why = (f"the report's choice ({wanted}) is not fitted" if wanted else f"the report has no choice for {machine}")
-    return stand_in, f"{why}: {stand_in} stands in"
-
-
-def describe_choice(document: dict) -> str:
-    """One line for the user: the mode, the members used and why, with the battery's mean AUCs."""
-    candidates = document.get("battery", {}).get("candidates", {})
-    aucs = ", ".join(f"{name} {c['mean']:.3f}" for name, c in candidates.items())
-    return (f"ensemble {document['mode']}: {' + '.join(document['members'])} ({document['reason']})"
-            + (f"; battery AUC {aucs}" if aucs else ""))

@@ -93,7 +93,7 @@ def job_folder(job: FitJob) -> str:
 def job_lines(job: FitJob, detector) -> list[str]:
     """What the command line says when the job is done."""
     if job.kind == ENSEMBLE:
-        from asdkeras.ensemble import describe_choice
+        from asdkeras.ensemble_choice import describe_choice
 
         return [f"saved ensemble for {job.machine} to {job_folder(job)}", describe_choice(detector.info["ensemble"]),
                 f"threshold {detector.threshold:.4g}: {detector.thresholds[detector.threshold_rule]['description']}"]

@@ -181,7 +181,7 @@ def fused_prediction_threshold(parts, how: str, quantile: float = 0.9, what: str
     """The ``quantile`` of a new normal clip's fused score, from its members' correlation.
 
     Every member's score is standardised so that a new normal clip's is about ``(0, 1)``
-    (:func:`asdkeras.ensemble.fusion_statistics`); the fused score is their mean or max. Its
+    (:func:`asdkeras.ensemble_members.fusion_statistics`); the fused score is their mean or max. Its
     ``quantile`` is that of the mean or max of a normal vector with the members' correlation
     (:func:`member_correlation`): exact for the mean, ``sqrt(sum(R)) / k * Phi^-1(quantile)``,
     Monte Carlo for the max. Only the correlation comes from ``parts``, so the ~20 clips that no

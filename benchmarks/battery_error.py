@@ -18,8 +18,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from asdkeras import battery  # noqa: E402
-from asdkeras.ensemble import (FUSIONS, battery_candidates, battery_scores, candidate_scores, load_members,  # noqa: E402
-                               shared_held_out)
+from asdkeras.ensemble_choice import FUSIONS, battery_candidates, battery_scores, candidate_scores  # noqa: E402
+from asdkeras.ensemble_members import load_members, shared_held_out  # noqa: E402
 from asdkeras.errors import SkippedFiles  # noqa: E402
 
 SINGLE = "gmm"

@@ -10,7 +10,8 @@ from asdkeras.data.layout import scan_split
 from asdkeras.detector import Detector
 from asdkeras.battery import BATTERY, FAMILIES
 from asdkeras.names import ENSEMBLE_FILE
-from asdkeras.ensemble import fit_ensemble, fusion_statistics, load_members, shared_held_out, standardise
+from asdkeras.ensemble import fit_ensemble
+from asdkeras.ensemble_members import fusion_statistics, load_members, shared_held_out, standardise
 from asdkeras.errors import AsdError
 from asdkeras.fit import fit_detector, make_config
 from asdkeras.scoring import fused_normal_statistics

@@ -5,7 +5,8 @@ Fitted members, the fused graph and ensemble.json: test_ensemble.py.
 
 import numpy as np
 
-from asdkeras.ensemble import REPORT_CHOICE, _paper_choice, eligible, standardise
+from asdkeras.ensemble_choice import REPORT_CHOICE, eligible, paper_choice
+from asdkeras.ensemble_members import standardise
 from asdkeras.scoring import combine_members
 
 
@@ -29,7 +30,7 @@ def test_battery_mode_keeps_both_views_then_per_condition_scoring_while_a_candid
 
 
 def test_paper_choice_follows_the_report_and_says_who_stands_in():
-    assert REPORT_CHOICE["valve"] == "mobilenet" and _paper_choice("valve", ["ae", "mobilenet", "gmm"])[0] == "mobilenet"
-    kind, reason = _paper_choice("valve", ["ae", "gmm"])
+    assert REPORT_CHOICE["valve"] == "mobilenet" and paper_choice("valve", ["ae", "mobilenet", "gmm"])[0] == "mobilenet"
+    kind, reason = paper_choice("valve", ["ae", "gmm"])
     assert kind == "gmm" and "not fitted" in reason
-    assert _paper_choice("pump", ["ae", "gmm"]) == ("gmm", "the report has no choice for pump: gmm stands in")
+    assert paper_choice("pump", ["ae", "gmm"]) == ("gmm", "the report has no choice for pump: gmm stands in")
