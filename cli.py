@@ -120,10 +120,9 @@ def download(machines, split, data, mirror, force):
 @cli.command()
 @click.option("--machine", required=True, help="Machine type: a folder under <data>/dev_data (the seven DCASE 2022 types, "
                                                "or any other such as pump); a comma list; or all (every type there).")
-@click.option("--model", "model_kind", type=click.Choice(detectors.detector_kinds() + ("all",)), default="ae", show_default=True,
-              help="ae: dense autoencoder on log-mel vectors; mobilenet: MobileNetV2 on spectrogram images; "
-                   "gmm: time-pooled log-mel levels with a Gaussian mixture; ensemble: built from the machine's "
-                   "saved detectors; all: every kind, then the ensemble.")
+@click.option("--model", "model_kind", type=click.Choice(detectors.detector_kinds() + ("all",)),
+              default=detectors.DEFAULT_KIND, show_default=True,
+              help=detectors.describe_kinds() + "; all: every kind, then the ensemble.")
 @click.option("--ensemble", "ensemble_mode", type=click.Choice(ENSEMBLE_MODES),
               help="ensemble, all: battery = the member or fusion of all members with the best AUC on the "
                    "pseudo-anomaly battery, among those keeping a steady and a transient view [default]; pick = the "
@@ -193,7 +192,8 @@ def fit(machine, model_kind, ensemble_mode, combine, seed, channel_text, data, m
 
 @cli.command()
 @click.option("--machine", required=True, help=console.MACHINE_HELP)
-@click.option("--model", "model_kind", type=click.Choice(detectors.detector_kinds()), default="ae", show_default=True, help="Which saved detector.")
+@click.option("--model", "model_kind", type=click.Choice(detectors.detector_kinds()), default=detectors.DEFAULT_KIND, show_default=True,
+              help="Which saved detector.")
 @console.folder_option("data", "Dataset root.")
 @click.option("--subset", type=click.Choice(SUBSETS), default=DEV_DATA, show_default=True,
               help="Which part of the DCASE tree to test.")

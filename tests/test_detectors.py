@@ -50,6 +50,7 @@ def test_a_fourth_kinds_options_join_the_command_line(level_kind):
     options = {o.name: o for o in detectors.command_options()}
     assert options["spread_floor"].help == "level: smallest spread of the normals' mean levels, in dB [1e-06]."
     assert options["threshold_quantile"].help.startswith("ae, mobilenet, gmm, level: ")
+    assert detectors.describe_kinds().endswith("; level: Mean level")  # no description: its title
 
 
 def test_an_unknown_kind_is_a_one_line_error():

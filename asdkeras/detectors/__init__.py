@@ -35,6 +35,9 @@ BUILTIN = {"ae": "asdkeras.detectors.autoencoder", "mobilenet": "asdkeras.detect
            "gmm": "asdkeras.detectors.gmm", "ensemble": "asdkeras.detectors.ensemble"}
 """Kind name -> the module that registers it, in the order the command line lists them."""
 
+DEFAULT_KIND = "ae"
+"""The kind ``fit`` and ``test`` take when ``--model`` is not given (the report's first system)."""
+
 SHARED_LAYER_MODULES = ("asdkeras.models.layers", "asdkeras.models.gmm")
 """Modules of the Keras layers any kind's scoring model may hold: clip scores, and the pooling and
 mixture layers with which :mod:`asdkeras.models.conditions` judges a score in its operating condition."""
@@ -50,6 +53,8 @@ class DetectorKind:
         The ``--model`` value and the folder name under ``<models-dir>/<machine>/``.
     title, colour : str
         The report's name for it and its curves' colour (a matplotlib colour).
+    description : str
+        What it is, in a few words (``--model``'s help).
     config : type, optional
         Its configuration dataclass (a :class:`asdkeras.detectors.config.FitConfig`); None for a
         kind built from fitted detectors rather than from audio (the ensemble).
@@ -71,6 +76,7 @@ class DetectorKind:
     name: str
     title: str
     colour: str
+    description: str = ""
     config: type | None = None
     fit: Callable | None = None
     layer_modules: tuple[str, ...] = ()
@@ -121,6 +127,11 @@ def get(name: str) -> DetectorKind:
     if name not in known:
         raise AsdError(f"unknown model kind '{name}'; use one of {', '.join(known)}")
     return known[name]
+
+
+def describe_kinds() -> str:
+    """``"ae: <description>; mobilenet: ..."`` for every kind (``--model``'s help)."""
+    return "; ".join(f"{name}: {kind.description or kind.title}" for name, kind in kinds().items())
 
 
 def model_kinds() -> tuple[str, ...]:

@@ -159,7 +159,7 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
 
 
 KIND = register(DetectorKind(
-    name="ae", title="AE", colour="#1f77b4", config=AutoencoderConfig, fit=fit_autoencoder,
+    name="ae", title="AE", colour="#1f77b4", description="dense autoencoder on log-mel vectors", config=AutoencoderConfig, fit=fit_autoencoder,
     layer_modules=("asdkeras.models.autoencoder",),
     # the input vectors and their normalisation (its reconstruction target: quantising it to 256
     # levels put noise into every error; gearbox int8 decisions as Keras's rose from 96.7 % to

@@ -11,4 +11,5 @@ from asdkeras.kinds import ENSEMBLE
 from asdkeras.names import INT8
 
 KIND = register(DetectorKind(name=ENSEMBLE, title="Ensemble", colour="#9467bd",
+                             description="built from the machine's saved detectors",
                              variant_titles={INT8: ("Ensemble int8 twin", "#c5b0d5")}))

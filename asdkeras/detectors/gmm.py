@@ -396,5 +396,6 @@ def _standardised_mixture(pooled: np.ndarray, domains: np.ndarray, sections: np.
 
 
 KIND = register(DetectorKind(
-    name="gmm", title="Pooled GMM", colour="#2ca02c", config=GmmConfig, fit=fit_gmm,
+    name="gmm", title="Pooled GMM", colour="#2ca02c",
+    description="time-pooled log-mel levels with a Gaussian mixture", config=GmmConfig, fit=fit_gmm,
     layer_modules=("asdkeras.models.gmm",), float_tail=("/gmm_nll",)))

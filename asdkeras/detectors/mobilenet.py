@@ -233,7 +233,8 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
 
 
 KIND = register(DetectorKind(
-    name="mobilenet", title="MobileNetV2", colour="#d62728", config=MobileNetConfig, fit=fit_mobilenet,
+    name="mobilenet", title="MobileNetV2", colour="#d62728",
+    description="MobileNetV2 on spectrogram images", config=MobileNetConfig, fit=fit_mobilenet,
     layer_modules=("asdkeras.models.mobilenet", "asdkeras.models.quantise"),
     float_tail=("/logit",),
     demo_options=lambda settings: {"width": settings["width"], "image_size": settings["image_size"],
