@@ -124,10 +124,10 @@ def machines(text: str, data: str) -> list[str]:
         return [m.strip() for m in text.split(",") if m.strip()] or [text]
     from asdkeras.data.layout import list_machines
 
-    machines = list_machines(data)
-    if not machines:
+    found = list_machines(data)
+    if not found:
         raise AsdError(f"--machine all: no machine type under {data}/dev_data")
-    return machines
+    return found
 
 
 def note_long_clips(paths: list[str], mode: str, clip_samples: int | None = None, sample_rate: int | None = None) -> None:

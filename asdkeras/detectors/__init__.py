@@ -191,22 +191,21 @@ def command_options() -> list[CommandOption]:
     default is written in one place), one such sentence per distinct text when kinds describe the
     same field differently (``--batch-size``: vectors for the AE, images for MobileNetV2).
     """
-    from asdkeras.detectors.config import command_option
+    from asdkeras.detectors.config import command_option, field_default
 
-    declared: dict[str, list[tuple[str, object]]] = {}
+    declared: dict[str, list[tuple[str, object, object]]] = {}  # field -> (kind, its Option, its default)
     for kind_name, kind in kinds().items():
         for spec in fields(kind.config) if kind.config else ():
             if command_option(spec) is not None:
-                declared.setdefault(spec.name, []).append((kind_name, command_option(spec)))
+                declared.setdefault(spec.name, []).append((kind_name, command_option(spec), field_default(spec)))
     options = []
     for name, takers in declared.items():
-        defaults = defaults_of(name)
-        texts: dict[str, list[str]] = {}
-        for kind_name, option in takers:
-            texts.setdefault(option.help, []).append(kind_name)
+        texts: dict[str, dict[str, object]] = {}  # help text -> {kind: default}
+        for kind_name, option, default in takers:
+            texts.setdefault(option.help, {})[kind_name] = default
         first = takers[0][1]
-        sentences = [f"{', '.join(names)}: {text} [{_shown_defaults({n: defaults[n] for n in names}, first.none)}]."
-                     for text, names in texts.items()]
+        sentences = [f"{', '.join(defaults)}: {text} [{_shown_defaults(defaults, first.none)}]."
+                     for text, defaults in texts.items()]
         options.append(CommandOption(name, first.flag or name.replace("_", "-"), first, " ".join(sentences)))
     return options
 

@@ -60,7 +60,7 @@ class AutoencoderConfig(FitConfig):
     margin: float = setting(1.0, Option("hinge margin m for --loss oe-hinge", float))
     error_pooling: str = setting("mean+peak", Option(
         "how a clip's vector errors become its score: mean (the baseline's clip mean, blind to short events) or "
-        "mean+peak (beside it the peak, each judged per condition, fused by their maximum)", choices=("mean", "mean+peak")))
+        "mean+peak (beside it the peak, each judged per condition, fused by their maximum)", choices=tuple(ERROR_POOLING_VIEWS)))
     features: LogMelConfig = field(default_factory=LogMelConfig)
 
     def __post_init__(self):
@@ -159,7 +159,8 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
 
 
 KIND = register(DetectorKind(
-    name="ae", title="AE", colour="#1f77b4", description="dense autoencoder on log-mel vectors", config=AutoencoderConfig, fit=fit_autoencoder,
+    name="ae", title="AE", colour="#1f77b4", description="dense autoencoder on log-mel vectors",
+    config=AutoencoderConfig, fit=fit_autoencoder,
     layer_modules=("asdkeras.models.autoencoder",),
     # the input vectors and their normalisation (its reconstruction target: quantising it to 256
     # levels put noise into every error; gearbox int8 decisions as Keras's rose from 96.7 % to

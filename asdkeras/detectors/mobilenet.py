@@ -29,6 +29,9 @@ from asdkeras.splits import partition, split_validation
 if TYPE_CHECKING:
     from asdkeras.detector import Detector
 
+THRESHOLD_RULES = ("quantile", "eq2")
+"""``--threshold-rule``: the normal quantile in the clip's condition, or the report's Eq. 2."""
+
 REPORT_OUTLIERS = {"ToyCar": "gearbox", "ToyTrain": "slider", "bearing": "gearbox", "fan": "gearbox",
                    "gearbox": "fan", "slider": "valve", "valve": "slider"}
 """Machine type -> outlier machine type (the DCASE 2022 technical report, Table 3)."""
@@ -76,7 +79,7 @@ class MobileNetConfig(FitConfig):
     patience: int = setting(3, PATIENCE)
     dropout: float = 0.2
     threshold_rule: str = setting("quantile", Option("the normal quantile in the clip's operating condition or the "
-                                                     "report's Eq. 2 (both are saved)", choices=("quantile", "eq2")))
+                                                     "report's Eq. 2 (both are saved)", choices=THRESHOLD_RULES))
     threshold_alpha: float = setting(0.04, Option("the report's alpha in Eq. 2", float))
     workers: int | None = None
     pitch_semitones: float = setting(2.0, Option("PitchShift range +- semitones", float))
@@ -87,8 +90,8 @@ class MobileNetConfig(FitConfig):
     def __post_init__(self):
         if self.weights == "none":
             self.weights = None
-        if self.threshold_rule not in ("quantile", "eq2"):
-            raise AsdError(f"threshold rule '{self.threshold_rule}' is not one of quantile, eq2")
+        if self.threshold_rule not in THRESHOLD_RULES:
+            raise AsdError(f"threshold rule '{self.threshold_rule}' is not one of {', '.join(THRESHOLD_RULES)}")
         self.augment_config()  # validate the ranges now, not after the images are made
 
     def normal_cap(self) -> int | None:
