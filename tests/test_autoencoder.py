@@ -35,8 +35,24 @@ def test_losses(kind, y, e, expected):
 
 
 def test_unknown_loss():
+    from asdkeras.detectors.autoencoder import AutoencoderConfig
+    from asdkeras.errors import AsdError
+
     with pytest.raises(ValueError, match="unknown loss"):
         autoencoder_loss("l1")
+    with pytest.raises(AsdError, match="--loss must be one of mse, oe, oe-hinge. Received: 'l1'"):
+        AutoencoderConfig(machine="valve", loss="l1")
+
+
+def test_the_configuration_offers_exactly_the_models_choices():
+    """The TensorFlow-free choices the command line offers are the ones the model implements."""
+    from asdkeras.detectors.autoencoder import ERROR_POOLING_VIEWS
+    from asdkeras.models.autoencoder import ERROR_POOLINGS, LOSSES
+
+    for kind in LOSSES:
+        assert callable(autoencoder_loss(kind))
+    assert {name: len(views) for name, views in ERROR_POOLING_VIEWS.items()} == \
+        {name: len(decays) for name, decays in ERROR_POOLINGS.items()}
 
 
 def test_save_and_load_keeps_predictions(tmp_path):

@@ -18,6 +18,7 @@ from asdkeras.detectors.config import (LEARNING_RATE, MIN_HELD_OUT_PER_CONDITION
                                       TARGET_CLIPS, FitConfig, Option, outlier_records, setting)
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.feature_settings import LogMelConfig
+from asdkeras.models.autoencoder_choices import LOSSES
 from asdkeras.names import CONFIG_FILE, HISTORY_FILE
 from asdkeras.pairing import resolve_outlier
 from asdkeras.progress import Progress, no_progress
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 ERROR_POOLING_VIEWS = {"mean": ["steady"], "mean+peak": ["steady", "transient"]}
 """``--error-pooling`` -> the fault families its score keeps (the poolings themselves, as GWRP decays:
-:data:`asdkeras.models.autoencoder.ERROR_POOLINGS`, which imports TensorFlow)."""
+:data:`asdkeras.models.autoencoder_choices.ERROR_POOLINGS`)."""
 
 REPORT_OUTLIERS = {"ToyCar": "gearbox", "ToyTrain": "slider", "bearing": "gearbox", "fan": "slider",
                    "gearbox": "fan", "slider": "valve", "valve": "slider"}
@@ -42,15 +43,14 @@ class AutoencoderConfig(FitConfig):
     Counts are clips; ``target_clips`` caps the machine's training clips (the report: 3000),
     ``outlier_clips`` the outlier machine's (None: as many as the machine's, i.e. 1:1).
     ``margin`` is the hinge's m in normalised squared-error units. ``error_pooling``: how each
-    clip's vector errors become its score (:data:`asdkeras.models.autoencoder.ERROR_POOLINGS`):
+    clip's vector errors become its score (:data:`~asdkeras.models.autoencoder_choices.ERROR_POOLINGS`):
     ``mean+peak`` (default) keeps a steady and a transient view, ``mean`` is the baseline's clip mean.
     """
 
     kind: ClassVar[str] = "ae"
     held_out_per_condition: ClassVar[int] = MIN_HELD_OUT_PER_CONDITION
     outlier: str | None = setting("auto", OUTLIER)
-    loss: str = setting("oe", Option("mse = clear AE on normals; oe = the report's |y - e(x)|; oe-hinge = max(0, m - e(x)) "
-                                     "on outliers", choices=("mse", "oe", "oe-hinge")))
+    loss: str = setting("oe", Option("; ".join(f"{name} = {what}" for name, what in LOSSES.items()), choices=tuple(LOSSES)))
     epochs: int = setting(30, Option("maximum epochs", int, minimum=1))
     batch_size: int = setting(512, Option("batch size in vectors", int, minimum=1))
     learning_rate: float = setting(1e-3, LEARNING_RATE)
@@ -64,6 +64,8 @@ class AutoencoderConfig(FitConfig):
     features: LogMelConfig = field(default_factory=LogMelConfig)
 
     def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise AsdError(f"--loss must be one of {', '.join(LOSSES)}. Received: {self.loss!r}")
         if self.error_pooling not in ERROR_POOLING_VIEWS:
             raise AsdError(f"--error-pooling must be one of {', '.join(ERROR_POOLING_VIEWS)}. "
                            f"Received: {self.error_pooling!r}")

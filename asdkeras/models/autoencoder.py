@@ -15,17 +15,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-ERROR_POOLINGS = {"mean": (1.0,), "mean+peak": (1.0, 0.5)}
-"""How a clip's per-vector reconstruction errors become its raw scores, as GWRP decays (see
-:func:`asdkeras.models.gmm.gwrp_weights`). ``mean``: the clip-mean error of the DCASE baseline, one
-steady view: a short event is averaged away over the clip's 309 vectors. ``mean+peak``: beside it a
-transient view, ``r = 0.5``, half the weight on the clip's largest error, a quarter on the next
-(the peak, less noisy than one vector); each view is judged in the clip's condition and the two
-fused by their maximum, so neither dilutes the other (:mod:`asdkeras.models.conditions`)."""
-
-LOSSES = ("mse", "oe", "oe-hinge")
-"""mse: plain ("clear") AE on normals; oe: the report's |y - e(x)|; oe-hinge: e(x) on normals,
-max(0, margin - e(x)) on outliers."""
+from asdkeras.models.autoencoder_choices import ERROR_POOLINGS, LOSSES
 
 
 @keras.saving.register_keras_serializable(package="asdkeras")
