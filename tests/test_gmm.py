@@ -10,9 +10,9 @@ from sklearn.mixture import GaussianMixture
 import cli
 from asdkeras.errors import AsdError
 from asdkeras.detectors.gmm import GmmConfig
-from asdkeras.models.gmm import (GaussianMixtureNLL, GWRPooling, Mixture, PoolingView, assigned_group_score,
-                                 fit_group_mixtures, fit_mixture, group_of, gwrp_weights, kde_bandwidth,
+from asdkeras.models.gmm import (GaussianMixtureNLL, GWRPooling, PoolingView, assigned_group_score, gwrp_weights,
                                  views_scoring_model)
+from asdkeras.models.mixtures import Mixture, fit_group_mixtures, fit_mixture, group_of, kde_bandwidth
 
 
 def test_gwrp_at_decay_one_is_the_mean_and_at_zero_the_max():
@@ -173,7 +173,7 @@ def test_fit_and_test_gmm_from_the_command_line(tiny_dataset, tmp_path):
 def test_out_of_fold_scores_look_like_new_clips_not_like_fitted_ones():
     """A mixture scores the clips it was fitted on low; out-of-fold scores are what a threshold needs."""
     from asdkeras.detectors.gmm import gmm_out_of_fold_scores
-    from asdkeras.models.gmm import fit_mixture, mixture_nll
+    from asdkeras.models.mixtures import fit_mixture, mixture_nll
 
     rng = np.random.default_rng(0)
     clips = rng.normal(size=(30, 6))

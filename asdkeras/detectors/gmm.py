@@ -186,7 +186,7 @@ def _fit_gmm_views(config: GmmConfig, frontend, train_records: list[ClipRecord],
     (each copy by the mixture of its clip's fold, so no score comes from a mixture that saw the
     clip); the candidate with the best battery figure is fitted on the training part and saved,
     every figure recorded. Each view holds a mixture per operating condition, each section's
-    source and target clips (:func:`~asdkeras.models.gmm.fit_group_mixtures`); the groups, the
+    source and target clips (:func:`~asdkeras.models.mixtures.fit_group_mixtures`); the groups, the
     views and the threshold are standardised by the out-of-fold scores of all training normals (both domains weighted
     equally), which hold every target clip where a held-out part holds one or two.
     """
@@ -194,8 +194,9 @@ def _fit_gmm_views(config: GmmConfig, frontend, train_records: list[ClipRecord],
 
     from asdkeras import battery
     from asdkeras.data.layout import random_subset
-    from asdkeras.models.gmm import (RECORDED_DECAYS, VIEW_CANDIDATES, PoolingView, decay_tag, fit_group_mixtures,
-                                     pooling_model, views_scoring_model)
+    from asdkeras.models.gmm import (RECORDED_DECAYS, VIEW_CANDIDATES, PoolingView, decay_tag, pooling_model,
+                                     views_scoring_model)
+    from asdkeras.models.mixtures import fit_group_mixtures
     from asdkeras.models.inference import predict
 
     decays = sorted({d for pair in VIEW_CANDIDATES.values() for d in pair} | set(RECORDED_DECAYS), reverse=True)
@@ -295,7 +296,7 @@ def gmm_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: np
     fitted on run low (each target clip is a component of its own), so a threshold on them flags
     nearly every new normal clip. Returns the scores and the number of folds used.
     """
-    from asdkeras.models.gmm import mixture_nll
+    from asdkeras.models.mixtures import mixture_nll
 
     folds = max(2, min(folds, len(pooled)))
     fold = np.empty(len(pooled), dtype=int)
@@ -311,7 +312,7 @@ def gmm_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: np
 
 def group_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: np.ndarray, components: int,
                              covariance_reg: float, seed: int, quantile: float, extra: dict, folds: int = 5):
-    """Out-of-fold view scores of every clip under :func:`~asdkeras.models.gmm.fit_group_mixtures`.
+    """Out-of-fold view scores of every clip under :func:`~asdkeras.models.mixtures.fit_group_mixtures`.
 
     Per fold, the mixtures (standardisation included) are fitted without the fold; each clip of
     the fold gets its NLL under every group's mixture, and so does every ``extra`` vector
@@ -336,7 +337,8 @@ def group_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: 
         Scores of the clips, ``{name: scores}`` of the extras, group -> (mean, widened std) and the fold count.
     """
     from asdkeras.models.conditions import prediction_scale
-    from asdkeras.models.gmm import assigned_group_score, fit_group_mixtures, group_of
+    from asdkeras.models.gmm import assigned_group_score
+    from asdkeras.models.mixtures import fit_group_mixtures, group_of
 
     folds = max(2, min(folds, len(pooled)))
     fold = np.empty(len(pooled), dtype=int)
@@ -388,7 +390,7 @@ def _left_out_values(nll: dict[str, np.ndarray], groups: np.ndarray, stats: dict
 def _standardised_mixture(pooled: np.ndarray, domains: np.ndarray, sections: np.ndarray, components: int,
                           covariance_reg: float, seed: int) -> tuple[np.ndarray, np.ndarray, tuple]:
     """Per-dimension mean and variance of pooled vectors, and :func:`fit_mixture` on them standardised."""
-    from asdkeras.models.gmm import fit_mixture
+    from asdkeras.models.mixtures import fit_mixture
 
     mean, variance = pooled.mean(axis=0), np.maximum(pooled.var(axis=0), 1e-6)
     return mean, variance, fit_mixture((pooled - mean) / np.sqrt(variance), domains, sections, components,

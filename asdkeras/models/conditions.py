@@ -13,7 +13,7 @@ and a network's normal error differs between them by about its spread), ``z_g = 
 and the ``z_g`` are weighted by the posterior of the groups given a cheap description of the
 clip (its time-averaged spectrum: per section, a Gaussian mixture of its source clips and a
 kernel on each target clip, as the GMM detector models its views,
-:func:`asdkeras.models.gmm.section_mixtures`). The condition is decided by
+:func:`asdkeras.models.mixtures.section_mixtures`). The condition is decided by
 what the clip sounds like, not by its score: a minimum over the ``z_g`` would let the widest
 group call a source anomaly typical.
 
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from asdkeras.models.gmm import (Mixture, assigned_group_layers, assigned_group_score, fit_group_mixtures, group_nll_layers,
-                                 group_of)
+from asdkeras.models.gmm import assigned_group_layers, assigned_group_score, group_nll_layers
+from asdkeras.models.mixtures import Mixture, fit_group_mixtures, group_of
 
 DESCRIPTOR_COMPONENTS = 2
 """Components of each section's source mixture of clip descriptors."""
@@ -49,7 +49,7 @@ class Conditions:
     descriptor_mean, descriptor_variance : array (d,)
         Standardisation of the clip descriptors (training normals' statistics).
     mixtures : dict
-        Group -> :class:`~asdkeras.models.gmm.Mixture` of standardised descriptors.
+        Group -> :class:`~asdkeras.models.mixtures.Mixture` of standardised descriptors.
     score_stats : dict
         Group -> ``(mean, std)`` of the network's raw scores of that condition's normals.
     summary : dict
@@ -156,7 +156,7 @@ def source_spread_floor(group: str, corrected: dict) -> float:
     Parameters
     ----------
     group : str
-        A condition, ``"<section>/<domain>"`` (:func:`~asdkeras.models.gmm.group_of`).
+        A condition, ``"<section>/<domain>"`` (:func:`~asdkeras.models.mixtures.group_of`).
     corrected : dict
         Condition -> the raw scores of its training normals (the network's score units), as
         corrected for the clips the network trained on.
