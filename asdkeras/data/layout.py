@@ -178,7 +178,8 @@ def labelled_test_records(root: str, machine: str, subset: str = DEV_DATA,
 
 @dataclass(frozen=True)
 class MachineSummary:
-    """Clip counts of one machine type, and the layout its folder follows."""
+    """Clip counts of one machine type, and the layout its folder follows (its name in
+    :mod:`asdkeras.data.layouts`, or "unknown")."""
 
     machine: str
     sections: tuple
@@ -187,7 +188,7 @@ class MachineSummary:
     test_normal: int
     test_anomaly: int
     test_unlabelled: int
-    layout: str = "dcase2022"
+    layout: str
 
 
 def summarize(root: str, subset: str = DEV_DATA) -> list[MachineSummary]:
