@@ -5,7 +5,7 @@ Modes (:data:`~asdkeras.kinds.ENSEMBLE_MODES`):
 * ``battery`` (default): the candidate that the pseudo-anomaly battery (:mod:`asdkeras.battery`)
   prefers among every member alone and the fusions of all members (``fuse-mean``, ``fuse-max``),
   restricted by :data:`asdkeras.ensemble_choice.ELIGIBILITY`, each requirement while some candidate meets it (a lead
-  within twice the battery's own sampling error counts as a tie, which the simpler candidate
+  within half the battery's own sampling error counts as a tie, which the simpler candidate
   wins: :func:`asdkeras.battery.choose`): both a
   steady and a transient view (the default GMM and AE hold both; an AE with ``--error-pooling mean``
   only the steady one), then each clip judged in its own operating condition. Real faults are short

@@ -59,6 +59,21 @@ def official(records: list[dict], scores: np.ndarray) -> float:
                            for s in sorted(set(sections))])
 
 
+def best_member_unless_outled(candidates: dict[str, dict], margin: float) -> str:
+    """The battery's leader among the eligible candidates, except that a fusion leading the best single
+    member by less than ``margin`` standard deviations of the battery's sampling error (and than the
+    fixed :data:`~asdkeras.battery.TIE`) gives way to that member."""
+    names, _ = eligible(candidates)
+    leader = max(names, key=lambda n: candidates[n]["mean"])
+    members = [n for n in names if len(candidates[n]["members"]) == 1]
+    if len(candidates[leader]["members"]) == 1 or not members:
+        return leader
+    member = max(members, key=lambda n: candidates[n]["mean"])
+    sd = (candidates[member].get("lead_error") or {}).get("sd", 0.0)
+    lead = candidates[leader]["mean"] - candidates[member]["mean"]
+    return member if lead < max(battery.TIE, margin * sd) else leader
+
+
 def candidates_on_test(models_dir: str, result_dir: str, machine: str) -> dict | None:
     """Per battery candidate: its battery mean AUC and its official score on the test clips; which was shipped."""
     path = os.path.join(models_dir, machine, "ensemble", ENSEMBLE_FILE)
@@ -86,7 +101,8 @@ def candidates_on_test(models_dir: str, result_dir: str, machine: str) -> dict |
     shipped = next(name for name, c in candidates.items()
                    if sorted(c["members"]) == sorted(ensemble["members"]) and (len(c["members"]) == 1
                                                                               or c["combine"] == ensemble["combine"]))
-    return {"rows": rows, "shipped": shipped, "margins": {k: pick(candidates, k) for k in MARGINS}}
+    return {"rows": rows, "shipped": shipped, "margins": {k: pick(candidates, k) for k in MARGINS},
+            "member_first": {k: best_member_unless_outled(candidates, k) for k in MARGINS}}
 
 
 def main() -> None:
@@ -94,8 +110,8 @@ def main() -> None:
     parser.add_argument("--run", action="append", required=True, help="DATA:MODELS_DIR:RESULT_DIR (repeatable)")
     parser.add_argument("--machines", default=",".join(MACHINES))
     args = parser.parse_args()
-    picked = {"shipped": [], **{f"ties within {k:g} sd": [] for k in MARGINS}, "best member": [],
-              "best candidate": []}
+    picked = {"shipped": [], **{f"ties within {k:g} sd": [] for k in MARGINS},
+              **{f"member unless {k:g} sd": [] for k in MARGINS}, "best member": [], "best candidate": []}
     print("| run | machine | candidates: battery AUC -> test official | shipped | leader (ties within 0 sd) |")
     print("|---|---|---|---|---|")
     for run in args.run:
@@ -109,8 +125,10 @@ def main() -> None:
             print(f"| {name} | {machine} | {cells} | {shipped} {rows[shipped]['test']:.3f} | "
                   f"{leader} {rows[leader]['test']:.3f} |")
             picked["shipped"].append(rows[shipped]["test"])
-            for k, name in found["margins"].items():
-                picked[f"ties within {k:g} sd"].append(rows[name]["test"])
+            for k, chosen in found["margins"].items():
+                picked[f"ties within {k:g} sd"].append(rows[chosen]["test"])
+            for k, chosen in found["member_first"].items():
+                picked[f"member unless {k:g} sd"].append(rows[chosen]["test"])
             picked["best member"].append(max(r["test"] for r in rows.values() if len(r["members"]) == 1))
             picked["best candidate"].append(max(r["test"] for r in rows.values()))
     print()

@@ -8,7 +8,7 @@ import pytest
 
 from asdkeras.data.layout import scan_split
 from asdkeras.detector import Detector
-from asdkeras.battery import BATTERY, FAMILIES
+from asdkeras.battery import BATTERY, FAMILIES, NOISE_MARGIN, TIE
 from asdkeras.names import ENSEMBLE_FILE
 from asdkeras.ensemble import fit_ensemble
 from asdkeras.ensemble_members import fusion_statistics, load_members, shared_held_out, standardise
@@ -87,8 +87,8 @@ def test_battery_choice_is_recorded_per_candidate_and_kind(tiny_dataset, members
         assert (name == leader) != ("lead_error" in record["candidates"][name])
     assert all(record["candidates"][n]["lead_error"]["over"] == leader for n in record["eligible"] if n != leader)
 
-    def margin(name):  # a lead within twice its sampling error (or 0.005) is a tie
-        return max(0.005, 2 * record["candidates"][name].get("lead_error", {}).get("sd", 0.0))
+    def margin(name):  # a lead within NOISE_MARGIN x its sampling error (or TIE) is a tie
+        return max(TIE, NOISE_MARGIN * record["candidates"][name].get("lead_error", {}).get("sd", 0.0))
     chosen = next(name for name in record["eligible"] if record["candidates"][name]["mean"] >= best - margin(name))
     assert document["members"] == record["candidates"][chosen]["members"]  # the best mean, ties to the simpler
     assert "standard deviations" in record["ties"]
