@@ -93,7 +93,7 @@ def judge_per_condition(raw_model, descriptor, frontend, trained: tuple[list, li
         the score statistics are the new network's.
 
     Each condition's normal scores are measured on all its training normals, those the network
-    trained on corrected by the held-out ones (:func:`asdkeras.models.conditions.condition_statistics`),
+    trained on corrected by the held-out ones (:func:`asdkeras.models.condition_statistics.condition_statistics`),
     so the threshold is the normal quantile (:func:`asdkeras.scoring.prediction_threshold`);
     ``flagged_share_by_group`` is the share of held-out normals it flags per domain. With fewer
     than :data:`MIN_HELD_OUT_PER_CONDITION` held out in both domains, nothing is corrected, and the
@@ -101,8 +101,9 @@ def judge_per_condition(raw_model, descriptor, frontend, trained: tuple[list, li
     is that maximum's quantile for views correlated as the held-out normals' judged scores are
     (:func:`asdkeras.scoring.fused_prediction_threshold`).
     """
-    from asdkeras.models.conditions import (VIEW_FUSION, Conditions, condition_statistics, conditioned_scoring_model,
-                                            fit_conditions, raw_scores_and_descriptors, views_matrix)
+    from asdkeras.models.condition_statistics import condition_statistics
+    from asdkeras.models.conditions import (VIEW_FUSION, Conditions, conditioned_scoring_model, fit_conditions,
+                                            raw_scores_and_descriptors, views_matrix)
     from asdkeras.models.inference import predict
 
     records, paths = trained[0] + held_out[0], trained[1] + held_out[1]

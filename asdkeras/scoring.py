@@ -14,6 +14,7 @@ import scipy.special
 import scipy.stats
 
 from asdkeras.errors import AsdError
+from asdkeras.models.condition_statistics import shrunk
 
 AGREEMENT_P_VALUE = 0.05
 """The gamma quantile is kept only while the share of fitted scores above it is consistent
@@ -126,7 +127,7 @@ def prediction_threshold(scores, domains, quantile: float, measured: str) -> dic
     """The threshold on scores judged per condition: the normal ``quantile``, ``Phi^-1(quantile)``.
 
     Each condition's scores are standardised and widened for a new clip
-    (:func:`asdkeras.models.conditions.prediction_scale`), so a new normal clip of any condition
+    (:func:`asdkeras.models.condition_statistics.prediction_scale`), so a new normal clip of any condition
     exceeds this level with about ``1 - quantile`` probability. ``scores``/``domains``: normal
     clips to check it on (held-out ones); ``flagged_share_by_group`` is their share above it per
     domain. ``measured``: what the conditions' statistics were measured on, for the description.
@@ -154,13 +155,11 @@ def member_correlation(parts) -> tuple[np.ndarray, np.ndarray]:
     """Correlation of the members' standardised normal scores, as measured and as used.
 
     Each coefficient is shrunk by its sampling error on the Fisher scale (``1 / (n - 3)``,
-    :func:`asdkeras.models.conditions.shrunk`) and floored at 0: two detectors of the same clip
+    :func:`asdkeras.models.condition_statistics.shrunk`) and floored at 0: two detectors of the same clip
     do not disagree systematically about normals, and a negative estimate from the ~20 clips no
     member trained on is noise that would lower the threshold (synthetic bearing: -0.38 on 18
     held-out clips, +0.06 on 180 test normals). Returns ``(measured, used)``, both ``(k, k)``.
     """
-    from asdkeras.models.conditions import shrunk
-
     parts = np.asarray(parts, np.float64)
     members = parts.shape[1]
     spread = parts.std(axis=0)

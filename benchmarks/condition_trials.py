@@ -49,7 +49,8 @@ from asdkeras.data.records import parse_filename  # noqa: E402
 from asdkeras.detector import Detector  # noqa: E402
 from asdkeras.fit import MIN_HELD_OUT_PER_CONDITION, cached_features, load_config  # noqa: E402
 from asdkeras.metrics import official_score, section_metrics  # noqa: E402
-from asdkeras.models.conditions import (Conditions, condition_statistics, conditioned_parts, fit_conditions,  # noqa: E402
+from asdkeras.models.condition_statistics import condition_statistics  # noqa: E402
+from asdkeras.models.conditions import (Conditions, conditioned_parts, fit_conditions,  # noqa: E402
                                         raw_scores_and_descriptors)
 from asdkeras.progress import no_progress  # noqa: E402
 

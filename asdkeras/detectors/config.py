@@ -18,7 +18,7 @@ from asdkeras.splits import partition, split_validation
 MIN_HELD_OUT_PER_CONDITION = 5
 """Held-out normals per section and domain that the networks' fits keep at least (up to half of
 them), and that a domain needs to measure how the network scores the clips it trained on
-(:func:`asdkeras.models.conditions.condition_statistics`)."""
+(:func:`asdkeras.models.condition_statistics.condition_statistics`)."""
 MIN_HELD_OUT = 10
 """Fewer held-out normal clips than this: the threshold is fitted on all training normals instead
 (scores of clips the network trained on run low, so it then flags more normals than intended)."""

@@ -322,7 +322,7 @@ def group_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: 
     (:func:`~asdkeras.models.gmm.assigned_group_score`).
 
     A target group has about 10 clips, so its mean and spread are uncertain: the spread is
-    widened by :func:`~asdkeras.models.conditions.prediction_scale` (a Student-t prediction for
+    widened by :func:`~asdkeras.models.condition_statistics.prediction_scale` (a Student-t prediction for
     a new clip at ``quantile``, as the networks' conditions are), which puts every group's
     ``quantile`` of new normals at the same level, and each clip is standardised in its own group
     by the other clips of that group (leave one out, widened for one clip fewer), so the
@@ -336,7 +336,7 @@ def group_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: 
     scores, extra_scores, group_stats, folds
         Scores of the clips, ``{name: scores}`` of the extras, group -> (mean, widened std) and the fold count.
     """
-    from asdkeras.models.conditions import prediction_scale
+    from asdkeras.models.condition_statistics import prediction_scale
     from asdkeras.models.gmm import assigned_group_score
     from asdkeras.models.mixtures import fit_group_mixtures, group_of
 
@@ -374,7 +374,7 @@ def group_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: 
 def _left_out_values(nll: dict[str, np.ndarray], groups: np.ndarray, stats: dict, quantile: float) -> dict:
     """Per group, NLLs to standardise by ``stats`` such that each clip of the group comes out
     standardised by the group's other clips (:func:`group_out_of_fold_scores`)."""
-    from asdkeras.models.conditions import prediction_scale
+    from asdkeras.models.condition_statistics import prediction_scale
 
     values = {g: v.copy() for g, v in nll.items()}
     for g, (mean, std) in stats.items():
