@@ -6,6 +6,7 @@ import collections
 import json
 import os
 import shutil
+import subprocess
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -75,6 +76,14 @@ def pytest_xdist_make_scheduler(config, log):
     scheduler = LoadScopeScheduling(config, log)
     scheduler.workqueue = _HeaviestFirstQueue()
     return scheduler
+
+
+def loaded_after(statement: str, packages=("tensorflow", "keras")) -> set[str]:
+    """Which of ``packages`` a fresh interpreter in the repository has loaded after running ``statement``
+    (what a module that must not import TensorFlow is checked with)."""
+    code = f"import sys; {statement}; print(' '.join(p for p in {tuple(packages)!r} if p in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
 
 
 @pytest.fixture(scope="session")

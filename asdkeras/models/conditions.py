@@ -18,8 +18,9 @@ what the clip sounds like, not by its score: a minimum over the ``z_g`` would le
 group call a source anomaly typical.
 
 The target groups' statistics come from few clips, most of which the network trained on; see
-:func:`asdkeras.models.condition_statistics.condition_statistics` for how that is corrected. Everything is Keras layers after the
-network, so the scoring model keeps one input and exports to TFLite like the others.
+:func:`asdkeras.models.condition_statistics.condition_statistics` for how that is corrected.
+Everything is Keras layers after the network, so the scoring model keeps one input and exports to
+TFLite like the others.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import keras
 import numpy as np
 
 from asdkeras.models.gmm import assigned_group_layers, assigned_group_score, group_nll_layers
-from asdkeras.models.mixtures import Mixture, fit_group_mixtures
+from asdkeras.models.mixtures import fit_group_mixtures
 
 DESCRIPTOR_COMPONENTS = 2
 """Components of each section's source mixture of clip descriptors."""
