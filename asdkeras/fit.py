@@ -73,7 +73,8 @@ class JudgedScores:
 
 
 def judge_per_condition(raw_model, descriptor, frontend, trained: tuple[list, list], held_out: tuple[list, list],
-                        quantile: float, seed: int, like: JudgedScores | None = None) -> JudgedScores:
+                        quantile: float, seed: int, like: JudgedScores | None = None,
+                        confidence: float | None = None) -> JudgedScores:
     """The raw scoring model judged in each clip's operating condition, and the threshold on its scores.
 
     Parameters
@@ -91,6 +92,9 @@ def judge_per_condition(raw_model, descriptor, frontend, trained: tuple[list, li
     like : JudgedScores, optional
         Reuse its descriptors and condition mixtures (the int8 twin of the same network); only
         the score statistics are the new network's.
+    confidence : float, optional
+        Probability that each condition keeps at least ``quantile`` of its new normals (a
+        tolerance threshold, :func:`asdkeras.models.condition_statistics.prediction_scale`).
 
     Each condition's normal scores are measured on all its training normals, those the network
     trained on corrected by the held-out ones (:func:`asdkeras.models.condition_statistics.condition_statistics`),
@@ -117,7 +121,8 @@ def judge_per_condition(raw_model, descriptor, frontend, trained: tuple[list, li
         descriptors, mixtures = like.descriptors, like.conditions[0]
     conditions, scores = [], []
     for view in raw.T:
-        stats, summary = condition_statistics(view, sections, domains, is_held_out, MIN_HELD_OUT_PER_CONDITION, quantile)
+        stats, summary = condition_statistics(view, sections, domains, is_held_out, MIN_HELD_OUT_PER_CONDITION, quantile,
+                                              confidence)
         conditions.append(mixtures.with_score_stats(stats, summary))
         scores.append(conditions[-1].score(descriptors, view))
     corrected = any(c["held_out_clips"] >= MIN_HELD_OUT_PER_CONDITION for c in summary["corrections"].values())
@@ -128,11 +133,12 @@ def judge_per_condition(raw_model, descriptor, frontend, trained: tuple[list, li
     check = is_held_out if is_held_out.sum() >= 2 else np.ones(len(paths), bool)
     scores = np.stack(scores, axis=1)
     if len(conditions) == 1:
-        threshold = prediction_threshold(scores[check, 0], np.asarray(domains)[check], quantile, measured)
+        threshold = prediction_threshold(scores[check, 0], np.asarray(domains)[check], quantile, measured, confidence)
     else:
         threshold = fused_prediction_threshold(scores[check], VIEW_FUSION, quantile,
                                                f"held-out normal clips, each view judged per condition ({measured})",
                                                np.asarray(domains)[check], columns="views")
+        threshold["confidence"] = confidence  # each view's conditions were widened for it
     fused = combine_members(scores, VIEW_FUSION)
     return JudgedScores(conditioned_scoring_model(raw_model, descriptor, conditions), conditions,
                         {"quantile": threshold},

@@ -123,22 +123,26 @@ def quantile_threshold(scores, quantile: float = 0.9, what: str = "held-out norm
                   description=f"empirical {quantile:g} quantile of {count} {what} ({reason})")
 
 
-def prediction_threshold(scores, domains, quantile: float, measured: str) -> dict:
+def prediction_threshold(scores, domains, quantile: float, measured: str, confidence: float | None = None) -> dict:
     """The threshold on scores judged per condition: the normal ``quantile``, ``Phi^-1(quantile)``.
 
     Each condition's scores are standardised and widened for a new clip
     (:func:`asdkeras.models.condition_statistics.prediction_scale`), so a new normal clip of any condition
     exceeds this level with about ``1 - quantile`` probability. ``scores``/``domains``: normal
     clips to check it on (held-out ones); ``flagged_share_by_group`` is their share above it per
-    domain. ``measured``: what the conditions' statistics were measured on, for the description.
+    domain. ``measured``: what the conditions' statistics were measured on, for the description;
+    ``confidence``: the tolerance the conditions were widened for, if any (recorded).
     """
     scores, domains = _check_scores(scores, quantile), np.asarray(domains)
     value = float(scipy.stats.norm.ppf(quantile))
-    return {"quantile": quantile, "value": value, "rule": "condition-prediction", "fitted_on": int(scores.size),
+    widening = ("Student-t prediction" if confidence is None
+                else f"normal tolerance bound, kept by every condition with probability {confidence:g},")
+    return {"quantile": quantile, "confidence": confidence, "value": value, "rule": "condition-prediction",
+            "fitted_on": int(scores.size),
             "empirical": float(np.quantile(scores, quantile)), "flagged_share": float(np.mean(scores > value)),
             **_flagged_by_group(scores, domains, value),
             "description": f"the {quantile:g} quantile of a new normal clip's score in its operating condition "
-                           f"(Student-t prediction from {measured}); flagged shares from {scores.size} of them"}
+                           f"({widening} from {measured}); flagged shares from {scores.size} of them"}
 
 
 FUSION_DRAWS = 200_000

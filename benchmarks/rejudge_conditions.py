@@ -1,7 +1,7 @@
 """Re-judge saved networks' operating conditions with this checkout's rules, without refitting them.
 
     .venv/bin/python benchmarks/rejudge_conditions.py --models-dir /tmp/bench51/models \
-        --machines valve,ToyTrain --variants ae-oe,mobilenet-imagenet
+        --machines valve,ToyTrain --variants ae-oe,mobilenet-imagenet [--threshold-confidence 0.75]
 
 A change to how scores are judged per condition (:mod:`asdkeras.models.conditions`) or to the
 threshold moves the false alarms; refitting the networks to measure it would also move them by
@@ -9,8 +9,9 @@ TensorFlow's run-to-run variation. This keeps each saved network (and its int8 t
 its conditions and quantile threshold from the same training normals and held-out split
 (:func:`asdkeras.fit.judge_per_condition`) and rewrites the detector folder atomically in place,
 its other documents kept (MobileNetV2's ``eq2`` threshold as saved: it rests on the source
-conditions' statistics, which the rules here leave alone). Copy the models folder first to keep
-the old detectors. Given ``--data``, each is
+conditions' statistics, which the rules here leave alone). ``--threshold-confidence`` re-judges
+with a tolerance threshold (:func:`asdkeras.models.condition_statistics.prediction_scale`) and
+records it in the detector's ``config.json``. Copy the models folder first to keep the old detectors. Given ``--data``, each is
 tested again into ``<result-dir>/<variant>/`` (and its twin), as ``detector_comparison.py`` does.
 """
 
@@ -29,23 +30,33 @@ from asdkeras.detector import Detector  # noqa: E402
 from asdkeras.evaluate import evaluate_with_variants  # noqa: E402
 from asdkeras.fit import cached_features, judge_per_condition, load_config  # noqa: E402
 from asdkeras.models.conditions import conditioned_parts  # noqa: E402
-from asdkeras.names import DETECTOR_FILE, saved_variants  # noqa: E402
+from asdkeras.names import CONFIG_FILE, DETECTOR_FILE, saved_variants  # noqa: E402
 from asdkeras.progress import no_progress  # noqa: E402
 
 
-def kept_documents(folder: str) -> dict:
-    """The folder's JSON documents other than ``detector.json`` (config, history, split lists), by file name."""
+def kept_documents(folder: str, confidence: float | None) -> dict:
+    """The folder's JSON documents other than ``detector.json`` (config, history, split lists), by
+    file name; the config's ``threshold_confidence`` set to ``confidence``."""
     documents = {}
     for name in sorted(os.listdir(folder)):
         if name.endswith(".json") and name != DETECTOR_FILE:
             with open(os.path.join(folder, name)) as handle:
                 documents[name] = json.load(handle)
+    if CONFIG_FILE in documents:
+        documents[CONFIG_FILE]["threshold_confidence"] = confidence
     return documents
 
 
-def rejudge(folder: str) -> dict:
+def first_view_stats(info: dict) -> dict:
+    """Per condition, the score statistics of a detector's (first) view: an AE of several views
+    (``mean+peak``) records a list of conditions, one per view."""
+    conditions = info["conditions"]
+    return (conditions[0] if isinstance(conditions, list) else conditions)["score_stats"]
+
+
+def rejudge(folder: str, confidence: float | None = None) -> dict:
     """Rewrite ``folder``'s detector (and variants) with recomputed conditions; returns, per group
-    of the float detector, its old (mean, std) and its new record."""
+    of the float detector (its first view), its old (mean, std) and its new record."""
     detector = Detector.load(folder, variants=True)
     config = load_config(folder, detector.kind)
     trained, held_out = config.normal_split()
@@ -56,17 +67,18 @@ def rejudge(folder: str) -> dict:
     def judged(det: Detector) -> Detector:
         nonlocal judged_float
         result = judge_per_condition(*conditioned_parts(det.model), det.frontend, trained, held_out,
-                                     config.threshold_quantile, config.seed, like=judged_float)
+                                     config.threshold_quantile, config.seed, like=judged_float, confidence=confidence)
         judged_float = judged_float or result
         return replace(det, model=result.model, thresholds={**det.thresholds, **result.thresholds},
                        normal_scores=result.normal_scores, info={**det.info, **result.info()})
 
-    before = detector.info["conditions"]["score_stats"]
+    before = first_view_stats(detector.info)
     new = judged(detector)
     new.variants = {name: judged(variant) for name, variant in detector.variants.items()}
-    new.save(folder, kept_documents(folder), {name: kept_documents(sub) for name, sub in saved_variants(folder).items()})
+    new.save(folder, kept_documents(folder, confidence),
+             {name: kept_documents(sub, confidence) for name, sub in saved_variants(folder).items()})
     return {g: ((before[g]["mean"], before[g]["std"]), record)
-            for g, record in new.info["conditions"]["score_stats"].items()}
+            for g, record in first_view_stats(new.info).items()}
 
 
 def main() -> None:
@@ -77,13 +89,15 @@ def main() -> None:
     parser.add_argument("--data", help="dataset to test the re-judged detectors on (none: not tested)")
     parser.add_argument("--result-dir")
     parser.add_argument("--cache-dir")
+    parser.add_argument("--threshold-confidence", type=float,
+                        help="re-judge with a tolerance threshold at this confidence (none: the prediction rule)")
     args = parser.parse_args()
     if args.data and not (args.result_dir and args.cache_dir):
         parser.error("--data needs --result-dir and --cache-dir (where the test results and features go)")
     for machine in args.machines.split(","):
         for variant in args.variants.split(","):
             folder = os.path.join(args.models_dir, machine, variant)
-            for group, (old, new) in rejudge(folder).items():
+            for group, (old, new) in rejudge(folder, args.threshold_confidence).items():
                 print(f"{machine:9s} {variant:20s} {group:10s} mean {old[0]:.4g} -> {new['mean']:.4g}  "
                       f"std {old[1]:.4g} -> {new['std']:.4g}  {new['rule'].split('; ')[-2:]}", flush=True)
             if args.data:

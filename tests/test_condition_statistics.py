@@ -75,6 +75,31 @@ def test_the_prediction_scale_makes_a_new_normal_exceed_the_threshold_as_intende
     assert threshold["rule"] == "condition-prediction" and set(threshold["flagged_share_by_group"]) == {"source"}
 
 
+def test_a_tolerance_threshold_keeps_the_quantile_in_as_many_conditions_as_its_confidence():
+    import scipy.stats
+
+    from asdkeras.scoring import prediction_threshold
+
+    rng = np.random.default_rng(5)
+    measured = rng.normal(3.0, 2.0, (20000, 10))  # a target condition's 10 clips, 20000 times
+    level = prediction_threshold(np.zeros(3), ["target"] * 3, 0.9, "test clips", confidence=0.75)
+    threshold = measured.mean(axis=1) + level["value"] * measured.std(axis=1, ddof=1) * prediction_scale(10, 0.9, 0.75)
+    kept = scipy.stats.norm.cdf(threshold, 3.0, 2.0)  # the share of the condition's new normals below it
+    assert np.mean(kept >= 0.9) == pytest.approx(0.75, abs=0.01)
+    assert np.mean(1 - kept) == pytest.approx(0.073, abs=0.005)  # on average fewer than the intended 10 %
+    assert prediction_scale(10, 0.9, 0.75) > prediction_scale(10, 0.9) > prediction_scale(50, 0.9, 0.75) > 1
+    assert level["confidence"] == 0.75 and "tolerance" in level["description"]
+
+
+def test_the_statistics_record_the_confidence_they_were_widened_for():
+    raw = np.random.default_rng(6).normal(0, 1, 20)
+    _, plain = condition_statistics(raw, ["00"] * 20, ["target"] * 20, np.zeros(20, bool), quantile=0.9)
+    stats, summary = condition_statistics(raw, ["00"] * 20, ["target"] * 20, np.zeros(20, bool), quantile=0.9,
+                                          confidence=0.75)
+    assert stats["00/target"][1] == pytest.approx(raw.std(ddof=1) * prediction_scale(20, 0.9, 0.75))
+    assert summary["00/target"]["rule"].endswith("at 0.75 confidence") and "confidence" not in plain["00/target"]["rule"]
+
+
 def test_the_statistics_and_the_thresholds_import_without_tensorflow():
     """Benchmarks simulate thresholds from these, and the GMM's fit uses them, without loading TensorFlow."""
     assert loaded_after("import asdkeras.models.condition_statistics, asdkeras.scoring") == set()

@@ -187,3 +187,22 @@ def test_out_of_fold_scores_look_like_new_clips_not_like_fitted_ones():
     # The 0.9 quantile should flag about 10 % of new normals: on in-sample scores it flags 65 %.
     assert np.mean(unseen > np.quantile(in_sample, 0.9)) > 0.4
     assert 0.02 < np.mean(unseen > np.quantile(out_of_fold, 0.9)) < 0.2  # measured 0.07
+
+
+def test_a_tolerance_widens_each_group_for_its_clip_count():
+    """With ``confidence`` a group of 10 clips is widened more than one of 40, each as prediction_scale says."""
+    from asdkeras.detectors.gmm import group_out_of_fold_scores
+    from asdkeras.models.condition_statistics import prediction_scale
+
+    rng = np.random.default_rng(1)
+    clips = np.r_[rng.normal(size=(40, 4)), rng.normal(1.0, 1.0, size=(10, 4))]
+    domains, sections = np.array(["source"] * 40 + ["target"] * 10), np.array(["00"] * 50)
+    judged = {c: group_out_of_fold_scores(clips, domains, sections, 2, 0.1, 0, 0.9, {}, confidence=c)
+              for c in (None, 0.75)}
+    for group, clip_count in (("00/source", 40), ("00/target", 10)):
+        plain, tolerant = judged[None][2][group], judged[0.75][2][group]
+        assert tolerant[0] == pytest.approx(plain[0])
+        assert tolerant[1] / plain[1] == pytest.approx(prediction_scale(clip_count, 0.9, 0.75)
+                                                       / prediction_scale(clip_count, 0.9))
+    # every clip's score is standardised by its group's wider spread: the normals' scores move towards 0
+    assert np.abs(judged[0.75][0]).mean() < np.abs(judged[None][0]).mean()

@@ -142,7 +142,8 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
     raw_model = autoencoder_scoring_model(network, *frontend.input_shape, config.features.n_frames,
                                           config.error_pooling)
     judged = judge_per_condition(raw_model, autoencoder_descriptor(), frontend, (train_records, train_normal),
-                                 (val_records, val_normal), config.threshold_quantile, config.seed)
+                                 (val_records, val_normal), config.threshold_quantile, config.seed,
+                                 confidence=config.threshold_confidence)
     detector = Detector(
         kind=config.kind, machine=config.machine, frontend=frontend, model=judged.model,
         score_units=SCORE_UNITS[config.error_pooling],

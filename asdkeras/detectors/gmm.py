@@ -232,7 +232,7 @@ def _fit_gmm_views(config: GmmConfig, frontend, train_records: list[ClipRecord],
     for decay in decays:
         normal_oof[decay], altered_oof[decay], group_stats[decay], folds = group_out_of_fold_scores(
             every_pooled[decay], domains, sections, components, config.covariance_reg, config.seed,
-            quantile=config.threshold_quantile,
+            quantile=config.threshold_quantile, confidence=config.threshold_confidence,
             extra={name: (p[decay], altered_of) for name, p in altered_pooled.items()})
 
     def fused(pair, scores_of) -> np.ndarray:
@@ -272,6 +272,7 @@ def _fit_gmm_views(config: GmmConfig, frontend, train_records: list[ClipRecord],
     scoring = views_scoring_model(*frontend.input_shape, views, "max")
     thresholds, normal_record = _out_of_fold_threshold(fused(pair, normal_oof.get), folds, records,
                                                        config.threshold_quantile, why="")
+    thresholds["quantile"]["confidence"] = config.threshold_confidence  # the groups were widened for it
     document = {"rule": battery.RULE, "kinds": battery.describe_battery(), "normals": int(len(altered_of)),
                 "other_machine_clips": 0 if other_clips is None else int(len(other_clips)),
                 "scored": f"out-of-fold ({folds} folds) over all {len(records)} training normals",
@@ -311,7 +312,8 @@ def gmm_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: np
 
 
 def group_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: np.ndarray, components: int,
-                             covariance_reg: float, seed: int, quantile: float, extra: dict, folds: int = 5):
+                             covariance_reg: float, seed: int, quantile: float, extra: dict, folds: int = 5,
+                             confidence: float | None = None):
     """Out-of-fold view scores of every clip under :func:`~asdkeras.models.mixtures.fit_group_mixtures`.
 
     Per fold, the mixtures (standardisation included) are fitted without the fold; each clip of
@@ -328,7 +330,9 @@ def group_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: 
     by the other clips of that group (leave one out, widened for one clip fewer), so the
     threshold is fitted on scores distributed as a new clip's are. Standardised by statistics
     that included it, 10 clips' scores never exceed 2.85 and their 0.9 quantile lies low: one
-    target section flagged 37 % of 60 fresh normals (synthetic fan, seed 41).
+    target section flagged 37 % of 60 fresh normals (synthetic fan, seed 41). With ``confidence``
+    the widening is a tolerance bound instead (every group keeps at least ``quantile`` of its new
+    normals with that probability).
     A group with fewer than 3 scored clips is not standardised, and not used.
 
     Returns
@@ -360,18 +364,19 @@ def group_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: 
     groups = group_of(sections, domains)
     own = {g: v[groups == g] for g, v in nll.items()}
     stats = {g: (float(np.nanmean(v)),
-                 float(np.nanstd(v, ddof=1)) * prediction_scale(int(np.isfinite(v).sum()), quantile))
+                 float(np.nanstd(v, ddof=1)) * prediction_scale(int(np.isfinite(v).sum()), quantile, confidence))
              for g, v in own.items() if np.isfinite(v).sum() >= 3}
 
     def finite(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:  # not scored in a fold: not typical there
         return {g: np.where(np.isfinite(values[g]), values[g], np.inf) for g in stats}
 
     scored = finite(nll)
-    return (assigned_group_score(scored, stats, _left_out_values(scored, groups, stats, quantile)),
+    return (assigned_group_score(scored, stats, _left_out_values(scored, groups, stats, quantile, confidence)),
             {name: assigned_group_score(finite(v), stats) for name, v in extra_nll.items()}, stats, folds)
 
 
-def _left_out_values(nll: dict[str, np.ndarray], groups: np.ndarray, stats: dict, quantile: float) -> dict:
+def _left_out_values(nll: dict[str, np.ndarray], groups: np.ndarray, stats: dict, quantile: float,
+                     confidence: float | None = None) -> dict:
     """Per group, NLLs to standardise by ``stats`` such that each clip of the group comes out
     standardised by the group's other clips (:func:`group_out_of_fold_scores`)."""
     from asdkeras.models.condition_statistics import prediction_scale
@@ -379,7 +384,7 @@ def _left_out_values(nll: dict[str, np.ndarray], groups: np.ndarray, stats: dict
     values = {g: v.copy() for g, v in nll.items()}
     for g, (mean, std) in stats.items():
         mine = np.flatnonzero((groups == g) & np.isfinite(nll[g]))
-        widen = prediction_scale(len(mine) - 1, quantile)
+        widen = prediction_scale(len(mine) - 1, quantile, confidence)
         for i in mine:
             rest = nll[g][mine[mine != i]]
             z = (nll[g][i] - rest.mean()) / max(rest.std(ddof=1) * widen, 1e-12)

@@ -188,7 +188,7 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
         raw = mobilenet_scoring_model(network)
         judged = judge_per_condition(raw, mobilenet_descriptor(config.image_size), frontend, (train_records, train_real_images),
                                      (val_records, val_real_images), config.threshold_quantile, config.seed,
-                                     like=judged_float)
+                                     like=judged_float, confidence=config.threshold_confidence)
         judged_float = judged_float or judged
         thresholds = judged.thresholds
         train_logits = -judged.raw[:len(train_real_images), 0]  # the raw score is -logit

@@ -17,21 +17,33 @@ import numpy as np
 from asdkeras.models.mixtures import group_of
 
 
-def prediction_scale(clips: int, quantile: float) -> float:
+def prediction_scale(clips: int, quantile: float, confidence: float | None = None) -> float:
     """How much wider than its normals' spread a new normal clip's score of a condition measured on ``clips`` lies.
 
-    The ``quantile`` of a Student-t prediction for one new value from ``clips`` values,
-    ``t(clips - 1, quantile) * sqrt(1 + 1 / clips)``, over the normal quantile: dividing a
-    condition's standardised scores by it puts every condition's ``quantile`` at the same level,
-    the normal quantile ``Phi^-1(quantile)``, however few clips measured it. (The ``quantile`` of
-    the measured clips' own standardised scores lies far lower: 5 clips standardised by their own
-    mean and spread never exceed 1.79.)
+    Without ``confidence``: the ``quantile`` of a Student-t prediction for one new value from
+    ``clips`` values, ``t(clips - 1, quantile) * sqrt(1 + 1 / clips)``, over the normal quantile:
+    dividing a condition's standardised scores by it puts every condition's ``quantile`` at the
+    same level, the normal quantile ``Phi^-1(quantile)``, however few clips measured it, on
+    average over the draws of those clips. (The ``quantile`` of the measured clips' own
+    standardised scores lies far lower: 5 clips standardised by their own mean and spread never
+    exceed 1.79.)
+
+    With ``confidence``: the one-sided normal tolerance factor,
+    ``t'(confidence; clips - 1, Phi^-1(quantile) sqrt(clips)) / sqrt(clips)`` (noncentral t), over
+    the normal quantile: the level ``Phi^-1(quantile)`` then keeps at least ``quantile`` of the
+    condition's new normals with probability ``confidence``. With 10 clips and 0.9 at 0.75
+    confidence the threshold lies 1.67 spreads above the mean instead of 1.45: on ideal scores
+    7.3 % of new normals are flagged instead of 10 %, and a 10-clip condition flags more than
+    25 % a third as often (BENCHMARKS.md, "The chance floor").
     """
     import scipy.stats
 
     if clips < 2:
         return 1.0
-    return float(scipy.stats.t.ppf(quantile, clips - 1) * np.sqrt(1 + 1 / clips) / scipy.stats.norm.ppf(quantile))
+    normal = scipy.stats.norm.ppf(quantile)
+    if confidence is None:
+        return float(scipy.stats.t.ppf(quantile, clips - 1) * np.sqrt(1 + 1 / clips) / normal)
+    return float(scipy.stats.nct.ppf(confidence, clips - 1, normal * np.sqrt(clips)) / np.sqrt(clips) / normal)
 
 
 def pooled_variance(parts) -> tuple[float, int]:
@@ -81,7 +93,7 @@ def source_spread_floor(group: str, corrected: dict) -> float:
 
 
 def condition_statistics(raw_scores, sections, domains, held_out, min_held_out: int = 5,
-                         quantile: float | None = None) -> tuple[dict, dict]:
+                         quantile: float | None = None, confidence: float | None = None) -> tuple[dict, dict]:
     """Per condition, the mean and spread of the raw scores of a new normal clip.
 
     Every clip of a condition counts, held out or not: 5 held-out clips alone gave a mean
@@ -97,7 +109,7 @@ def condition_statistics(raw_scores, sections, domains, held_out, min_held_out: 
     held-out clips in all takes the other domain's corrections; with none anywhere there is no
     correction. A target condition's spread is at least its section's source spread
     (:func:`source_spread_floor`). Finally the spread is widened by :func:`prediction_scale` of
-    the condition's clip count, when ``quantile`` is given.
+    the condition's clip count (at ``confidence``, if given), when ``quantile`` is given.
 
     Parameters
     ----------
@@ -110,6 +122,9 @@ def condition_statistics(raw_scores, sections, domains, held_out, min_held_out: 
         Held-out clips a domain needs for corrections of its own.
     quantile : float, optional
         Intended share of normals kept as normal (None: no prediction widening).
+    confidence : float, optional
+        Probability that a condition keeps at least ``quantile`` of its new normals
+        (:func:`prediction_scale`; None: ``quantile`` kept on average).
 
     Returns
     -------
@@ -167,9 +182,10 @@ def condition_statistics(raw_scores, sections, domains, held_out, min_held_out: 
             spread = floor
             rule += f"; spread raised to its section's source spread {floor:.4g}"
         if quantile is not None:
-            widen = prediction_scale(int(scores.size), quantile)
+            widen = prediction_scale(int(scores.size), quantile, confidence)
             spread *= widen
-            rule += f"; widened x{widen:.3g} for a new clip's {quantile:g} quantile"
+            rule += f"; widened x{widen:.3g} for a new clip's {quantile:g} quantile" + (
+                f" at {confidence:g} confidence" if confidence is not None else "")
         stats[g] = (float(scores.mean()), spread)
         summary[g] = {"clips": int(scores.size), "held_out": int(np.sum(held_out & (groups == g))), "rule": rule}
     return stats, summary
