@@ -1,6 +1,8 @@
 """Per-condition score statistics from few clips: corrections for clips the network trained on, spread
 floors, prediction widening."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -88,6 +90,11 @@ def test_a_tolerance_threshold_keeps_the_quantile_in_as_many_conditions_as_its_c
     assert np.mean(kept >= 0.9) == pytest.approx(0.75, abs=0.01)
     assert np.mean(1 - kept) == pytest.approx(0.073, abs=0.005)  # on average fewer than the intended 10 %
     assert prediction_scale(10, 0.9, 0.75) > prediction_scale(10, 0.9) > prediction_scale(50, 0.9, 0.75) > 1
+    # a few clips (a section's target clips split across folds): finite, decreasing, and without warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        few = [prediction_scale(n, 0.9, 0.75) for n in range(2, 8)]
+    assert np.all(np.isfinite(few)) and np.all(np.diff(few) < 0) and few[0] == pytest.approx(3.115, abs=0.001)
     assert level["confidence"] == 0.75 and "tolerance" in level["description"]
 
 

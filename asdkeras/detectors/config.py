@@ -89,8 +89,9 @@ class FitConfig:
 
     ``validation_fraction`` of the training normals (within every section and domain) is held
     out: validation for the networks, and the clips the threshold is fitted to, its
-    ``threshold_quantile`` the share of normals kept as normal (on average, or in every operating
-    condition with probability ``threshold_confidence``). The detector goes to
+    ``threshold_quantile`` the share of normals kept as normal, in every operating condition with
+    probability ``threshold_confidence`` (None: on average over conditions, the Student-t
+    prediction; :func:`asdkeras.models.condition_statistics.prediction_scale`). The detector goes to
     ``output_dir``, or ``<models_dir>/<machine>/<kind>``. ``channel``: the channel kept from
     multichannel recordings (None: the channels are averaged), saved with the front-end.
     """
@@ -104,10 +105,10 @@ class FitConfig:
     threshold_quantile: float = setting(0.9, Option(
         "share of new normal clips kept as normal by the threshold (0.9: ~10 % false alarms)",
         float, minimum=0, maximum=1, open_bounds=True))
-    threshold_confidence: float | None = setting(None, Option(
+    threshold_confidence: float | None = setting(0.75, Option(
         "probability that each operating condition keeps at least the quantile's share of its new normals as "
-        "normal (a tolerance threshold: fewer false alarms where a condition has few clips)",
-        float, minimum=0, maximum=1, open_bounds=True, none="the quantile's share on average"))
+        "normal (a tolerance threshold: a condition known from few clips gets a margin, so it flags fewer than "
+        "the quantile's share on average)", float, minimum=0, maximum=1, open_bounds=True))
     data_dir: str = DATA_DIR
     models_dir: str = MODELS_DIR
     cache_dir: str = CACHE_DIR

@@ -43,7 +43,9 @@ def prediction_scale(clips: int, quantile: float, confidence: float | None = Non
     normal = scipy.stats.norm.ppf(quantile)
     if confidence is None:
         return float(scipy.stats.t.ppf(quantile, clips - 1) * np.sqrt(1 + 1 / clips) / normal)
-    return float(scipy.stats.nct.ppf(confidence, clips - 1, normal * np.sqrt(clips)) / np.sqrt(clips) / normal)
+    with np.errstate(divide="ignore"):  # Boost's noncentral t warns spuriously at some small df (2 or 4 clips)
+        factor = scipy.stats.nct.ppf(confidence, clips - 1, normal * np.sqrt(clips)) / np.sqrt(clips)
+    return float(factor / normal)
 
 
 def pooled_variance(parts) -> tuple[float, int]:
