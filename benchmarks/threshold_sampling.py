@@ -6,9 +6,9 @@
 
 A condition (a section's domain) is measured on ``--clips`` training normals: their mean and
 spread set where its 0.9 quantile is believed to lie, widened for a new clip
-(:func:`asdkeras.models.condition_statistics.prediction_scale`, the project's rule) or by a one-sided
-normal tolerance factor (``--rule tolerance``: the quantile lies below the threshold with
-probability ``--confidence``). A type has ``--sections`` conditions per domain, each judged on
+(:func:`asdkeras.models.condition_statistics.prediction_scale`) by a Student-t prediction (the rule
+before session 18) or by a one-sided normal tolerance factor (``--rule tolerance``, the default since:
+the quantile lies below the threshold with probability ``--confidence``). A type has ``--sections`` conditions per domain, each judged on
 ``--test-clips`` test normals. Scores are ideal: every clip of a condition, training or test, is drawn
 from one distribution (normal, or Student-t with ``--tail-df`` degrees of freedom for heavier tails),
 so every miss here is sampling error, the floor under any detector trained on so few clips.
@@ -37,14 +37,12 @@ from asdkeras.models.condition_statistics import prediction_scale  # noqa: E402
 def threshold_factor(clips: int, quantile: float, rule: str, confidence: float) -> float:
     """Multiples of the measured spread above the measured mean at which a condition's threshold lies.
 
-    ``prediction``: the project's rule, ``Phi^-1(quantile) * prediction_scale(clips, quantile)``
-    (a Student-t prediction for one new clip). ``tolerance``: the one-sided normal tolerance factor,
-    ``t'(confidence; clips - 1, Phi^-1(quantile) sqrt(clips)) / sqrt(clips)`` (noncentral t).
+    ``Phi^-1(quantile) * prediction_scale(clips, quantile, confidence)``, the project's widening:
+    ``prediction``, the Student-t prediction for one new clip (the default before session 18);
+    ``tolerance``, the one-sided normal tolerance factor at ``confidence`` (the default since).
     """
-    z = float(scipy.stats.norm.ppf(quantile))
-    if rule == "prediction":
-        return z * prediction_scale(clips, quantile)
-    return float(scipy.stats.nct.ppf(confidence, clips - 1, z * np.sqrt(clips)) / np.sqrt(clips))
+    return float(scipy.stats.norm.ppf(quantile)) * prediction_scale(clips, quantile,
+                                                                     confidence if rule == "tolerance" else None)
 
 
 def draw(rng: np.random.Generator, shape: tuple, tail_df: float) -> np.ndarray:

@@ -376,7 +376,7 @@ def group_out_of_fold_scores(pooled: np.ndarray, domains: np.ndarray, sections: 
 
 
 def _left_out_values(nll: dict[str, np.ndarray], groups: np.ndarray, stats: dict, quantile: float,
-                     confidence: float | None = None) -> dict:
+                     confidence: float | None) -> dict:
     """Per group, NLLs to standardise by ``stats`` such that each clip of the group comes out
     standardised by the group's other clips (:func:`group_out_of_fold_scores`)."""
     from asdkeras.models.condition_statistics import prediction_scale
