@@ -12,6 +12,15 @@ a synthetic band that is silent in float sits at the 16-bit noise floor in a fil
 them with the saved detectors ``<models-dir>/<machine>/<variant>``: the shares it prints are
 the detectors' expected false alarms, with Wilson 95 % intervals, and separate a miscalibrated
 threshold from an unlucky test set.
+
+``--fresh-dir`` keeps the rendered clips and their features there and reuses them, so the
+detectors of several runs (another rule, another seed's folder of models) are judged on the
+same clips. The last lines summarise each detector over all its conditions per domain: the
+mean share flagged and how many conditions flag more than issue 17's caps (25 % and 40 %).
+
+    .venv/bin/python benchmarks/normal_rates.py --seed 101 --models-dir /tmp/seed101/models-tol75 \
+        --machines fan,gearbox,bearing,slider,valve,ToyCar,ToyTrain --variants ae,gmm,ensemble \
+        --clips 50 --fresh-dir /tmp/fresh101
 """
 
 from __future__ import annotations
@@ -50,6 +59,27 @@ def fresh_normals(machine: str, seed: int, clips: int, folder: str) -> dict[tupl
     return dict(sorted(groups.items()))
 
 
+def kept_normals(machine: str, seed: int, clips: int, folder: str) -> dict[tuple[str, str], list[str]]:
+    """:func:`fresh_normals`, or the ones a previous run wrote under ``folder`` (a machine's folder
+    appears whole: it is rendered beside it and renamed into place)."""
+    done = os.path.join(folder, "dev_data", machine)
+    marker = os.path.join(done, f".clips-{seed}-{clips}")
+    if not os.path.exists(marker):
+        partial = folder + f".{machine}.part"
+        shutil.rmtree(partial, ignore_errors=True)
+        fresh_normals(machine, seed, clips, partial)
+        open(os.path.join(partial, "dev_data", machine, os.path.basename(marker)), "w").close()
+        shutil.rmtree(done, ignore_errors=True)
+        os.makedirs(os.path.dirname(done), exist_ok=True)
+        os.replace(os.path.join(partial, "dev_data", machine), done)
+        shutil.rmtree(partial, ignore_errors=True)
+    groups: dict[tuple[str, str], list[str]] = {}
+    for name in sorted(os.listdir(os.path.join(done, "test"))):
+        parts = name.split("_")  # section_<ss>_<domain>_test_normal_<index>_...
+        groups.setdefault((parts[1], parts[2]), []).append(os.path.join(done, "test", name))
+    return dict(sorted(groups.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, required=True)
@@ -57,12 +87,14 @@ def main() -> None:
     parser.add_argument("--machines", required=True)
     parser.add_argument("--variants", required=True)
     parser.add_argument("--clips", type=int, default=100, help="fresh normals per section and domain")
+    parser.add_argument("--fresh-dir", help="keep the rendered normals and their features here, and reuse them")
     args = parser.parse_args()
     print("| machine | detector | section | domain | flagged | 95 % interval |")
     print("|---|---|---|---|---|---|")
-    scratch = tempfile.mkdtemp(prefix="normal-rates-")
+    scratch = args.fresh_dir or tempfile.mkdtemp(prefix="normal-rates-")
+    by_condition: dict[tuple[str, str], list[float]] = {}
     for machine in args.machines.split(","):
-        normals = fresh_normals(machine, args.seed, args.clips, scratch)
+        normals = kept_normals(machine, args.seed, args.clips, scratch)
         for variant in args.variants.split(","):
             detector = Detector.load(os.path.join(args.models_dir, machine, variant))
             by_domain: dict[str, list[float]] = {}
@@ -70,10 +102,17 @@ def main() -> None:
                 flagged = detector.decide(detector.score_files(paths, os.path.join(scratch, "cache")))
                 low, high = scipy.stats.binomtest(int(flagged.sum()), len(flagged)).proportion_ci(method="wilson")
                 by_domain.setdefault(domain, []).append(float(flagged.mean()))
+                by_condition.setdefault((variant, domain), []).append(float(flagged.mean()))
                 print(f"| {machine} | {variant} | {section} | {domain} | {flagged.mean():.0%} | {low:.0%}-{high:.0%} |")
             for domain, shares in by_domain.items():
                 print(f"| {machine} | {variant} | mean | {domain} | {np.mean(shares):.0%} | |")
-    shutil.rmtree(scratch, ignore_errors=True)
+    print()
+    for (variant, domain), values in by_condition.items():
+        values = np.asarray(values)
+        print(f"{variant} {domain}: {values.size} conditions, mean {values.mean():.1%} flagged, "
+              f"{int(np.sum(values > 0.25))} above 25 %, {int(np.sum(values > 0.40))} above 40 %")
+    if not args.fresh_dir:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

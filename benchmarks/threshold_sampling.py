@@ -16,7 +16,10 @@ so every miss here is sampling error, the floor under any detector trained on so
 Per trial (one type-domain of one seed) it counts the share of test normals flagged over the type's
 sections, and the largest single section's share. It prints the mean share, the chance of each of
 issue 17's targets being missed (type-domain above 20 % and above 25 %, a section above 40 %), and
-how many misses to expect over ``--type-seeds`` type-seeds (35: seven types, five seeds).
+how many misses to expect over ``--type-seeds`` type-seeds (35: seven types, five seeds). The last
+two columns are each condition's true share, the share of all its normals above its threshold,
+as ``normal_rates.py`` measures it on fresh normals: the chance that a condition flags more than
+25 % or 40 % of its normals.
 """
 
 from __future__ import annotations
@@ -52,6 +55,13 @@ def draw(rng: np.random.Generator, shape: tuple, tail_df: float) -> np.ndarray:
     return rng.standard_t(tail_df, shape) / np.sqrt(tail_df / (tail_df - 2))
 
 
+def population_share_above(threshold: np.ndarray, tail_df: float) -> np.ndarray:
+    """Share of all of a condition's scores (as :func:`draw` draws them) above ``threshold``."""
+    if not np.isfinite(tail_df):
+        return scipy.stats.norm.sf(threshold)
+    return scipy.stats.t.sf(threshold * np.sqrt(tail_df / (tail_df - 2)), tail_df)
+
+
 def simulate(clips: int, test_clips: int, sections: int, quantile: float, rule: str, confidence: float,
              tail_df: float, trials: int, seed: int) -> dict:
     """Flagged shares of ``trials`` simulated type-domains; see the module docstring."""
@@ -62,7 +72,10 @@ def simulate(clips: int, test_clips: int, sections: int, quantile: float, rule: 
     flagged = draw(rng, (trials, sections, test_clips), tail_df) > threshold[:, :, None]
     section_share = flagged.mean(axis=2)
     type_share = section_share.mean(axis=1)
+    true_share = population_share_above(threshold, tail_df)
     return {"factor": factor, "mean": float(type_share.mean()),
+            "condition_above_type_cap": float(np.mean(true_share > TYPE_CAP)),
+            "condition_above_section_cap": float(np.mean(true_share > SECTION_CAP)),
             "above_mean_target": float(np.mean(type_share > MEAN_TARGET)),
             "above_type_cap": float(np.mean(type_share > TYPE_CAP)),
             "section_above_cap": float(np.mean(section_share.max(axis=1) > SECTION_CAP))}
@@ -92,14 +105,16 @@ def main() -> None:
           f"quantile {args.quantile:g}, {args.sections} sections x {args.test_clips} test normals, "
           f"scores {'normal' if not np.isfinite(args.tail_df) else f'Student-t, {args.tail_df:g} df'}, "
           f"{args.trials} trials; expected misses over {args.type_seeds} type-seeds in brackets")
-    print("| clips | factor | mean flagged | type-domain > 20 % | type-domain > 25 % | a section > 40 % |")
-    print("|---|---|---|---|---|---|")
+    print("| clips | factor | mean flagged | type-domain > 20 % | type-domain > 25 % | a section > 40 % "
+          "| a condition's true share > 25 % | > 40 % |")
+    print("|---|---|---|---|---|---|---|---|")
     for clips in args.clips:
         result = simulate(clips, args.test_clips, args.sections, args.quantile, args.rule, args.confidence,
                           args.tail_df, args.trials, args.seed)
         cells = [f"{result[k]:.3f} ({result[k] * args.type_seeds:.1f})"
                  for k in ("above_mean_target", "above_type_cap", "section_above_cap")]
-        print(f"| {clips} | {result['factor']:.2f} | {result['mean']:.3f} | " + " | ".join(cells) + " |")
+        print(f"| {clips} | {result['factor']:.2f} | {result['mean']:.3f} | " + " | ".join(cells)
+              + f" | {result['condition_above_type_cap']:.3f} | {result['condition_above_section_cap']:.4f} |")
 
 
 if __name__ == "__main__":
