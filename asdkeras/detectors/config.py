@@ -108,7 +108,8 @@ class FitConfig:
     threshold_confidence: float | None = setting(0.75, Option(
         "probability that each operating condition keeps at least the quantile's share of its new normals as "
         "normal (a tolerance threshold: a condition known from few clips gets a margin, so it flags fewer than "
-        "the quantile's share on average)", float, minimum=0, maximum=1, open_bounds=True))
+        "the quantile's share on average; a gmm fitted with one --pooling-decay has one level for all conditions "
+        "and ignores it)", float, minimum=0, maximum=1, open_bounds=True))
     data_dir: str = DATA_DIR
     models_dir: str = MODELS_DIR
     cache_dir: str = CACHE_DIR
