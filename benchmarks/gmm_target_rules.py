@@ -26,6 +26,8 @@ for the ensemble), with one thing changed per rule:
   section's source clips: subsets of as many source clips as the condition holds, each
   standardised as the condition is, and the level that keeps 0.9 of the other source clips
   with 0.75 confidence (the tolerance of heavy-tailed NLLs, measured instead of assumed normal).
+- ``most-typical``: each clip judged in the condition where its standardised NLL is lowest,
+  instead of in the condition most likely to have produced it.
 
 Fresh normals (``--fresh-dir``, rendered by ``normal_rates.py --fresh-dir``; no detector saw
 them) give each condition's share of normals flagged to within a few points, where the test
@@ -58,11 +60,16 @@ from asdkeras.scoring import fused_prediction_threshold, quantile_threshold  # n
 
 QUANTILE, CONFIDENCE, FOLDS, COMPONENTS, COVARIANCE_REG = 0.9, 0.75, 5, 2, 0.1
 SUBSETS = 40
-"""Source subsets drawn per section by the ``source-simulated`` rule."""
+"""Random subsets drawn per condition: of its section's source clips by the ``source-simulated``
+rule, of its fresh normals by ``--explain``."""
 
 
 @dataclass(frozen=True)
 class Rule:
+    """What the replica changes: the views' threshold, the scale the NLLs are standardised on, the
+    target conditions' kernels, their widening, and the condition a clip is judged in (see the
+    module docstring's rules; the defaults are the shipped GMM's)."""
+
     threshold: str = "empirical"   # or "views-prediction"
     transform: str = "nll"         # or "distance"
     kernel: str = "source"         # or "scatter", "gaussian"
