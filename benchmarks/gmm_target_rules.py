@@ -28,6 +28,9 @@ for the ensemble), with one thing changed per rule:
   with 0.75 confidence (the tolerance of heavy-tailed NLLs, measured instead of assumed normal).
 - ``most-typical``: each clip judged in the condition where its standardised NLL is lowest,
   instead of in the condition most likely to have produced it.
+- ``confidence-0.9``: the default with ``--threshold-confidence 0.9`` (every condition keeps 0.9
+  of its new normals with probability 0.9: a 10-clip condition's spread x1.62 instead of x1.30);
+  ``views-prediction-0.9`` both changes.
 
 Fresh normals (``--fresh-dir``, rendered by ``normal_rates.py --fresh-dir``; no detector saw
 them) give each condition's share of normals flagged to within a few points, where the test
@@ -75,12 +78,14 @@ class Rule:
     kernel: str = "source"         # or "scatter", "gaussian"
     simulate: bool = False
     judged_in: str = "likeliest"   # or "most-typical"
+    confidence: float = CONFIDENCE
 
 
 RULES = {"default": Rule(), "views-prediction": Rule(threshold="views-prediction"),
          "distance": Rule(transform="distance"), "scatter-kernels": Rule(kernel="scatter"),
          "gaussian-target": Rule(kernel="gaussian"), "source-simulated": Rule(simulate=True),
-         "most-typical": Rule(judged_in="most-typical")}
+         "most-typical": Rule(judged_in="most-typical"), "confidence-0.9": Rule(confidence=0.9),
+         "views-prediction-0.9": Rule(threshold="views-prediction", confidence=0.9)}
 
 
 @contextlib.contextmanager
@@ -134,13 +139,14 @@ def level_of(clips: np.ndarray, new: np.ndarray, base_chol: np.ndarray) -> float
     return float(np.quantile(z, QUANTILE))
 
 
-def source_simulated_scale(source: np.ndarray, base_chol: np.ndarray, clips: int, seed: int) -> float:
+def source_simulated_scale(source: np.ndarray, base_chol: np.ndarray, clips: int, seed: int,
+                           confidence: float) -> float:
     """The widening, over the normal quantile, that keeps :data:`QUANTILE` of new clips below a
-    condition's level with :data:`CONFIDENCE`, measured on ``clips``-clip subsets of ``source``."""
+    condition's level with ``confidence``, measured on ``clips``-clip subsets of ``source``."""
     if clips < 3 or len(source) < clips + 10:
         return 1.0
     levels = levels_of_subsets(source, base_chol, clips, seed)
-    return float(np.quantile(levels, CONFIDENCE) / scipy.stats.norm.ppf(QUANTILE))
+    return float(np.quantile(levels, confidence) / scipy.stats.norm.ppf(QUANTILE))
 
 
 def judged(rule: Rule, nll: dict, stats: dict, values: dict | None = None) -> np.ndarray:
@@ -187,18 +193,18 @@ def view_scores(rule: Rule, train: np.ndarray, domains: np.ndarray, sections: np
         own = own[np.isfinite(own)]
         if own.size < 3:
             continue
-        scales[g] = prediction_scale(own.size, QUANTILE, CONFIDENCE)
+        scales[g] = prediction_scale(own.size, QUANTILE, rule.confidence)
         section = g.split("/")[0]
         if rule.simulate and g.endswith("/target") and g in groups and "target_bandwidth" in summary[section]:
             base = groups[g].precisions_cholesky[0] * np.sqrt(summary[section]["target_bandwidth"])
             source = standardise(train[(sections == section) & (domains != "target")])
-            scales[g] = max(scales[g], source_simulated_scale(source, base, own.size, seed))
+            scales[g] = max(scales[g], source_simulated_scale(source, base, own.size, seed, rule.confidence))
         stats[g] = (float(own.mean()), float(own.std(ddof=1)) * scales[g])
     left_out = {g: v.copy() for g, v in value.items()}
     for g, (mean, std) in stats.items():  # each clip standardised by its condition's other clips
         mine = np.flatnonzero((own_group == g) & np.isfinite(value[g]))
-        widen = scales[g] * prediction_scale(len(mine) - 1, QUANTILE, CONFIDENCE) / prediction_scale(
-            len(mine), QUANTILE, CONFIDENCE)
+        widen = scales[g] * prediction_scale(len(mine) - 1, QUANTILE, rule.confidence) / prediction_scale(
+            len(mine), QUANTILE, rule.confidence)
         for i in mine:
             rest = value[g][mine[mine != i]]
             left_out[g][i] = mean + (value[g][i] - rest.mean()) / max(rest.std(ddof=1) * widen, 1e-12) * std
