@@ -41,7 +41,7 @@ def test_fit_then_test_autoencoder_with_outlier_exposure(tiny_dataset, workdir):
     assert detector["error_pooling"] == "mean+peak" and detector["views"] == ["steady", "transient"]
     assert [len(view["groups"]) for view in detector["conditions"]] == [6, 6]
     assert detector["thresholds"]["quantile"]["rule"] == "fused-prediction"
-    assert detector["thresholds"]["quantile"]["confidence"] == 0.75  # each condition widened by a tolerance factor
+    assert detector["thresholds"]["quantile"]["confidence"] == 0.9  # each condition widened by a tolerance factor
     assert "2 views' standardised scores" in detector["thresholds"]["quantile"]["description"]
     assert detector["threshold_rule"] == "quantile" and detector["normal_scores"]["count"] > 0
     assert "threshold" in fitted.output and detector["thresholds"]["quantile"]["description"] in fitted.output

@@ -143,7 +143,7 @@ def test_default_fit_records_the_battery_and_keeps_both_views(tiny_dataset, tmp_
     assert sorted(groups) == [f"{section}/{domain}" for section in ("00", "01", "02") for domain in ("source", "target")]
     assert {"00/source", "01/source", "02/source"} <= set(document["mixture"]["groups_scored_apart"])
     assert set(detector.thresholds["quantile"]["flagged_share_by_group"]) == {"source", "target"}
-    assert detector.thresholds["quantile"]["confidence"] == 0.75  # the groups were widened by a tolerance factor
+    assert detector.thresholds["quantile"]["confidence"] == 0.9  # the groups were widened by a tolerance factor
 
 
 def test_fit_and_test_gmm_from_the_command_line(tiny_dataset, tmp_path):

@@ -105,7 +105,7 @@ class FitConfig:
     threshold_quantile: float = setting(0.9, Option(
         "share of new normal clips kept as normal by the threshold (0.9: ~10 % false alarms)",
         float, minimum=0, maximum=1, open_bounds=True))
-    threshold_confidence: float | None = setting(0.75, Option(
+    threshold_confidence: float | None = setting(0.9, Option(
         "probability that each operating condition keeps at least the quantile's share of its new normals as "
         "normal (a tolerance threshold: a condition known from few clips gets a margin, so it flags fewer than "
         "the quantile's share on average; a gmm fitted with one --pooling-decay has one level for all conditions "
