@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import glob
 import os
 import sys
 from dataclasses import dataclass
@@ -54,7 +53,6 @@ import scipy.stats
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from asdkeras.data.layout import detect_layout  # noqa: E402
 from asdkeras.detector import Detector  # noqa: E402
 from asdkeras.models import mixtures  # noqa: E402
 from asdkeras.models.condition_statistics import prediction_scale  # noqa: E402
@@ -231,54 +229,61 @@ def fused(rule: Rule, views: list, domains: np.ndarray) -> tuple[float, list[np.
     return threshold, sets
 
 
-def clip_facts(paths: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sections, domains and anomaly labels from DCASE 2022 file names."""
-    parts = [os.path.basename(p).split("_") for p in paths]
-    return (np.array([p[1] for p in parts]), np.array([p[2] for p in parts]),
-            np.array(["anomaly" in p for p in parts]))
+@dataclass
+class Clips:
+    """One set of clips of a type: per view, its GWRP-pooled log-mel vectors ``(clips, bands)``,
+    and each clip's section, domain and whether it is an anomaly."""
+
+    views: list[np.ndarray]
+    sections: np.ndarray
+    domains: np.ndarray
+    anomalous: np.ndarray
 
 
-def pooled(detector: Detector, paths: list[str], cache_dir: str, decays: list[float]) -> list[np.ndarray]:
-    """Per view, the GWRP-pooled log-mel vectors ``(clips, bands)`` of ``paths``."""
+def load_clips(seed: str, machine: str, args, sets: tuple[str, ...]) -> tuple[list[float], dict[str, Clips]]:
+    """The saved default GMM's decays, and ``sets`` ("train", "test", "fresh") of one type and seed
+    pooled with them (the seed's feature cache; the fresh normals' own)."""
+    from asdkeras.data.layout import scan_split
     from asdkeras.models.gmm import pooling_model
     from asdkeras.models.inference import predict
 
+    data, fresh_dir = args.data.format(seed=seed), args.fresh_dir.format(seed=seed)
+    detector = Detector.load(os.path.join(args.models_dir.format(seed=seed), machine, "gmm"))
+    decays = detector.info["pooling"]["decays"]
     frontend = detector.frontend
-    features = frontend.cache(cache_dir).ensure(paths)
-    vectors = np.asarray(predict(pooling_model(*frontend.input_shape, decays), frontend.dataset(features)), np.float64)
-    bands = vectors.shape[1] // len(decays)
-    return [vectors[:, i * bands:(i + 1) * bands] for i in range(len(decays))]
+    pooler = pooling_model(*frontend.input_shape, decays)
+    clips = {}
+    for name in sets:
+        root, split = (fresh_dir, "test") if name == "fresh" else (data, name)
+        records = scan_split(root, machine, split)
+        features = frontend.cache(os.path.join(root, "cache")).ensure([r.path for r in records])
+        vectors = np.asarray(predict(pooler, frontend.dataset(features)), np.float64)
+        bands = vectors.shape[1] // len(decays)
+        clips[name] = Clips([vectors[:, i * bands:(i + 1) * bands] for i in range(len(decays))],
+                            np.array([r.section for r in records]), np.array([r.domain for r in records]),
+                            np.array([r.label == "anomaly" for r in records]))
+    return decays, clips
 
 
 def judge(seed: str, machine: str, args) -> dict[str, dict]:
     from sklearn.metrics import roc_auc_score
 
-    data, fresh_dir = args.data.format(seed=seed), args.fresh_dir.format(seed=seed)
-    detector = Detector.load(os.path.join(args.models_dir.format(seed=seed), machine, "gmm"))
-    decays = detector.info["pooling"]["decays"]
-    base = os.path.join(data, "dev_data", machine)
-    detect_layout(base)  # a clear error if the folder is not a dataset
-    train, test = (sorted(glob.glob(os.path.join(base, split, "*.wav"))) for split in ("train", "test"))
-    fresh = sorted(glob.glob(os.path.join(fresh_dir, "dev_data", machine, "test", "*.wav")))
-    cache = os.path.join(data, "cache")
-    train_v, test_v = pooled(detector, train, cache, decays), pooled(detector, test, cache, decays)
-    fresh_v = pooled(detector, fresh, os.path.join(fresh_dir, "cache"), decays)
-    sections, domains, _ = clip_facts(train)
-    test_sections, test_domains, anomalous = clip_facts(test)
-    fresh_sections, fresh_domains, _ = clip_facts(fresh)
+    decays, clips = load_clips(seed, machine, args, ("train", "test", "fresh"))
+    train, test, fresh = clips["train"], clips["test"], clips["fresh"]
     results = {}
     for name, rule in RULES.items():
-        views = [view_scores(rule, train_v[i], domains, sections, [test_v[i], fresh_v[i]]) for i in range(len(decays))]
-        threshold, (test_scores, fresh_scores) = fused(rule, views, domains)
+        views = [view_scores(rule, train.views[i], train.domains, train.sections, [test.views[i], fresh.views[i]])
+                 for i in range(len(decays))]
+        threshold, (test_scores, fresh_scores) = fused(rule, views, train.domains)
         per_domain = {}
         for domain in ("source", "target"):
             rows = []
-            for section in sorted(set(test_sections)):
-                here = (test_sections == section) & (test_domains == domain)
-                rows.append((float(np.mean(fresh_scores[(fresh_sections == section) & (fresh_domains == domain)]
+            for section in sorted(set(test.sections)):
+                here = (test.sections == section) & (test.domains == domain)
+                rows.append((float(np.mean(fresh_scores[(fresh.sections == section) & (fresh.domains == domain)]
                                            > threshold)),
-                             float(np.mean(test_scores[here & anomalous] > threshold)),
-                             float(roc_auc_score(anomalous[here], test_scores[here]))))
+                             float(np.mean(test_scores[here & test.anomalous] > threshold)),
+                             float(roc_auc_score(test.anomalous[here], test_scores[here]))))
             per_domain[domain] = np.array(rows)
         results[name] = per_domain
     return results
@@ -289,17 +294,11 @@ def explain(seed: str, machine: str, args) -> None:
     its training clips' level lies from the one 10 of its own fresh normals would give."""
     from asdkeras.detectors.gmm import group_out_of_fold_scores
 
-    data, fresh_dir = args.data.format(seed=seed), args.fresh_dir.format(seed=seed)
-    detector = Detector.load(os.path.join(args.models_dir.format(seed=seed), machine, "gmm"))
-    decays = detector.info["pooling"]["decays"]
-    train = sorted(glob.glob(os.path.join(data, "dev_data", machine, "train", "*.wav")))
-    fresh = sorted(glob.glob(os.path.join(fresh_dir, "dev_data", machine, "test", "*.wav")))
-    train_v = pooled(detector, train, os.path.join(data, "cache"), decays)
-    fresh_v = pooled(detector, fresh, os.path.join(fresh_dir, "cache"), decays)
-    sections, domains, _ = clip_facts(train)
-    fresh_sections, fresh_domains, _ = clip_facts(fresh)
+    decays, clips = load_clips(seed, machine, args, ("train", "fresh"))
+    sections, domains = clips["train"].sections, clips["train"].domains
+    fresh_sections, fresh_domains = clips["fresh"].sections, clips["fresh"].domains
     level = scipy.stats.norm.ppf(QUANTILE)
-    for decay, vectors, fresh_vectors in zip(decays, train_v, fresh_v):
+    for decay, vectors, fresh_vectors in zip(decays, clips["train"].views, clips["fresh"].views):
         _, _, stats, _ = group_out_of_fold_scores(vectors, domains, sections, COMPONENTS, COVARIANCE_REG, 0,
                                                   quantile=QUANTILE, extra={}, confidence=CONFIDENCE)
         mean, variance = vectors.mean(axis=0), np.maximum(vectors.var(axis=0), 1e-6)

@@ -40,6 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from false_alarms import SECTION_CAP, TYPE_CAP  # noqa: E402  (issue 17's caps, as checked there)
 
 from asdkeras.audio import SAMPLE_RATE, write_wav_atomic  # noqa: E402
+from asdkeras.data.layout import scan_split  # noqa: E402
 from asdkeras.data.synth import SCALES, plan, render_clip  # noqa: E402
 from asdkeras.detector import Detector  # noqa: E402
 
@@ -75,9 +76,8 @@ def kept_normals(machine: str, seed: int, clips: int, folder: str) -> dict[tuple
         os.replace(os.path.join(partial, "dev_data", machine), done)
         shutil.rmtree(partial, ignore_errors=True)
     groups: dict[tuple[str, str], list[str]] = {}
-    for name in sorted(os.listdir(os.path.join(done, "test"))):
-        parts = name.split("_")  # section_<ss>_<domain>_test_normal_<index>_...
-        groups.setdefault((parts[1], parts[2]), []).append(os.path.join(done, "test", name))
+    for record in scan_split(folder, machine, "test"):
+        groups.setdefault((record.section, record.domain), []).append(record.path)
     return dict(sorted(groups.items()))
 
 
