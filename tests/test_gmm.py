@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import scipy.stats
 from click.testing import CliRunner
 from sklearn.mixture import GaussianMixture
 
@@ -77,16 +78,15 @@ def test_views_model_computes_the_assigned_group_scores_and_fuses_views_by_their
     rng = np.random.default_rng(3)
     frames = rng.normal(-40, 10, (6, 20, 4)).astype("float32")
     views = []
-    for decay, (score_mean, score_std) in ((1.0, (2.0, 0.5)), (0.0, (-1.0, 3.0))):
+    for decay, stats in ((1.0, {"source": (3.0, 2.0), "00/target": (5.0, 4.0)}),
+                         (0.0, {"source": (-1.0, 3.0), "00/target": (2.0, 0.5)})):
         pooled = GWRPooling([decay])(frames).numpy().astype(np.float64)
         mixtures = {"source": _mixture(rng, 2, 4), "00/target": _mixture(rng, 1, 4, shift=1.5)}
-        views.append(PoolingView(decay, pooled.mean(axis=0), pooled.var(axis=0) + 1.0, mixtures,
-                                 {"source": (3.0, 2.0), "00/target": (5.0, 4.0)}, score_mean, score_std))
-    expected = np.max([v.standardised(v.score(GWRPooling([v.decay])(frames).numpy().astype(np.float64)))
-                       for v in views], axis=0)
+        views.append(PoolingView(decay, pooled.mean(axis=0), pooled.var(axis=0) + 1.0, mixtures, stats))
+    expected = np.max([v.score(GWRPooling([v.decay])(frames).numpy().astype(np.float64)) for v in views], axis=0)
     model = views_scoring_model(20, 4, views, "max")
     np.testing.assert_allclose(model(frames).numpy(), expected, rtol=1e-4, atol=1e-4)
-    assert {"gwrp_r100", "gwrp_r000", "gmm_nll_g0_r100", "gmm_nll_g1_r000", "standardise_score_r000",
+    assert {"gwrp_r100", "gwrp_r000", "gmm_nll_g0_r100", "gmm_nll_g1_r000",
             "fuse_scores_groups_r100", "fuse_scores"} <= {layer.name for layer in model.layers}
 
 
@@ -143,7 +143,15 @@ def test_default_fit_records_the_battery_and_keeps_both_views(tiny_dataset, tmp_
     assert sorted(groups) == [f"{section}/{domain}" for section in ("00", "01", "02") for domain in ("source", "target")]
     assert {"00/source", "01/source", "02/source"} <= set(document["mixture"]["groups_scored_apart"])
     assert set(detector.thresholds["quantile"]["flagged_share_by_group"]) == {"source", "target"}
-    assert detector.thresholds["quantile"]["confidence"] == 0.9  # the groups were widened by a tolerance factor
+    # the views stay judged per condition: the threshold is their max's quantile for a new normal clip, which
+    # keeps the margin the groups were widened for (confidence), and the ensemble fuses it as (0, 1) views
+    record = detector.thresholds["quantile"]
+    assert record["rule"] == "fused-prediction" and record["combine"] == "max" and record["confidence"] == 0.9
+    assert record["fitted_on"] == document["clips"]["train_normal"] + document["clips"]["val_normal"]
+    # between one view's 0.9 quantile and that of the max of two independent ones (Phi^2 = 0.9)
+    assert scipy.stats.norm.ppf(0.9) - 1e-3 <= record["value"] <= scipy.stats.norm.ppf(np.sqrt(0.9)) + 1e-2
+    from asdkeras.ensemble_members import Member, fusion_statistics
+    assert "views judged per condition" in fusion_statistics(Member("gmm", "", detector, None))["from"]
 
 
 def test_fit_and_test_gmm_from_the_command_line(tiny_dataset, tmp_path):

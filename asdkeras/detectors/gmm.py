@@ -157,6 +157,27 @@ def _out_of_fold_threshold(scores: np.ndarray, folds: int, records: list[ClipRec
             {**score_statistics(scores), "clips": what})
 
 
+def _views_threshold(scores: np.ndarray, folds: int, records: list[ClipRecord], quantile: float,
+                     confidence: float) -> tuple[dict, dict]:
+    """The threshold of views judged per condition and fused by their max: the max's ``quantile`` for a new
+    normal clip, from the views' correlation (:func:`asdkeras.scoring.fused_prediction_threshold`).
+
+    ``scores``: out-of-fold view scores ``(clips, views)`` of all training normals. Each view's
+    conditions were widened so that a new normal clip keeps below ``Phi^-1(quantile)`` with
+    probability ``confidence``; an empirical quantile of these scores would take that margin back
+    (10 of 105 synthetic target conditions flagged more than 25 % of fresh normals with it, 4 with
+    this rule at 0.9 confidence: BENCHMARKS.md, "The GMM keeps its margin").
+    """
+    from asdkeras.scoring import combine_members, fused_prediction_threshold, score_statistics
+
+    what = (f"out-of-fold scores of all {len(records)} training-normal clips (each scored by a mixture fitted "
+            f"without it, {folds} folds), each view judged per condition")
+    domains = [r.domain for r in records]
+    threshold = fused_prediction_threshold(scores, "max", quantile, what, domains, columns="views")
+    threshold["confidence"] = confidence  # each view's conditions were widened for it
+    return {"quantile": threshold}, {**score_statistics(combine_members(scores, "max")), "clips": what}
+
+
 def _save_gmm(config: GmmConfig, frontend, scoring, thresholds: dict, normal_scores: dict, pooling: dict,
               mixture: dict, train_count: int, val_count: int, started: float, **more) -> Detector:
     from asdkeras.detector import Detector
@@ -165,7 +186,7 @@ def _save_gmm(config: GmmConfig, frontend, scoring, thresholds: dict, normal_sco
     detector = Detector(
         kind=config.kind, machine=config.machine, frontend=frontend, model=scoring,
         score_units="negative log-likelihood of the clip's GWRP-pooled, standardised log-mel levels"
-                    + (" per view, standardised by held-out normals and combined by their max"
+                    + (" per view, judged in the clip's operating condition, combined by their max"
                        if len(pooling.get("views_fused", [])) > 1 else ""),
         thresholds=thresholds, threshold_rule="quantile", normal_scores=normal_scores,
         info={"outlier": None, "pooling": pooling, "mixture": mixture,
@@ -186,9 +207,11 @@ def _fit_gmm_views(config: GmmConfig, frontend, train_records: list[ClipRecord],
     (each copy by the mixture of its clip's fold, so no score comes from a mixture that saw the
     clip); the candidate with the best battery figure is fitted on the training part and saved,
     every figure recorded. Each view holds a mixture per operating condition, each section's
-    source and target clips (:func:`~asdkeras.models.mixtures.fit_group_mixtures`); the groups, the
-    views and the threshold are standardised by the out-of-fold scores of all training normals (both domains weighted
-    equally), which hold every target clip where a held-out part holds one or two.
+    source and target clips (:func:`~asdkeras.models.mixtures.fit_group_mixtures`); each group is
+    standardised by the out-of-fold scores of its own training normals, which hold every target
+    clip where a held-out part holds one or two, and widened for a new clip
+    (``threshold_confidence``). The views stay in those units, fused by their max, and the
+    threshold is that max's quantile for a new normal clip (:func:`_views_threshold`).
     """
     import tensorflow as tf
 
@@ -236,9 +259,8 @@ def _fit_gmm_views(config: GmmConfig, frontend, train_records: list[ClipRecord],
             extra={name: (p[decay], altered_of) for name, p in altered_pooled.items()})
 
     def fused(pair, scores_of) -> np.ndarray:
-        """Max over the pair's poolings of scores standardised by the out-of-fold normal scores."""
-        return np.max([(scores_of(d) - normal_oof[d].mean()) / max(normal_oof[d].std(ddof=1), 1e-12) for d in pair],
-                      axis=0)
+        """Max over the pair's poolings of their scores, each judged in its operating condition (about (0, 1))."""
+        return np.max([scores_of(d) for d in pair], axis=0)
 
     candidates = recorded = {}
     if altered_pooled:
@@ -254,7 +276,7 @@ def _fit_gmm_views(config: GmmConfig, frontend, train_records: list[ClipRecord],
     pair = VIEW_CANDIDATES[chosen]
 
     # the chosen views, fitted on the training part (the held-out part stays unseen, for the ensemble);
-    # groups, views and the threshold are standardised by the out-of-fold scores of all training normals
+    # the groups are standardised by the out-of-fold scores of all training normals
     views, mixtures = [], {}
     train_pooled = by_decay(train_raw)
     for decay in pair:
@@ -266,13 +288,12 @@ def _fit_gmm_views(config: GmmConfig, frontend, train_records: list[ClipRecord],
         # a group with too few clips to standardise out of fold is left out, as it was in the battery
         kept = [g for g in group_mixtures if g in group_stats[decay]]
         left_out = set(group_mixtures) - set(kept)
+        # kept in its conditions' units, so the threshold keeps the tolerance margin the groups were widened for
         views.append(PoolingView(decay, mean, variance, {g: group_mixtures[g] for g in kept},
-                                 {g: group_stats[decay][g] for g in kept}, float(np.mean(normal_oof[decay])),
-                                 float(np.std(normal_oof[decay], ddof=1))))
+                                 {g: group_stats[decay][g] for g in kept}))
     scoring = views_scoring_model(*frontend.input_shape, views, "max")
-    thresholds, normal_record = _out_of_fold_threshold(fused(pair, normal_oof.get), folds, records,
-                                                       config.threshold_quantile, why="")
-    thresholds["quantile"]["confidence"] = config.threshold_confidence  # the groups were widened for it
+    thresholds, normal_record = _views_threshold(np.stack([normal_oof[d] for d in pair], axis=1), folds, records,
+                                                 config.threshold_quantile, config.threshold_confidence)
     document = {"rule": battery.RULE, "kinds": battery.describe_battery(), "normals": int(len(altered_of)),
                 "other_machine_clips": 0 if other_clips is None else int(len(other_clips)),
                 "scored": f"out-of-fold ({folds} folds) over all {len(records)} training normals",

@@ -192,7 +192,8 @@ class PoolingView:
     :class:`~asdkeras.models.mixtures.Mixture`; ``group_stats``: group -> (mean, std) of the
     out-of-fold NLLs of that group's training normals under its mixture. A clip's view score is
     its standardised NLL in the group most likely to have produced it: a normal clip is typical of
-    its own domain (and target section), an anomaly of none. ``score_mean`` / ``score_std``: the view scores of held-out normals, for fusing views at score level.
+    its own domain (and target section), an anomaly of none; a new normal clip's is about (0, 1),
+    so views are fused as they are.
     """
 
     decay: float
@@ -200,8 +201,6 @@ class PoolingView:
     variance: np.ndarray
     mixtures: dict
     group_stats: dict
-    score_mean: float = 0.0
-    score_std: float = 1.0
 
     def group_nll(self, pooled: np.ndarray) -> dict[str, np.ndarray]:
         """Per group, the NLL (float64) of pooled vectors ``(n, bands)`` of this view's decay."""
@@ -211,10 +210,6 @@ class PoolingView:
     def score(self, pooled: np.ndarray) -> np.ndarray:
         """View scores: ``(NLL - mean) / std`` in the most likely group (:func:`assigned_group_score`)."""
         return assigned_group_score(self.group_nll(pooled), self.group_stats)
-
-    def standardised(self, scores: np.ndarray) -> np.ndarray:
-        """View scores in units of the held-out normal scores' spread."""
-        return (np.asarray(scores, np.float64) - self.score_mean) / max(self.score_std, 1e-12)
 
 
 def assigned_group_score(nll: dict[str, np.ndarray], stats: dict[str, tuple[float, float]],
@@ -252,10 +247,10 @@ def views_scoring_model(frames_per_clip: int, n_mels: int, views: list[PoolingVi
                         name: str = "gmm_score") -> keras.Model:
     """Log-mel frames -> per view: GWRP, standardisation, group mixtures' NLLs, the most likely group's score -> combined.
 
-    The score-level fusion of :data:`VIEW_CANDIDATES`: each view's score (:meth:`PoolingView.score`)
-    in units of its held-out normal scores' spread, then their ``how`` ("max" or "mean").
+    The score-level fusion of :data:`VIEW_CANDIDATES`: each view's score (:meth:`PoolingView.score`,
+    judged in the clip's operating condition), then their ``how`` ("max" or "mean").
     """
-    from asdkeras.models.layers import CombineScores, Standardise
+    from asdkeras.models.layers import CombineScores
 
     frames = keras.Input((frames_per_clip, n_mels), name="logmel")
     scores = []
@@ -264,8 +259,7 @@ def views_scoring_model(frames_per_clip: int, n_mels: int, views: list[PoolingVi
         pooled = GWRPooling([view.decay], name=f"gwrp_{tag}")(frames)
         standard = layers.Normalization(mean=np.asarray(view.mean, "float32"),
                                         variance=np.asarray(view.variance, "float32"), name=f"standardise_{tag}")(pooled)
-        score = assigned_group_layers(standard, view.mixtures, view.group_stats, tag, f"fuse_scores_groups_{tag}")
-        scores.append(Standardise(view.score_mean, max(view.score_std, 1e-12), name=f"standardise_score_{tag}")(score))
+        scores.append(assigned_group_layers(standard, view.mixtures, view.group_stats, tag, f"fuse_scores_groups_{tag}"))
     return keras.Model(frames, CombineScores(how, name="fuse_scores")(scores) if len(scores) > 1 else scores[0],
                        name=name)
 
