@@ -10,7 +10,8 @@ A replica of the default GMM's scoring (:func:`asdkeras.detectors.gmm.group_out_
 their maximum), fitted on every training normal of a synthetic seed (the detector holds 18 out
 for the ensemble), with one thing changed per rule:
 
-- ``default``: as shipped. Each condition's NLLs standardised by its own clips' out-of-fold
+- ``default``: the GMM as shipped before 3015bb0, at 0.75 confidence (the default until session
+  19's end). Each condition's NLLs standardised by its own clips' out-of-fold
   NLLs, widened by the tolerance factor (:func:`~asdkeras.models.condition_statistics.prediction_scale`,
   0.9 at 0.75 confidence); the views re-standardised by all clips' out-of-fold scores; the
   threshold the domain-balanced 0.9 quantile of those scores (:func:`asdkeras.scoring.quantile_threshold`).
@@ -30,7 +31,7 @@ for the ensemble), with one thing changed per rule:
   instead of in the condition most likely to have produced it.
 - ``confidence-0.9``: the default with ``--threshold-confidence 0.9`` (every condition keeps 0.9
   of its new normals with probability 0.9: a 10-clip condition's spread x1.62 instead of x1.30);
-  ``views-prediction-0.9`` both changes.
+  ``views-prediction-0.9`` both changes: the GMM as shipped since 3015bb0.
 
 Fresh normals (``--fresh-dir``, rendered by ``normal_rates.py --fresh-dir``; no detector saw
 them) give each condition's share of normals flagged to within a few points, where the test
@@ -69,7 +70,7 @@ rule, of its fresh normals by ``--explain``."""
 class Rule:
     """What the replica changes: the views' threshold, the scale the NLLs are standardised on, the
     target conditions' kernels, their widening, and the condition a clip is judged in (see the
-    module docstring's rules; the defaults are the shipped GMM's)."""
+    module docstring's rules; the defaults are the GMM's before 3015bb0)."""
 
     threshold: str = "empirical"   # or "views-prediction"
     transform: str = "nll"         # or "distance"
@@ -148,7 +149,7 @@ def source_simulated_scale(source: np.ndarray, base_chol: np.ndarray, clips: int
 
 
 def judged(rule: Rule, nll: dict, stats: dict, values: dict | None = None) -> np.ndarray:
-    """A clip's view score: standardised in its likeliest condition (as shipped), or its lowest
+    """A clip's view score: standardised in its likeliest condition (the GMM's rule), or its lowest
     standardised score over all conditions (``most-typical``)."""
     if rule.judged_in == "likeliest":
         return assigned_group_score(nll, stats, values)
