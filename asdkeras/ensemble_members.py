@@ -76,17 +76,18 @@ def fusion_statistics(member: Member) -> dict:
 
     A member judged per condition with a prediction threshold (the networks, whichever of their
     rules decides) is already in those units (a member of several such views fused, the AE's
-    ``mean+peak`` or the GMM's poolings: their fusion's mean and spread, :func:`asdkeras.scoring.fused_normal_statistics`): each condition's scores are standardised and widened
-    for a new clip, so a new normal's score is ``(0, 1)`` by construction. Its ``normal_scores`` would understate
-    the spread, because the held-out clips they come from also set the conditions' statistics
-    (bearing's autoencoder: 0.71, against 1.0-1.6 on test normals). Any other member: the
-    statistics of its held-out or out-of-fold normal scores (``normal_scores``).
+    ``mean+peak`` or the GMM's poolings: their fusion's mean and spread,
+    :func:`asdkeras.scoring.fused_normal_statistics`): each condition's scores are standardised and
+    widened for a new clip, so a new normal's score is ``(0, 1)`` by construction. Its
+    ``normal_scores`` would understate the spread, because the held-out clips they come from also
+    set the conditions' statistics (bearing's autoencoder: 0.71, against 1.0-1.6 on test
+    normals). Any other member: the statistics of its held-out or out-of-fold normal scores (``normal_scores``).
     """
     records = member.detector.thresholds.values()
     if any(record.get("rule") == "condition-prediction" for record in records):
         return {"mean": 0.0, "std": 1.0, "from": "judged per condition: a new normal clip's score is (0, 1)"}
     views = [r for r in records if r.get("rule") == "fused-prediction" and "combine" in r]
-    if views:  # views of one detector, each judged per condition, then fused (the AE's mean+peak, the GMM's poolings)
+    if views:  # views of one detector, each judged per condition, then fused (AE mean+peak, GMM poolings)
         normal = views[0].get("new_normal")  # recorded at fit; detectors saved before it: the same draws again
         mean, std = ((normal["mean"], normal["std"]) if normal
                      else fused_normal_statistics(views[0]["correlation"]["used"], views[0]["combine"]))

@@ -11,8 +11,8 @@ their maximum), fitted on every training normal of a synthetic seed (the detecto
 for the ensemble), with one thing changed per rule:
 
 - ``default``: the GMM as shipped before 3015bb0, at 0.75 confidence (the default until session
-  19's end). Each condition's NLLs standardised by its own clips' out-of-fold
-  NLLs, widened by the tolerance factor (:func:`~asdkeras.models.condition_statistics.prediction_scale`,
+  19's end). Each condition's NLLs standardised by its own clips' out-of-fold NLLs, widened by
+  the tolerance factor (:func:`~asdkeras.models.condition_statistics.prediction_scale`,
   0.9 at 0.75 confidence); the views re-standardised by all clips' out-of-fold scores; the
   threshold the domain-balanced 0.9 quantile of those scores (:func:`asdkeras.scoring.quantile_threshold`).
 - ``views-prediction``: the views kept in their conditions' units and the threshold the 0.9
