@@ -81,7 +81,8 @@ def fusion_statistics(member: Member) -> dict:
     widened for a new clip, so a new normal's score is ``(0, 1)`` by construction. Its
     ``normal_scores`` would understate the spread, because the held-out clips they come from also
     set the conditions' statistics (bearing's autoencoder: 0.71, against 1.0-1.6 on test
-    normals). Any other member: the statistics of its held-out or out-of-fold normal scores (``normal_scores``).
+    normals). Any other member: the statistics of its held-out or out-of-fold normal scores
+    (``normal_scores``).
     """
     records = member.detector.thresholds.values()
     if any(record.get("rule") == "condition-prediction" for record in records):
