@@ -340,10 +340,11 @@ def battery_figures(normal_scores: np.ndarray, altered_scores: dict[str, np.ndar
 def choose(figures: dict[str, dict], errors: dict[str, float] | None = None) -> tuple[str, str]:
     """The candidate with the highest mean family AUC, and why.
 
-    Candidates tied with the best go to the first given (the caller orders them simplest first):
-    tied means within :data:`TIE` of the best mean or, with ``errors`` (name -> standard deviation
-    of the best's lead over that candidate, :func:`lead_errors`), within :data:`NOISE_MARGIN` of
-    them, where the lead is the battery's own sampling error rather than a difference in faults seen.
+    Candidates tied with the best go to the first given (the caller's order; the ensemble's:
+    :func:`asdkeras.ensemble_choice.battery_candidates`). Tied means within :data:`TIE` of the
+    best mean or, with ``errors`` (name -> standard deviation of the best's lead over that
+    candidate, :func:`lead_errors`), within :data:`NOISE_MARGIN` of them, where the lead is the
+    battery's own sampling error rather than a difference in faults seen.
     """
     names = list(figures)
     best_name = max(names, key=lambda n: figures[n]["mean"])
@@ -367,8 +368,8 @@ def choose(figures: dict[str, dict], errors: dict[str, float] | None = None) -> 
 NOISE_MARGIN = 0.5
 """A candidate whose mean battery AUC is below the best's by less than this many standard deviations
 of the difference (resampling the battery's normal clips) is tied with it: a lead of half its own
-sampling error is a coin flip, which the simpler candidate wins. Session 12 set 2 deviations on six
-cases, where fusions that led the GMM alone by less scored below it on the test set in four. Once
+sampling error is a coin flip, which the first candidate in order wins. Session 12 set 2 deviations
+on six cases, where fusions that led the GMM alone by less scored below it on the test set in four. Once
 the AE kept a transient view (session 13), the fusions it joins did better: over five fresh seeds
 of the demo (35 types x seeds), 0.5 deviations shipped a mean official score of 0.909 against 0.899
 with 2 (a paired gain of 0.010, standard error 0.005; 24 choices changed, 14 for the better), where

@@ -5,8 +5,9 @@ Modes (:data:`~asdkeras.kinds.ENSEMBLE_MODES`):
 * ``battery`` (default): the candidate that the pseudo-anomaly battery (:mod:`asdkeras.battery`)
   prefers among every member alone and the fusions of all members (``fuse-mean``, ``fuse-max``),
   restricted by :data:`asdkeras.ensemble_choice.ELIGIBILITY`, each requirement while some candidate meets it (a lead
-  within half the battery's own sampling error counts as a tie, which the simpler candidate
-  wins: :func:`asdkeras.battery.choose`): both a
+  within half the battery's own sampling error counts as a tie, which the first in order wins:
+  every member before the fusions, the members by their kind's ``tie_rank``, the GMM first:
+  :func:`asdkeras.battery.choose`): both a
   steady and a transient view (the default GMM and AE hold both; an AE with ``--error-pooling mean``
   only the steady one), then each clip judged in its own operating condition. Real faults are short
   transients as often as stationary changes, and a candidate blind to a whole family, or whose
@@ -144,10 +145,10 @@ def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT
         if mode == "battery":
             allowed, applied = ensemble_choice.eligible(candidates) if candidates else ([], [])
         else:
-            allowed = [m.kind for m in members] if candidates else []
+            allowed = [name for name in candidates if name not in FUSIONS]  # the members, in tie order
         if allowed:
             errors = None
-            if mode == "battery":  # a lead within the battery's own sampling error goes to the simpler candidate
+            if mode == "battery":  # a lead within the battery's own sampling error is a tie: the first in order
                 best = max(allowed, key=lambda name: candidates[name]["mean"])
                 errors = battery.lead_errors({name: scores[name] for name in allowed}, best)
                 for name, error in errors.items():
@@ -156,7 +157,8 @@ def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT
             if applied:
                 reason += f"; among the candidates {' and '.join(applied)}"
         else:
-            choice, reason = members[0].kind, "no held-out clip could be altered: the first member"
+            choice = detectors.by_tie_rank([m.kind for m in members])[0]
+            reason = "no held-out clip could be altered: the first member in tie order"
         fused, how = choice in FUSIONS, FUSIONS.get(choice, how)
         used = members if fused else [m for m in members if m.kind == choice]
     elif mode == "fuse":
@@ -209,7 +211,8 @@ def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT
                                "ties": (f"within {battery.TIE} of the best mean, or (battery mode) within "
                                         f"{battery.NOISE_MARGIN:g} standard deviations of the best's lead over the "
                                         f"candidate ({battery.RESAMPLINGS} resamplings of the normal clips, "
-                                        f"`lead_error`): the first in order, the simpler")}
+                                        f"`lead_error`): the first in order (members by their kind's tie rank, then "
+                                        f"the fusions)")}
     info = {"ensemble": document, "outlier": next(iter(sorted(outliers)), None), "clips": {"held_out": len(held_out)}}
 
     def ensemble_detector(model, thresholds, rule, normal_scores, units, **more) -> Detector:

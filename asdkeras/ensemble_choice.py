@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from asdkeras import detectors
 from asdkeras.data.layout import ClipRecord, random_subset
 from asdkeras.ensemble_members import Member, fusion_statistics, standardise
 from asdkeras.errors import SkippedFiles
@@ -33,11 +34,13 @@ def judges_per_condition(member: Member) -> bool:
 
 def battery_candidates(members: list[Member], scores: dict[str, tuple[np.ndarray, dict]]) -> dict[str, dict]:
     """Battery figures of every member alone and of every fusion of all members, from their battery
-    scores (:func:`candidate_scores`)."""
+    scores (:func:`candidate_scores`), in the order a battery tie goes: the members by their kind's
+    ``tie_rank`` (the GMM, the AE, MobileNetV2), then the fusions."""
     from asdkeras import battery
 
     candidates = {}
-    for member in members:  # first: on a battery tie the simpler candidate wins
+    ranked = {m.kind: m for m in members}
+    for member in (ranked[kind] for kind in detectors.by_tie_rank(ranked)):  # a battery tie goes to the first
         candidates[member.kind] = {"members": [member.kind], "combine": None, "views": sorted(member_views(member)),
                                    "per_condition": judges_per_condition(member),
                                    **battery.battery_figures(*scores[member.kind])}

@@ -175,7 +175,7 @@ def test_fit_all_then_test_export_and_score_the_ensemble(tiny_dataset, workdir, 
     assert {"ensemble.json", "detector.json", "model.keras", "config.json"} <= set(os.listdir(folder))
     choice = json.load(open(folder / "ensemble.json"))
     line = f"ensemble battery: {' + '.join(choice['members'])}"
-    assert line in fitted.output and "battery AUC ae" in fitted.output and "fuse-max" in fitted.output
+    assert line in fitted.output and "battery AUC gmm" in fitted.output and "fuse-max" in fitted.output
     assert set(choice["battery"]["candidates"]) == {"fuse-max", "fuse-mean", "ae", "mobilenet", "gmm"}
     eligible = choice["battery"]["eligible"]  # both views (the AE's mean+peak, the GMM's), per condition
     assert "ae" in eligible and "mobilenet" not in eligible and "gmm" in eligible

@@ -72,14 +72,14 @@ def test_battery_choice_is_recorded_per_candidate_and_kind(tiny_dataset, members
     document = ensemble.info["ensemble"]
     record = document["battery"]
     assert document["mode"] == "battery" and record["other_machine_types"] == ["valve"]  # fan: the AE's outlier
-    assert list(record["candidates"]) == ["ae", "gmm", "fuse-mean", "fuse-max"]  # ties go to the simpler
+    assert list(record["candidates"]) == ["gmm", "ae", "fuse-mean", "fuse-max"]  # a tie goes to the first: tie_rank
     for candidate in record["candidates"].values():
         assert set(candidate["kinds"]) == {p.name for p in BATTERY} and set(candidate["families"]) == set(FAMILIES)
         assert all(0 <= v <= 1 for v in candidate["kinds"].values())
     # every member judges clips per condition and keeps a steady and a transient view (the AE's mean+peak):
     # every candidate is eligible (the requirements' narrowing: tests/test_ensemble_choice.py)
     assert record["candidates"]["ae"]["views"] == ["steady", "transient"]
-    assert record["eligible"] == ["ae", "gmm", "fuse-mean", "fuse-max"]
+    assert record["eligible"] == ["gmm", "ae", "fuse-mean", "fuse-max"]
     assert record["candidates"]["ae"]["per_condition"] and record["candidates"]["fuse-max"]["per_condition"]
     best = max(record["candidates"][name]["mean"] for name in record["eligible"])
     leader = next(name for name in record["eligible"] if record["candidates"][name]["mean"] == best)
@@ -90,7 +90,7 @@ def test_battery_choice_is_recorded_per_candidate_and_kind(tiny_dataset, members
     def margin(name):  # a lead within NOISE_MARGIN x its sampling error (or TIE) is a tie
         return max(TIE, NOISE_MARGIN * record["candidates"][name].get("lead_error", {}).get("sd", 0.0))
     chosen = next(name for name in record["eligible"] if record["candidates"][name]["mean"] >= best - margin(name))
-    assert document["members"] == record["candidates"][chosen]["members"]  # the best mean, ties to the simpler
+    assert document["members"] == record["candidates"][chosen]["members"]  # the best mean, ties to the first
     assert "standard deviations" in record["ties"]
     assert "among the candidates" not in document["reason"]  # no requirement narrowed them
 

@@ -3,9 +3,12 @@
 Fitted members, the fused graph and ensemble.json: test_ensemble.py.
 """
 
+from types import SimpleNamespace
+
 import numpy as np
 
-from asdkeras.ensemble_choice import REPORT_CHOICE, eligible, paper_choice
+from asdkeras import battery
+from asdkeras.ensemble_choice import REPORT_CHOICE, FUSIONS, battery_candidates, eligible, paper_choice
 from asdkeras.ensemble_members import standardise
 from asdkeras.scoring import combine_members
 
@@ -34,3 +37,20 @@ def test_paper_choice_follows_the_report_and_says_who_stands_in():
     kind, reason = paper_choice("valve", ["ae", "gmm"])
     assert kind == "gmm" and "not fitted" in reason
     assert paper_choice("pump", ["ae", "gmm"]) == ("gmm", "the report has no choice for pump: gmm stands in")
+
+
+def test_a_battery_tie_goes_to_the_gmm_then_the_ae_then_mobilenet_then_the_fusions():
+    def member(kind):
+        info = {"views": ["steady", "transient"], "judged_per_condition": True}
+        return SimpleNamespace(kind=kind, detector=SimpleNamespace(info=info))
+
+    normal = np.linspace(0.0, 1.0, 20)
+    altered = {p.name: normal + 0.5 for p in battery.BATTERY}  # every candidate sees the same faults
+    names = ("ae", "mobilenet", "gmm", *FUSIONS)
+    candidates = battery_candidates([member(k) for k in ("ae", "mobilenet", "gmm")],
+                                    {name: (normal, altered) for name in names})
+    assert list(candidates) == ["gmm", "ae", "mobilenet", "fuse-mean", "fuse-max"]
+    assert len({c["mean"] for c in candidates.values()}) == 1
+    assert battery.choose(candidates)[0] == "gmm"
+    ae_first = battery_candidates([member("ae"), member("mobilenet")], {n: (normal, altered) for n in names})
+    assert list(ae_first) == ["ae", "mobilenet", "fuse-mean", "fuse-max"]

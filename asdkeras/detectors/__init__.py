@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field, fields
-from typing import Callable
+from typing import Callable, Iterable
 
 from asdkeras.errors import AsdError
 from asdkeras.names import variant_result_name
@@ -71,6 +71,10 @@ class DetectorKind:
     variant_titles : dict
         Variant name (:data:`asdkeras.names.VARIANTS`) -> (title, colour) of that variant's
         results, for the variants the kind saves.
+    tie_rank : int
+        Its place among the ensemble's single-member candidates when the pseudo-anomaly battery
+        cannot tell them apart (:func:`asdkeras.battery.choose` takes the first tied candidate;
+        lower ranks first, every member before the fusions; equal ranks in registry order).
     """
 
     name: str
@@ -83,6 +87,7 @@ class DetectorKind:
     float_tail: tuple[str, ...] = ()
     demo_options: Callable[[dict], dict] = field(default=lambda settings: {})
     variant_titles: dict[str, tuple[str, str]] = field(default_factory=dict)
+    tie_rank: int = 100
 
     def __post_init__(self):
         if (self.config is None) != (self.fit is None):
@@ -137,6 +142,13 @@ def describe_kinds() -> str:
 def model_kinds() -> tuple[str, ...]:
     """Names of the kinds trained from audio (``--model all`` fits these, then the ensembles)."""
     return tuple(n for n, k in kinds().items() if k.trained_from_audio)
+
+
+def by_tie_rank(names: Iterable[str]) -> list[str]:
+    """``names`` of kinds in the order a battery tie goes (:attr:`DetectorKind.tie_rank`, then registry order)."""
+    known = kinds()
+    registry = list(known)
+    return sorted(names, key=lambda n: (known[n].tie_rank, registry.index(n)))
 
 
 def detector_kinds() -> tuple[str, ...]:

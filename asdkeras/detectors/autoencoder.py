@@ -169,4 +169,4 @@ KIND = register(DetectorKind(
     # levels put noise into every error; gearbox int8 decisions as Keras's rose from 96.7 % to
     # 99.2 % when kept float), and the score tail
     float_tail=("/stack_frames", "/normalise", "/error", "/clip_score"),
-    demo_options=lambda settings: {"epochs": settings["epochs"]}))
+    demo_options=lambda settings: {"epochs": settings["epochs"]}, tie_rank=1))

@@ -244,4 +244,4 @@ KIND = register(DetectorKind(
                                    "epochs": settings["mobilenet_epochs"], "batch_size": settings["mobilenet_batch_size"],
                                    "augmented_clips": settings["augmented_clips"], "int8_epochs": settings["int8_epochs"],
                                    "fine_tune_epochs": settings["mobilenet_epochs"]},
-    variant_titles={INT8: ("MobileNetV2 int8 twin", "#ff9896")}))
+    variant_titles={INT8: ("MobileNetV2 int8 twin", "#ff9896")}, tie_rank=2))
