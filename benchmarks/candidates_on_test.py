@@ -14,7 +14,8 @@ official score of what it picks among the eligible candidates: the battery's cho
 :func:`asdkeras.battery.choose` with ties within ``k`` of its recorded sampling errors (k = 2, the
 shipped margin until session 15, down to 0: the battery's leader, ties within its fixed
 :data:`~asdkeras.battery.TIE` aside), a variant that only lets a fusion give way to the best single
-member, and in hindsight the best single member and the best candidate.
+member, the shipped margin with the single members in another order (:data:`MEMBER_ORDERS`), and in
+hindsight the best single member and the best candidate.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from asdkeras import battery  # noqa: E402
+from asdkeras import battery, detectors  # noqa: E402
 from asdkeras.ensemble_choice import eligible  # noqa: E402
 from asdkeras.metrics import official_score, read_score_record, section_metrics  # noqa: E402
 from asdkeras.names import ENSEMBLE_FILE, score_record_path  # noqa: E402
@@ -36,12 +37,23 @@ from asdkeras.scoring import combine_members  # noqa: E402
 MACHINES = ("fan", "gearbox", "bearing", "slider", "valve", "ToyCar", "ToyTrain")
 MARGINS = (2.0, 1.0, 0.5, 0.0)
 """Tie margins tried, in standard deviations of the battery's sampling error."""
+MEMBER_ORDERS = {"registry order": detectors.model_kinds(),
+                 "tie rank": tuple(detectors.by_tie_rank(detectors.model_kinds()))}
+"""Orders of the single members that a battery tie goes by: the registry's (AE first, until session 22)
+and the kinds' ``tie_rank`` (the GMM first, since)."""
 
 
-def pick(candidates: dict[str, dict], margin: float) -> str:
+def in_order(candidates: dict[str, dict], members: tuple[str, ...]) -> dict[str, dict]:
+    """``candidates`` with the single members in the order ``members``, then the rest (the fusions) as recorded."""
+    first = [n for n in members if n in candidates]
+    return {n: candidates[n] for n in first + [n for n in candidates if n not in first]}
+
+
+def pick(candidates: dict[str, dict], margin: float, members: tuple[str, ...] | None = None) -> str:
     """What :func:`asdkeras.battery.choose` picks among the eligible candidates with ties within ``margin``
-    standard deviations (the shipped rule at :data:`~asdkeras.battery.NOISE_MARGIN`)."""
-    names, _ = eligible(candidates)
+    standard deviations (the shipped rule at :data:`~asdkeras.battery.NOISE_MARGIN`), the single
+    members in the order ``members`` (default: as recorded)."""
+    names, _ = eligible(in_order(candidates, members) if members else candidates)
     errors = {n: candidates[n]["lead_error"]["sd"] for n in names if candidates[n].get("lead_error")}
     shipped_margin = battery.NOISE_MARGIN
     try:
@@ -104,7 +116,8 @@ def candidates_on_test(models_dir: str, result_dir: str, machine: str) -> dict |
                                                                               or c["combine"] == ensemble["combine"]))
     return {"rows": rows, "shipped": shipped, "today": pick(candidates, battery.NOISE_MARGIN),
             "margins": {k: pick(candidates, k) for k in MARGINS},
-            "member_first": {k: best_member_unless_outled(candidates, k) for k in MARGINS}}
+            "member_first": {k: best_member_unless_outled(candidates, k) for k in MARGINS},
+            "orders": {o: pick(candidates, battery.NOISE_MARGIN, members) for o, members in MEMBER_ORDERS.items()}}
 
 
 def main() -> None:
@@ -113,10 +126,12 @@ def main() -> None:
     parser.add_argument("--machines", default=",".join(MACHINES))
     args = parser.parse_args()
     picked = {"shipped": [], **{f"ties within {k:g} sd": [] for k in MARGINS},
-              **{f"member unless {k:g} sd": [] for k in MARGINS}, "best member": [], "best candidate": []}
+              **{f"member unless {k:g} sd": [] for k in MARGINS},
+              **{f"{battery.NOISE_MARGIN:g} sd, {o}": [] for o in MEMBER_ORDERS},
+              "best member": [], "best candidate": []}
     print(f"| run | machine | candidates: battery AUC -> test official | shipped | ties within {battery.NOISE_MARGIN:g} sd "
-          f"(today's rule) |")
-    print("|---|---|---|---|---|")
+          f"(today's rule) | {' | '.join(MEMBER_ORDERS)} |")
+    print("|---|---|---|---|---|" + "---|" * len(MEMBER_ORDERS))
     for run in args.run:
         name, models_dir, result_dir = run.split(":")
         for machine in args.machines.split(","):
@@ -126,12 +141,15 @@ def main() -> None:
             rows, shipped, today = found["rows"], found["shipped"], found["today"]
             cells = ", ".join(f"{n} {r['battery']:.3f} -> {r['test']:.3f}" for n, r in rows.items())
             print(f"| {name} | {machine} | {cells} | {shipped} {rows[shipped]['test']:.3f} | "
-                  f"{today} {rows[today]['test']:.3f} |")
+                  f"{today} {rows[today]['test']:.3f} | "
+                  + " | ".join(f"{c} {rows[c]['test']:.3f}" for c in found["orders"].values()) + " |")
             picked["shipped"].append(rows[shipped]["test"])
             for k, chosen in found["margins"].items():
                 picked[f"ties within {k:g} sd"].append(rows[chosen]["test"])
             for k, chosen in found["member_first"].items():
                 picked[f"member unless {k:g} sd"].append(rows[chosen]["test"])
+            for o, chosen in found["orders"].items():
+                picked[f"{battery.NOISE_MARGIN:g} sd, {o}"].append(rows[chosen]["test"])
             picked["best member"].append(max(r["test"] for r in rows.values() if len(r["members"]) == 1))
             picked["best candidate"].append(max(r["test"] for r in rows.values()))
     print()
