@@ -138,3 +138,22 @@ def test_early_stopping_ignores_validation_loss_when_training_from_scratch():
     assert early_stopping_monitor("imagenet", has_validation=True) == "val_loss"
     assert early_stopping_monitor(None, has_validation=True) == "loss"
     assert early_stopping_monitor("imagenet", has_validation=False) == "loss"
+
+
+def test_a_phase_of_a_few_batches_runs_eagerly_and_trains_as_a_traced_one():
+    """Tiny phases (a first-shot user's, the tests') run eagerly, the demo's traced
+    (``EAGER_BATCHES``); both compute the same weight updates to float rounding."""
+    from asdkeras.models.mobilenet import EAGER_BATCHES, runs_eagerly
+
+    assert runs_eagerly(1) and runs_eagerly(EAGER_BATCHES) and not runs_eagerly(EAGER_BATCHES + 1)
+    rng = np.random.default_rng(6)
+    images = rng.uniform(0, 255, (16, 32, 32, 3)).astype("float32")
+    labels = (rng.uniform(size=16) > 0.5).astype("float32")
+    trained = []
+    for eager in (True, False):
+        keras.utils.set_random_seed(0)
+        model = build_mobilenet(32, 0.35, None)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy", run_eagerly=eager)
+        model.fit(images, labels, batch_size=8, epochs=1, shuffle=False, verbose=0)
+        trained.append(model.get_layer("logit").get_weights()[0])
+    np.testing.assert_allclose(trained[0], trained[1], rtol=0, atol=1e-4)  # weights ~0.05; measured 1e-5

@@ -8,6 +8,7 @@ about it (registered at the end). The network and its score layers are in
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -126,7 +127,7 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
                               split_files)
     from asdkeras.frontend import ImageFrontend
     from asdkeras.models.mobilenet import (build_mobilenet, mobilenet_descriptor, mobilenet_scoring_model,
-                                           recalibrate_batch_norm, unfreeze_top_blocks)
+                                           recalibrate_batch_norm, runs_eagerly, unfreeze_top_blocks)
     from asdkeras.pipeline import augmented_clips, image_dataset
     from asdkeras.scoring import eq2_threshold
 
@@ -164,8 +165,11 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
     monitor = early_stopping_monitor(config.weights, has_validation=val_data is not None)
 
     def run_phase(epochs: int, learning_rate: float, network=model):
+        validated = val_data is not None and epochs > 1
+        batches = epochs * (math.ceil(len(train_paths) / config.batch_size)
+                            + (math.ceil(len(val_paths) / config.batch_size) if validated else 0))
         network.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy",
-                        metrics=["binary_accuracy"])
+                        metrics=["binary_accuracy"], run_eagerly=runs_eagerly(batches))
         if epochs == 1:  # no best epoch to choose, so no validation (it cost the demo's twin 6 of 29 s)
             return network.fit(train_data, epochs=1, class_weight=class_weight, verbose=verbose)
         stop = keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience, restore_best_weights=True)
