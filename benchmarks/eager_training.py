@@ -3,7 +3,7 @@
 ``keras.Model.fit`` traces its train step into a graph before the first batch: for MobileNetV2
 and its int8 twin that trace is seconds to tens of seconds of Python, paid once per compiled
 phase (the head, the fine-tuning, the twin), whatever the number of steps. Run eagerly, a step
-pays its Python per op instead, on every step. With few steps (a first-shot user's 50 normals,
+pays its Python per op instead, on every step. With few steps (a handful of clips,
 tiny test fits) the trace is most of the fit.
 
 For each phase this prints, in seconds: ``trace`` (a graph fit's first step minus a later step),

@@ -142,7 +142,7 @@ def test_early_stopping_ignores_validation_loss_when_training_from_scratch():
 
 @needs_weights
 def test_a_phase_of_a_few_batches_runs_eagerly_and_trains_as_a_traced_one():
-    """Tiny phases (a first-shot user's, the tests') run eagerly, larger ones traced
+    """Tiny phases (a handful of clips, as in the tests) run eagerly, larger ones traced
     (``EAGER_BATCHES``). Both compute the same update: here of the int8 twin (the project's own
     fake-quantisation layers) with its top block unfrozen, as ``fit`` fine-tunes it."""
     from asdkeras.models.mobilenet import EAGER_BATCHES, runs_eagerly

@@ -152,8 +152,9 @@ eagerly. Tracing a phase's train step into a graph costs 4.8-6.0 s of Python on 
 head, the fine-tuning, the int8 twin; 0.35 width at 96 and 176 px), and a step run eagerly
 0.3-0.55 s more than a traced one, so below 10-18 batches eager is faster, with the same weights
 to float rounding (``benchmarks/eager_training.py``, BENCHMARKS.md "MobileNetV2 phases of a few
-batches run eagerly"). Fits that small are a first-shot user's few clips and the tests' tiny
-ones; the demo's and the report's phases run tens to hundreds of batches, traced."""
+batches run eagerly"). Fits that small are those of a handful of clips and the tests' tiny
+ones: 50 normals at the defaults make 18 to 45 batches a phase, the demo's and the report's
+phases tens to hundreds, all traced."""
 
 
 def runs_eagerly(batches: int) -> bool:
