@@ -26,21 +26,22 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from asdkeras.data.layout import MACHINE_TYPES  # noqa: E402
 from asdkeras.metrics import read_score_record  # noqa: E402
-from asdkeras.names import score_record_path  # noqa: E402
+from asdkeras.names import DETECTOR_FILE, detector_dir, score_record_path  # noqa: E402
 
-MACHINES = ("fan", "gearbox", "bearing", "slider", "valve", "ToyCar", "ToyTrain")
 DOMAINS = ("source", "target")
 
 
 def domain_figures(models_dir: str, result_dir: str, kind: str, machine: str) -> dict | None:
     """Threshold, expected new-normal (mean, sd) and per domain (mean, sd, share flagged) of the
     test normals' scores; None where the run has no such detector or scores."""
-    detector_file = os.path.join(models_dir, machine, kind, "detector.json")
+    detector_file = os.path.join(detector_dir(models_dir, machine, kind), DETECTOR_FILE)
     scores_file = score_record_path(result_dir, kind, machine)
     if not (os.path.isfile(detector_file) and os.path.isfile(scores_file)):
         return None
-    detector = json.load(open(detector_file))
+    with open(detector_file) as handle:  # the JSON alone: asdkeras.detector would load TensorFlow
+        detector = json.load(handle)
     threshold = detector["threshold"]
     expected = detector.get("thresholds", {}).get("quantile", {}).get("new_normal")
     normals = [r for r in read_score_record(scores_file) if r["label"] == "normal"]
@@ -48,7 +49,8 @@ def domain_figures(models_dir: str, result_dir: str, kind: str, machine: str) ->
                "expected": (expected["mean"], expected["std"]) if expected else None}
     for domain in DOMAINS:
         scores = np.array([r["score"] for r in normals if r["domain"] == domain], float)
-        figures[domain] = (scores.mean(), scores.std(ddof=1), float(np.mean(scores > threshold))) if len(scores) > 1 else None
+        figures[domain] = ((scores.mean(), scores.std(ddof=1), float(np.mean(scores > threshold)))
+                           if len(scores) > 1 else None)
     return figures
 
 
@@ -57,7 +59,7 @@ def main() -> None:
     parser.add_argument("--models-dir", required=True)
     parser.add_argument("--result-dir", required=True)
     parser.add_argument("--kind", default="gmm", help="detector kind or ensemble [default: gmm]")
-    parser.add_argument("--machines", default=",".join(MACHINES))
+    parser.add_argument("--machines", default=",".join(MACHINE_TYPES))
     args = parser.parse_args()
     print(f"{args.kind}: test normals' scores per domain (mean / standard deviation, share flagged)")
     print("| machine | threshold | expected new normal | source normals | target normals | target - source mean |")
