@@ -94,6 +94,50 @@ def tiny_dataset(tmp_path_factory) -> str:
     return root
 
 
+SMALL_SEED = 0
+"""Seed of :func:`small_synthetic_set` (the ``synth`` command's default)."""
+
+
+@pytest.fixture(scope="session")
+def small_synthetic_set(tmp_path_factory) -> str:
+    """Every machine type at the default ``small`` scale, seed :data:`SMALL_SEED`, written once for both
+    workers of ``make test`` (2,100 clips, 70 s to render
+    in two processes beside the other worker).
+
+    The synthetic data's difficulty check (test_synth.py) reads all of it; the threshold check
+    (test_thresholds.py) a subset (:func:`subset_of`). The first worker to ask renders it under a
+    lock in the folder both workers share; the other waits and reads it.
+    """
+    import fcntl
+
+    from asdkeras.data.synth import SCALES
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's folder, above each worker's own
+    root = str(shared / "small-synthetic-set")
+    with open(str(shared / "small-synthetic-set.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.isfile(os.path.join(root, "complete")):
+            from asdkeras.data.layout import MACHINE_TYPES
+
+            generate(root, MACHINE_TYPES, SCALES["small"], seed=SMALL_SEED, workers=2, force=True)
+            open(os.path.join(root, "complete"), "w").close()
+    return root
+
+
+def subset_of(root: str, machines, scale, seed: int, out: str) -> str:
+    """A DCASE tree under ``out`` linking the clips of ``scale`` (fewer of each kind) of a dataset
+    ``root`` rendered at ``seed`` and a larger scale: a clip's name and sound depend on its seed and
+    position only, so these are the clips ``generate(out, machines, scale, seed)`` would write."""
+    from asdkeras.data.synth import plan
+
+    for spec in plan(machines, scale, seed):
+        os.makedirs(os.path.dirname(os.path.join(out, spec.relpath)), exist_ok=True)
+        os.symlink(os.path.join(root, spec.relpath), os.path.join(out, spec.relpath))
+    return out
+
+
 @pytest.fixture(scope="session", autouse=True)
 def offline_keras_home(tmp_path_factory):
     """Point KERAS_HOME at a folder holding the shared ImageNet weights, so weights="imagenet" loads offline."""

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from asdkeras.audio import FULL_SCALE, describe
+from asdkeras.audio import FULL_SCALE, describe, load_clip
 from asdkeras.data.layout import MACHINE_TYPES, parse_filename, scan_split, select
 from asdkeras.data.synth import SCALES, SECTIONS, Scale, generate, plan, render_clip
 from asdkeras.data.synth_sounds import RECORDING_LEVEL_DB
 from asdkeras.errors import AsdError
-from asdkeras.processes import process_pool
 from asdkeras.simple_detector import clip_statistics, nearest_neighbour_scores
+from conftest import SMALL_SEED, subset_of
 
 
 @pytest.mark.parametrize("scale_name, train_src, test_per", [("small", 50, 10), ("full", 990, 50)])
@@ -111,19 +111,14 @@ def test_unknown_machine_is_refused():
         plan(["drill"])
 
 
-@pytest.fixture(scope="module")
-def pool():
-    with process_pool(2) as workers:
-        yield workers
-
-
-@pytest.mark.slow  # renders 300 clips a type, half of the fast lane's time: the full suite only
+@pytest.mark.slow  # reads the rendered small scale (conftest.small_synthetic_set): the full suite only
 @pytest.mark.parametrize("machine", MACHINE_TYPES)
-def test_simple_detector_lands_between_0_60_and_0_92_auc_on_the_default_scale(machine, pool):
-    """Neither trivial nor hopeless: log-mel mean/std statistics + nearest training normal."""
-    specs = plan([machine], SCALES["small"], seed=0)
-    waves = np.stack(list(pool.map(render_clip, specs, chunksize=8)))
-    assert np.abs(waves).max() < FULL_SCALE  # 300 clips of the type, none clipped
+def test_simple_detector_lands_between_0_60_and_0_92_auc_on_the_default_scale(machine, small_synthetic_set):
+    """Neither trivial nor hopeless: log-mel mean/std statistics + nearest training normal, on the
+    written 16-bit clips of the default scale (300 a type)."""
+    specs = plan([machine], SCALES["small"], seed=SMALL_SEED)
+    waves = np.stack([load_clip(os.path.join(small_synthetic_set, s.relpath)) for s in specs])
+    assert np.abs(waves).max() < FULL_SCALE  # 300 clips of the type, none clipped (a file keeps a clipped peak)
     stats = clip_statistics(waves)
     section = np.array([s.section for s in specs])
     train = np.array([s.split == "train" for s in specs])
@@ -132,6 +127,19 @@ def test_simple_detector_lands_between_0_60_and_0_92_auc_on_the_default_scale(ma
     auc = roc_auc_score(labels, scores)
     print(f"{machine}: simple-detector AUC {auc:.3f}")
     assert 0.60 <= auc <= 0.92
+
+
+def test_a_subset_of_a_rendered_set_is_what_its_scale_would_render(tmp_path):
+    """conftest.subset_of: the first clips of each kind of a larger scale are the smaller scale's."""
+    generate(str(tmp_path / "large"), ["valve"], Scale(2, 2, 2), seed=5, workers=1)
+    subset = subset_of(str(tmp_path / "large"), ["valve"], Scale(1, 1, 1), 5, str(tmp_path / "subset"))
+    generate(str(tmp_path / "small"), ["valve"], Scale(1, 1, 1), seed=5, workers=1)
+    for split in ("train", "test"):
+        names = sorted(os.listdir(tmp_path / "small" / "dev_data" / "valve" / split))
+        assert sorted(os.listdir(os.path.join(subset, "dev_data", "valve", split))) == names
+        for name in names:
+            assert open(os.path.join(subset, "dev_data", "valve", split, name), "rb").read() == \
+                open(tmp_path / "small" / "dev_data" / "valve" / split / name, "rb").read()
 
 
 def test_every_machine_type_has_three_sections():
