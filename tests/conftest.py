@@ -100,9 +100,8 @@ SMALL_SEED = 0
 
 @pytest.fixture(scope="session")
 def small_synthetic_set(tmp_path_factory) -> str:
-    """Every machine type at the default ``small`` scale, seed :data:`SMALL_SEED`, written once for both
-    workers of ``make test`` (2,100 clips, 70 s to render
-    in two processes beside the other worker).
+    """Every machine type at the default ``small`` scale, seed :data:`SMALL_SEED`, written once for
+    both workers of ``make test`` (2,100 clips, 70 s to render in two processes beside the other worker).
 
     The synthetic data's difficulty check (test_synth.py) reads all of it; the threshold check
     (test_thresholds.py) a subset (:func:`subset_of`). The first worker to ask renders it under a
