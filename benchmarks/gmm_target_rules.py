@@ -32,6 +32,11 @@ for the ensemble), with one thing changed per rule:
 - ``confidence-0.9``: the default with ``--threshold-confidence 0.9`` (every condition keeps 0.9
   of its new normals with probability 0.9: a 10-clip condition's spread x1.62 instead of x1.30);
   ``views-prediction-0.9`` both changes: the GMM as shipped since 3015bb0.
+- ``pooled-target-spread``: as shipped (``views-prediction-0.9``), but a target condition's spread
+  is the within-condition spread pooled over the type's target conditions (each about its own
+  mean; about 27 degrees of freedom instead of 9), widened by the tolerance factor of a mean from
+  its own clips and that pooled spread; ``target-spread-floor``: its own spread, raised to that
+  pooled one where smaller (10 clips that happen to lie close together).
 
 Fresh normals (``--fresh-dir``, rendered by ``normal_rates.py --fresh-dir``; no detector saw
 them) give each condition's share of normals flagged to within a few points, where the test
@@ -56,7 +61,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from asdkeras.detector import Detector  # noqa: E402
 from asdkeras.models import mixtures  # noqa: E402
-from asdkeras.models.condition_statistics import prediction_scale  # noqa: E402
+from asdkeras.models.condition_statistics import pooled_variance, prediction_scale  # noqa: E402
 from asdkeras.models.gmm import assigned_group_score  # noqa: E402
 from asdkeras.scoring import fused_prediction_threshold, quantile_threshold  # noqa: E402
 
@@ -78,13 +83,26 @@ class Rule:
     simulate: bool = False
     judged_in: str = "likeliest"   # or "most-typical"
     confidence: float = CONFIDENCE
+    target_spread: str = "own"     # or "pooled", "floor"
 
 
 RULES = {"default": Rule(), "views-prediction": Rule(threshold="views-prediction"),
          "distance": Rule(transform="distance"), "scatter-kernels": Rule(kernel="scatter"),
          "gaussian-target": Rule(kernel="gaussian"), "source-simulated": Rule(simulate=True),
          "most-typical": Rule(judged_in="most-typical"), "confidence-0.9": Rule(confidence=0.9),
-         "views-prediction-0.9": Rule(threshold="views-prediction", confidence=0.9)}
+         "views-prediction-0.9": Rule(threshold="views-prediction", confidence=0.9),
+         "pooled-target-spread": Rule(threshold="views-prediction", confidence=0.9, target_spread="pooled"),
+         "target-spread-floor": Rule(threshold="views-prediction", confidence=0.9, target_spread="floor")}
+
+
+def tolerance_scale(clips: int, freedom: int, confidence: float) -> float:
+    """:func:`prediction_scale` (at ``confidence``) for a mean from ``clips`` values and a spread with
+    ``freedom`` degrees of freedom (``clips - 1`` when the spread is the clips' own)."""
+    if clips < 2 or freedom < 1:
+        return 1.0
+    normal = scipy.stats.norm.ppf(QUANTILE)
+    with np.errstate(divide="ignore"):
+        return float(scipy.stats.nct.ppf(confidence, freedom, normal * np.sqrt(clips)) / np.sqrt(clips) / normal)
 
 
 @contextlib.contextmanager
@@ -187,18 +205,31 @@ def view_scores(rule: Rule, train: np.ndarray, domains: np.ndarray, sections: np
         standardise, groups, summary = fitted(np.ones(count, dtype=bool))
     own_group = mixtures.group_of(sections, domains)
     stats, scales = {}, {}
+    owns = {g: v[(own_group == g) & np.isfinite(v)] for g, v in value.items()}
+    owns = {g: v for g, v in owns.items() if v.size >= 3}
+    targets = [v for g, v in owns.items() if g.endswith("/target")]
+    pooled_var, pooled_freedom = pooled_variance(targets) if targets else (0.0, 0)
+    pooled_std = float(np.sqrt(pooled_var))
+
+    def target_spread(g: str, own: np.ndarray) -> tuple[float, float]:
+        """A condition's spread and its tolerance widening, for ``own`` clips of it."""
+        if rule.target_spread == "own" or not g.endswith("/target") or pooled_freedom < 1:
+            return float(own.std(ddof=1)), prediction_scale(own.size, QUANTILE, rule.confidence)
+        if rule.target_spread == "pooled":
+            return pooled_std, tolerance_scale(own.size, pooled_freedom, rule.confidence)
+        return max(float(own.std(ddof=1)), pooled_std), prediction_scale(own.size, QUANTILE, rule.confidence)
+
     for g, v in value.items():
-        own = v[own_group == g]
-        own = own[np.isfinite(own)]
-        if own.size < 3:
+        own = owns.get(g)
+        if own is None:
             continue
-        scales[g] = prediction_scale(own.size, QUANTILE, rule.confidence)
+        spread, scales[g] = target_spread(g, own)
         section = g.split("/")[0]
         if rule.simulate and g.endswith("/target") and g in groups and "target_bandwidth" in summary[section]:
             base = groups[g].precisions_cholesky[0] * np.sqrt(summary[section]["target_bandwidth"])
             source = standardise(train[(sections == section) & (domains != "target")])
             scales[g] = max(scales[g], source_simulated_scale(source, base, own.size, seed, rule.confidence))
-        stats[g] = (float(own.mean()), float(own.std(ddof=1)) * scales[g])
+        stats[g] = (float(own.mean()), spread * scales[g])
     left_out = {g: v.copy() for g, v in value.items()}
     for g, (mean, std) in stats.items():  # each clip standardised by its condition's other clips
         mine = np.flatnonzero((own_group == g) & np.isfinite(value[g]))
@@ -206,7 +237,8 @@ def view_scores(rule: Rule, train: np.ndarray, domains: np.ndarray, sections: np
             len(mine), QUANTILE, rule.confidence)
         for i in mine:
             rest = value[g][mine[mine != i]]
-            left_out[g][i] = mean + (value[g][i] - rest.mean()) / max(rest.std(ddof=1) * widen, 1e-12) * std
+            rest_spread, _ = target_spread(g, rest)
+            left_out[g][i] = mean + (value[g][i] - rest.mean()) / max(rest_spread * widen, 1e-12) * std
 
     def finite(by_group):
         return {g: np.where(np.isfinite(by_group[g]), by_group[g], np.inf) for g in stats}
@@ -333,10 +365,13 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="a seed's synthetic dataset, e.g. /tmp/seed{seed}")
     parser.add_argument("--models-dir", required=True, help="its models: <models-dir>/<machine>/gmm")
     parser.add_argument("--fresh-dir", required=True, help="its fresh normals (normal_rates.py --fresh-dir)")
+    parser.add_argument("--rules", default=",".join(RULES), help="comma-separated rules to replay (default: all)")
     parser.add_argument("--explain", action="store_true",
                         help="per view and target condition: where fresh normals are judged, and the training "
                              "clips' level against subsets of fresh normals (no rules compared)")
     args = parser.parse_args()
+    for name in set(RULES) - set(args.rules.split(",")):
+        del RULES[name]
     if args.explain:
         for seed in args.seeds.split(","):
             for machine in args.machines.split(","):
