@@ -1,5 +1,5 @@
 """The demo's settings and a machine type's steps (its process plumbing: test_processes.py; its
-end-to-end run: test_cli_demo.py)."""
+end-to-end run: test_export_mobilenet.py, whose export checks use its models)."""
 
 import os
 import subprocess

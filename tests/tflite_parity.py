@@ -10,7 +10,7 @@ clips; float16 a largest score error within 5 % of the scores' range and decisio
 only for clips within that error of the threshold (scores judged per condition are in units of a
 condition's normal spread, tight on these tiny fits, so float16's rounding of the weights moves
 them by up to 0.6; the ensemble flipped 2-3 of 60 clips next to its threshold). Clips: all 60 of
-the tiny generated fan set (training and test), so one differing decision is 1.7 %.
+the tiny generated set of a type (training and test), so one differing decision is 1.7 %.
 """
 
 import json
@@ -31,32 +31,24 @@ from asdkeras.lite import LiteDetector
 from asdkeras.names import INT8, sidecar_path
 from conftest import REPO
 
-SIZES = {"ae": dict(epochs=2, outlier="gearbox"), "gmm": dict(),
-         "mobilenet": dict(width=0.35, image_size=96, epochs=2, fine_tune_epochs=1, augmented_clips=8,
-                           outlier="gearbox")}
+SIZES = {"ae": dict(epochs=2, outlier="gearbox"), "gmm": dict()}
+"""Fit settings of the kinds :func:`export_kinds` fits (MobileNetV2 comes fitted: the demo's, test_export_mobilenet.py)."""
 
 
-def command_line_options(kind: str) -> list[str]:
-    """:data:`SIZES` of ``kind`` as ``fit`` options (``image_size=96`` -> ``--image-size 96``)."""
-    return [item for key, value in SIZES[kind].items() for item in (f"--{key.replace('_', '-')}", str(value))]
-
-
-def export_kinds(tiny_dataset: str, work, kinds: tuple[str, ...], members: tuple[str, ...] = (),
-                 ensemble: bool = False, fitted: tuple[str, ...] = ()) -> dict:
-    """Fit ``kinds`` for fan (those in ``fitted`` are already saved under ``work/models``, fitted
-    at :data:`SIZES`) and export every quantisation; with ``ensemble``, also the fused ensemble of
-    them and of ``members`` (fitted, not exported). Returns kind (``<kind>-int8`` for a variant) ->
-    (Keras detector, folder of its exported files, clip paths, Keras scores)."""
+def export_kinds(tiny_dataset: str, work, kinds: tuple[str, ...], ensemble_of: tuple[str, ...] = (),
+                 fitted: tuple[str, ...] = (), machine: str = "fan") -> dict:
+    """Fit ``kinds`` for ``machine`` (those in ``fitted`` are already saved under ``work/models``) and export
+    every quantisation; with ``ensemble_of``, also the fused ensemble of those kinds (saved under
+    ``work/models``, fitted, not exported themselves), saved in ``work/fused-ensemble``. Returns
+    kind (``<kind>-int8`` for a variant) -> (Keras detector, folder of its exported files, clip
+    paths, Keras scores)."""
     cache = str(work / "cache")
-    paths = [r.path for split in ("train", "test") for r in scan_split(tiny_dataset, "fan", split)]
+    paths = [r.path for split in ("train", "test") for r in scan_split(tiny_dataset, machine, split)]
     folder = str(work / "tflite")
     out = {}
-    for kind in members:
-        fit_detector(kind, make_config(kind, machine="fan", data_dir=tiny_dataset, cache_dir=cache,
-                                       models_dir=str(work / "models"), **SIZES[kind]))
     for kind in kinds:
-        config = make_config(kind, machine="fan", data_dir=tiny_dataset, cache_dir=cache,
-                             models_dir=str(work / "models"), **SIZES[kind])
+        config = make_config(kind, machine=machine, data_dir=tiny_dataset, cache_dir=cache,
+                             models_dir=str(work / "models"), **SIZES.get(kind, {}))
         if kind not in fitted:
             fit_detector(kind, config)
         detector = Detector.load(config.folder(), variants=True)
@@ -68,8 +60,9 @@ def export_kinds(tiny_dataset: str, work, kinds: tuple[str, ...], members: tuple
         out[kind] = (detector, folder, paths, detector.score_files(paths, cache))
         if twin is not None:  # the integer variants are its conversions
             out[f"{kind}-int8"] = (twin, folder, paths, twin.score_files(paths, cache))
-    if ensemble:
-        fused = fit_ensemble("fan", str(work / "models"), "fuse", data_dir=tiny_dataset, cache_dir=cache)
+    if ensemble_of:
+        fused = fit_ensemble(machine, str(work / "models"), "fuse", kinds=ensemble_of, data_dir=tiny_dataset,
+                             cache_dir=cache, output_dir=str(work / "fused-ensemble"))
         _, waveforms = representative_inputs(fused, tiny_dataset, "dev_data", cache, count=48)
         export_detector(fused, folder, QUANTISATIONS, None, waveforms)
         out["ensemble"] = (fused, folder, paths, fused.score_files(paths, cache))
@@ -119,7 +112,7 @@ def check_variant_against_keras(exported: dict, kind: str, quantisation: str, wa
     and of an ensemble holding it against their quantisation-aware twins."""
     twin = f"{kind}-int8" in exported and quantisation in INTEGER_QUANTISATIONS
     detector, folder, paths, keras_scores = exported[f"{kind}-int8" if twin else kind]
-    name = f"fan_{kind}_{quantisation}{'_waveform' if waveform else ''}"
+    name = f"{detector.machine}_{kind}_{quantisation}{'_waveform' if waveform else ''}"
     lite = LiteDetector(os.path.join(folder, f"{name}.tflite"), threads=1)
     scores = np.array([lite.score_clip(load_clip(p)) for p in paths])
     print(f"{name}: Keras scores {keras_scores.min():.4g}..{keras_scores.max():.4g}, "
@@ -174,8 +167,8 @@ def check_edge_against_score(exported: dict, edge_python: str, kind: str, quanti
     """
     from asdkeras.lite import run_scoring
 
-    _, folder, paths, _ = exported[kind]
-    model = os.path.join(folder, f"fan_{kind}_{quantisation}_waveform.tflite")
+    detector, folder, paths, _ = exported[kind]
+    model = os.path.join(folder, f"{detector.machine}_{kind}_{quantisation}_waveform.tflite")
     recommended = json.load(open(sidecar_path(model)))["kernels"]
     for kernels in ("sidecar", {"builtin": "xnnpack", "xnnpack": "builtin"}[recommended]):  # both kinds of kernels
         reference = run_scoring(paths, model, threads=1, kernels=kernels)
