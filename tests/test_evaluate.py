@@ -1,0 +1,28 @@
+"""Notes of an evaluation: the conditions whose normals a threshold flags beyond chance."""
+
+from asdkeras.data.records import ClipRecord
+from asdkeras.evaluate import surplus_alarm_notes
+
+
+def _records(section: str, domain: str, normals: int, anomalies: int = 0) -> list[ClipRecord]:
+    return [ClipRecord(f"/data/{section}_{domain}_{label}_{i}.wav", "gearbox", "test", section, i, domain, label)
+            for label, count in (("normal", normals), ("anomaly", anomalies)) for i in range(count)]
+
+
+def test_five_of_ten_normals_flagged_at_an_intended_ten_percent_is_noted_with_what_to_do():
+    records = _records("00", "target", 10, anomalies=10) + _records("00", "source", 10)
+    decisions = [1] * 5 + [0] * 5 + [1] * 10 + [0] * 10  # the anomalies flagged do not count
+    notes = surplus_alarm_notes("gearbox", "ensemble", records, decisions, 0.1)
+    assert len(notes) == 1
+    assert notes[0].startswith("gearbox / ensemble: section 00 target: 5 of 10 normal clips flagged where 10% is "
+                               "intended (binomial p = 0.0016)")
+    assert "add more of its normal clips to the training data and fit again" in notes[0]
+    assert "--threshold-confidence" in notes[0]
+
+
+def test_an_unlucky_draw_and_unlabelled_clips_are_not_noted():
+    records = _records("01", "source", 10) + _records("01", "target", 50)
+    decisions = [1] * 3 + [0] * 7 + [1] * 10 + [0] * 40  # p = 0.07 and 0.025 (11 of 50 would be 0.009)
+    assert surplus_alarm_notes("gearbox", "ae", records, decisions, 0.1) == []
+    unlabelled = [ClipRecord(f"/data/{i}.wav", "gearbox", "test", "02", i) for i in range(10)]
+    assert surplus_alarm_notes("gearbox", "ae", unlabelled, [1] * 10, 0.1) == []
