@@ -1,5 +1,10 @@
 """Notes of an evaluation: the conditions whose normals a threshold flags beyond chance."""
 
+import os
+
+import pytest
+
+from asdkeras import detectors
 from asdkeras.data.records import ClipRecord
 from asdkeras.evaluate import surplus_alarm_notes
 
@@ -26,3 +31,34 @@ def test_an_unlucky_draw_and_unlabelled_clips_are_not_noted():
     assert surplus_alarm_notes("gearbox", "ae", records, decisions, 0.1) == []
     unlabelled = [ClipRecord(f"/data/{i}.wav", "gearbox", "test", "02", i) for i in range(10)]
     assert surplus_alarm_notes("gearbox", "ae", unlabelled, [1] * 10, 0.1) == []
+
+
+@pytest.fixture
+def level_kind():
+    import level_kind
+
+    detectors.register(level_kind.KIND)  # again, in case an earlier test unregistered it
+    yield level_kind.KIND
+    detectors.unregister(level_kind.NAME)
+
+
+@pytest.mark.slow  # fits a detector (the one-layer level kind, a few seconds)
+def test_evaluate_notes_each_condition_a_too_low_threshold_floods(level_kind, tiny_dataset, tmp_path):
+    """A threshold below every score flags all 3 normals of each of the 6 conditions (p = 0.001 at 10 %)."""
+    import json
+
+    from asdkeras.evaluate import evaluate
+    from asdkeras.fit import fit_detector, make_config
+    from asdkeras.names import DETECTOR_FILE
+
+    config = make_config("level", machine="fan", data_dir=tiny_dataset, cache_dir=str(tmp_path / "cache"),
+                         models_dir=str(tmp_path / "models"), validation_fraction=0.5)
+    fit_detector("level", config)
+    path = os.path.join(config.folder(), DETECTOR_FILE)
+    document = json.load(open(path))
+    document["threshold"] = document["thresholds"][document["threshold_rule"]]["value"] = -1e9
+    json.dump(document, open(path, "w"))
+    flooded = evaluate(config.folder(), "fan", "level", tiny_dataset, str(tmp_path / "flooded"), str(tmp_path / "cache"))
+    assert sorted(n.split(": ")[1] for n in flooded.notes) == [f"section {s} {d}" for s in ("00", "01", "02")
+                                                               for d in ("source", "target")]
+    assert all("3 of 3 normal clips flagged where 10% is intended" in n for n in flooded.notes)
