@@ -149,6 +149,7 @@ def run_machine(machine: str, settings: DemoSettings) -> MachineOutcome:
     ensemble = step(fit_step, FitJob(machine, ENSEMBLE, {"mode": DEFAULT_ENSEMBLE_MODE, "combine": "mean"}, **where))
     lines = [f"{machine}: {ensemble.result}"]
     rows = step(evaluate_step, machine, settings).result
+    lines += [f"note: {note}" for note in dict.fromkeys(note for row in rows for note in row.notes)]  # as test says them
     _say(f"== {machine}: exporting the ensemble to int8 TFLite and scoring the test clips with it alone")
     exported = step(export_and_score, machine, settings)
     rows.append(exported.result)

@@ -21,8 +21,9 @@ def test_settings_out_of_range_name_what_was_received():
 def _fake_step(function, *args):
     """What each step returns, without running it (stands in for ``in_fresh_process``)."""
     if function is demo.evaluate_step:
-        return StepOutcome([Evaluation(args[0], kind, [], [], 0.5) for kind in ("ae", "ensemble")], [],
-                           {"bad.wav": "bad.wav: not audio"})
+        rows = [Evaluation(args[0], kind, [], [], 0.5) for kind in ("ae", "ensemble")]
+        rows[1].notes = ["fan / ensemble: section 00 target: 5 of 10 normal clips flagged"]
+        return StepOutcome(rows, [], {"bad.wav": "bad.wav: not audio"})
     if function is demo.export_and_score:
         return StepOutcome(Evaluation(args[0], "ensemble-tflite-int8", [], [], 0.5), ["scored 0 clips"], {})
     job = args[0]
@@ -40,7 +41,8 @@ def test_each_step_of_a_machine_type_runs_in_a_fresh_process(monkeypatch):
     outcome = demo.run_machine("fan", DemoSettings())
     assert steps == [("fit_step", "ae"), ("fit_step", "mobilenet"), ("fit_step", "gmm"), ("fit_step", "ensemble"),
                      ("evaluate_step", None), ("export_and_score", None)]
-    assert outcome.lines == ["fan: chose the GMM", "scored 0 clips"]
+    assert outcome.lines == ["fan: chose the GMM", "note: fan / ensemble: section 00 target: 5 of 10 normal clips "
+                             "flagged", "scored 0 clips"]  # the notes test would give
     assert outcome.skipped == {"bad.wav": "bad.wav: not audio"}
     assert [line.split()[1] for line in outcome.table.splitlines()[1:]] == ["ae", "ensemble", "ensemble-tflite-int8"]
 
