@@ -95,16 +95,6 @@ RULES = {"default": Rule(), "views-prediction": Rule(threshold="views-prediction
          "target-spread-floor": Rule(threshold="views-prediction", confidence=0.9, target_spread="floor")}
 
 
-def tolerance_scale(clips: int, freedom: int, confidence: float) -> float:
-    """:func:`prediction_scale` (at ``confidence``) for a mean from ``clips`` values and a spread with
-    ``freedom`` degrees of freedom (``clips - 1`` when the spread is the clips' own)."""
-    if clips < 2 or freedom < 1:
-        return 1.0
-    normal = scipy.stats.norm.ppf(QUANTILE)
-    with np.errstate(divide="ignore"):
-        return float(scipy.stats.nct.ppf(confidence, freedom, normal * np.sqrt(clips)) / np.sqrt(clips) / normal)
-
-
 @contextlib.contextmanager
 def target_kernels(kind: str):
     """Swap :func:`asdkeras.models.mixtures.section_mixtures`' target kernels for ``kind``."""
@@ -216,7 +206,7 @@ def view_scores(rule: Rule, train: np.ndarray, domains: np.ndarray, sections: np
         if rule.target_spread == "own" or not g.endswith("/target") or pooled_freedom < 1:
             return float(own.std(ddof=1)), prediction_scale(own.size, QUANTILE, rule.confidence)
         if rule.target_spread == "pooled":
-            return pooled_std, tolerance_scale(own.size, pooled_freedom, rule.confidence)
+            return pooled_std, prediction_scale(own.size, QUANTILE, rule.confidence, freedom=pooled_freedom)
         return max(float(own.std(ddof=1)), pooled_std), prediction_scale(own.size, QUANTILE, rule.confidence)
 
     for g, v in value.items():

@@ -17,7 +17,8 @@ import numpy as np
 from asdkeras.models.mixtures import group_of
 
 
-def prediction_scale(clips: int, quantile: float, confidence: float | None = None) -> float:
+def prediction_scale(clips: int, quantile: float, confidence: float | None = None,
+                     freedom: int | None = None) -> float:
     """How much wider than its normals' spread a new normal clip's score of a condition measured on ``clips`` lies.
 
     Without ``confidence``: the ``quantile`` of a Student-t prediction for one new value from
@@ -35,16 +36,20 @@ def prediction_scale(clips: int, quantile: float, confidence: float | None = Non
     confidence the threshold lies 1.67 spreads above the mean instead of 1.45: on ideal scores
     7.3 % of new normals are flagged instead of 10 %, and a 10-clip condition flags more than
     25 % a third as often (BENCHMARKS.md, "The chance floor").
+
+    ``freedom``: the spread's degrees of freedom when it is not the clips' own (``clips - 1``),
+    e.g. a spread pooled over several conditions.
     """
     import scipy.stats
 
-    if clips < 2:
+    freedom = clips - 1 if freedom is None else freedom
+    if clips < 2 or freedom < 1:
         return 1.0
     normal = scipy.stats.norm.ppf(quantile)
     if confidence is None:
-        return float(scipy.stats.t.ppf(quantile, clips - 1) * np.sqrt(1 + 1 / clips) / normal)
+        return float(scipy.stats.t.ppf(quantile, freedom) * np.sqrt(1 + 1 / clips) / normal)
     with np.errstate(divide="ignore"):  # Boost's noncentral t warns spuriously at some small df (2 or 4 clips)
-        factor = scipy.stats.nct.ppf(confidence, clips - 1, normal * np.sqrt(clips)) / np.sqrt(clips)
+        factor = scipy.stats.nct.ppf(confidence, freedom, normal * np.sqrt(clips)) / np.sqrt(clips)
     return float(factor / normal)
 
 
