@@ -139,6 +139,17 @@ def subset_of(root: str, machines, scale, seed: int, out: str) -> str:
     return out
 
 
+@pytest.fixture
+def level_kind():
+    """The minimal fourth detector kind of ``tests/level_kind.py``, registered for the test only."""
+    import level_kind
+    from asdkeras import detectors
+
+    detectors.register(level_kind.KIND)  # again, in case an earlier test unregistered it
+    yield level_kind.KIND
+    detectors.unregister(level_kind.NAME)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def offline_keras_home(tmp_path_factory):
     """Point KERAS_HOME at a folder holding the shared ImageNet weights, so weights="imagenet" loads offline."""

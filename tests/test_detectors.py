@@ -66,15 +66,6 @@ def test_the_registry_and_the_command_line_import_without_tensorflow_or_ray():
     assert loaded_after(statement, ("tensorflow", "keras", "ray")) == set()
 
 
-@pytest.fixture
-def level_kind():
-    import level_kind
-
-    detectors.register(level_kind.KIND)  # again, in case an earlier test unregistered it
-    yield level_kind.KIND
-    detectors.unregister(level_kind.NAME)
-
-
 @pytest.mark.slow
 def test_a_fourth_kind_plugs_in_from_one_module(level_kind, tiny_dataset, tmp_path):
     """Fit, test and export through the project's own entry points, which know the kind only from the registry."""

@@ -4,7 +4,6 @@ import os
 
 import pytest
 
-from asdkeras import detectors
 from asdkeras.data.records import ClipRecord
 from asdkeras.evaluate import surplus_alarm_notes
 
@@ -31,15 +30,6 @@ def test_an_unlucky_draw_and_unlabelled_clips_are_not_noted():
     assert surplus_alarm_notes("gearbox", "ae", records, decisions, 0.1) == []
     unlabelled = [ClipRecord(f"/data/{i}.wav", "gearbox", "test", "02", i) for i in range(10)]
     assert surplus_alarm_notes("gearbox", "ae", unlabelled, [1] * 10, 0.1) == []
-
-
-@pytest.fixture
-def level_kind():
-    import level_kind
-
-    detectors.register(level_kind.KIND)  # again, in case an earlier test unregistered it
-    yield level_kind.KIND
-    detectors.unregister(level_kind.NAME)
 
 
 @pytest.mark.slow  # fits a detector (the one-layer level kind, a few seconds)
