@@ -91,6 +91,13 @@ class Detector:
         """Decision threshold in score units: a clip scoring above it is an anomaly."""
         return float(self.thresholds[self.threshold_rule]["value"])
 
+    @property
+    def intended_flag_share(self) -> float | None:
+        """Share of normal clips the threshold is meant to flag (0.1 for the 0.9 quantile), or
+        None for a rule that does not aim at a share (the report's eq. 2)."""
+        quantile = self.thresholds[self.threshold_rule].get("quantile")
+        return None if quantile is None else 1.0 - float(quantile)
+
     def score_features(self, features) -> np.ndarray:
         """Clip scores (float64) of a dataset of feature batches, or of one array of features."""
         from asdkeras.models.inference import predict

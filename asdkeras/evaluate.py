@@ -41,9 +41,8 @@ def evaluate(folder: str, machine: str, model_name: str, data_dir: str, result_d
     evaluation = write_evaluation(machine, model_name, scored, scores[kept], decisions, detector.threshold, result_dir)
     evaluation.ensemble = detector.info.get("ensemble")
     evaluation.notes = missing_rows_notes(machine, records, set(range(len(records))) - set(kept))
-    quantile = detector.thresholds.get(detector.threshold_rule, {}).get("quantile")
-    if quantile is not None:  # a threshold meant to flag a share of normals (not the report's eq2)
-        evaluation.notes += surplus_alarm_notes(machine, model_name, scored, decisions, 1.0 - quantile)
+    if detector.intended_flag_share is not None:
+        evaluation.notes += surplus_alarm_notes(machine, model_name, scored, decisions, detector.intended_flag_share)
     return evaluation
 
 
@@ -147,14 +146,19 @@ def write_evaluation(machine: str, model_name: str, records: list[ClipRecord], s
 def evaluate_scored(sidecar: dict, scored: list, unreadable: list[str], result_dir: str) -> Evaluation:
     """The results of a TFLite model's run (``sidecar``: its sidecar; ``scored``: its
     :class:`asdkeras.lite.ScoredClip` list), written as ``test`` writes them, named
-    ``<kind>-tflite-<quantisation>``; ``notes`` name the sections missing the ``unreadable`` clips."""
+    ``<kind>-tflite-<quantisation>``; ``notes`` name the sections missing the ``unreadable`` clips
+    and, as :func:`evaluate`'s, the conditions whose normals are flagged beyond chance (sidecars
+    written before ``intended_flag_share`` was recorded get no such note)."""
     machine = sidecar["machine"]
+    model_name = f"{sidecar['kind']}-tflite-{sidecar['quantisation']}"
     records = [parse_filename(c.path, machine, "test") for c in scored]
-    evaluation = write_evaluation(machine, f"{sidecar['kind']}-tflite-{sidecar['quantisation']}", records,
-                                  [c.score for c in scored], [c.decision for c in scored], float(sidecar["threshold"]),
-                                  result_dir)
+    decisions = [c.decision for c in scored]
+    evaluation = write_evaluation(machine, model_name, records, [c.score for c in scored], decisions,
+                                  float(sidecar["threshold"]), result_dir)
     missing = [parse_filename(p, machine, "test") for p in unreadable]
     evaluation.notes = missing_rows_notes(machine, missing, set(range(len(missing))))
+    if sidecar.get("intended_flag_share") is not None:
+        evaluation.notes += surplus_alarm_notes(machine, model_name, records, decisions, sidecar["intended_flag_share"])
     return evaluation
 
 

@@ -86,6 +86,7 @@ def sidecar(detector: Detector, quantisation: str, waveform: bool, model_content
         "threshold": detector.threshold,
         "threshold_rule": detector.threshold_rule,
         "threshold_description": detector.thresholds[detector.threshold_rule]["description"],
+        "intended_flag_share": detector.intended_flag_share,
         "score_units": detector.score_units,
         "score_direction": SCORE_DIRECTION,
         "decision": "anomaly when score > threshold",

@@ -79,6 +79,7 @@ def test_export_tflite_then_score_with_the_tflite_model_alone(tiny_dataset, work
                                              for w in ("", "_waveform") for e in ("tflite", "json"))
     sidecar = json.load(open(out / "gearbox_ae_int8_waveform.json"))
     assert sidecar["official_score"] == json.load(open(workdir / "results" / "metrics_ae_gearbox.json"))["official_score"]
+    assert sidecar["intended_flag_share"] == pytest.approx(0.1)  # the 0.9 quantile's share: score's notes
 
     def forbidden(*args, **kwargs):
         raise AssertionError("a Keras model was built or loaded")

@@ -52,3 +52,21 @@ def test_evaluate_notes_each_condition_a_too_low_threshold_floods(level_kind, ti
     assert sorted(n.split(": ")[1] for n in flooded.notes) == [f"section {s} {d}" for s in ("00", "01", "02")
                                                                for d in ("source", "target")]
     assert all("3 of 3 normal clips flagged where 10% is intended" in n for n in flooded.notes)
+
+
+def test_a_tflite_models_results_carry_the_same_notes(tmp_path):
+    """``score --result-dir``: the sidecar's intended share gives the note ``test`` gives; a sidecar
+    written before it was recorded gives none."""
+    from asdkeras.evaluate import evaluate_scored
+    from asdkeras.lite import ScoredClip
+
+    sidecar = {"machine": "gearbox", "kind": "ae", "quantisation": "int8", "threshold": 0.5, "intended_flag_share": 0.1}
+    scored = [ScoredClip(f"/data/gearbox/test/section_00_{domain}_test_normal_{i:04d}.wav", 1.0 if flagged else 0.0,
+                         int(flagged))
+              for domain in ("source", "target") for i, flagged in enumerate([domain == "target" and i < 6
+                                                                              for i in range(10)])]
+    evaluation = evaluate_scored(sidecar, scored, [], str(tmp_path / "with"))
+    assert [n.split(" where")[0] for n in evaluation.notes] == [
+        "gearbox / ae-tflite-int8: section 00 target: 6 of 10 normal clips flagged"]
+    older = {k: v for k, v in sidecar.items() if k != "intended_flag_share"}
+    assert evaluate_scored(older, scored, [], str(tmp_path / "without")).notes == []
