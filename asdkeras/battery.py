@@ -311,11 +311,18 @@ def other_machine_records(data_dir: str, subset: str, machine: str, exclude: set
 
 
 def auc(normal_scores: np.ndarray, anomalous_scores: np.ndarray) -> float:
-    """AUC of ``anomalous_scores`` above ``normal_scores`` (ties count half)."""
-    from sklearn.metrics import roc_auc_score
+    """AUC of ``anomalous_scores`` above ``normal_scores`` (ties count half): the share of (normal,
+    anomalous) pairs the anomalous clip wins, what ``sklearn.metrics.roc_auc_score`` gives.
 
-    labels = np.r_[np.zeros(len(normal_scores)), np.ones(len(anomalous_scores))]
-    return float(roc_auc_score(labels, np.r_[normal_scores, anomalous_scores]))
+    Counted by binary search in the sorted normal scores, without sklearn's checks: the ensemble's
+    :func:`lead_errors` takes some 10,000 AUCs of a few dozen clips, 17 s through sklearn and
+    under 1 s here. Scores must not be NaN (:func:`battery_figures` maps them to the floor).
+    """
+    normal = np.sort(np.asarray(normal_scores, np.float64))
+    anomalous = np.asarray(anomalous_scores, np.float64)
+    below = np.searchsorted(normal, anomalous, side="left")
+    tied = np.searchsorted(normal, anomalous, side="right") - below
+    return float((below.sum() + 0.5 * tied.sum()) / (len(normal) * len(anomalous)))
 
 
 def battery_figures(normal_scores: np.ndarray, altered_scores: dict[str, np.ndarray], battery=BATTERY) -> dict:

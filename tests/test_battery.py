@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asdkeras.audio import SAMPLE_RATE
-from asdkeras.battery import (BATTERY, FAMILIES, NOISE_MARGIN, TIE, Context, PseudoAnomaly, altered_clips,
+from asdkeras.battery import (BATTERY, FAMILIES, NOISE_MARGIN, TIE, Context, PseudoAnomaly, altered_clips, auc,
                               battery_figures, choose, dominant_frequency, lead_errors, strongest_event)
 
 SECONDS = 2
@@ -101,6 +101,18 @@ def test_hostile_clips_give_finite_altered_clips(shape, seed):
             "tiny": 1e-9 * rng.standard_normal(N)}[shape].astype(np.float32)
     for name, clips in altered_clips(clip[np.newaxis], seed=seed):
         assert np.isfinite(clips).all(), name
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-3, 3) | st.floats(-1e6, 1e6) | st.just(-np.inf), min_size=1, max_size=30),
+       st.lists(st.integers(-3, 3) | st.floats(-1e6, 1e6) | st.just(-np.inf), min_size=1, max_size=30))
+def test_auc_is_sklearns_with_ties_and_minus_infinity(normal, anomalous):
+    from sklearn.metrics import roc_auc_score
+
+    floor = -1e7  # what battery_figures does to -inf before the AUC; auc itself takes -inf too
+    labels = np.r_[np.zeros(len(normal)), np.ones(len(anomalous))]
+    expected = roc_auc_score(labels, np.maximum(np.r_[normal, anomalous], floor))
+    assert auc(np.array(normal, float), np.array(anomalous, float)) == pytest.approx(expected, abs=1e-12)
 
 
 def test_figures_average_kinds_within_families_and_families_equally():
