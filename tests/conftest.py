@@ -40,8 +40,8 @@ needs_weights = pytest.mark.skipif(not os.path.isdir(KERAS_WEIGHTS), reason="../
 
 HEAVIEST_FIRST = ("test_export_mobilenet.py", "test_thresholds.py", "test_cli_e2e.py", "test_export.py",
                   "test_quantise.py", "test_distributed.py", "test_ensemble.py", "test_real_audio.py", "test_synth.py")
-"""Modules that take the most worker time (``--durations``, session 24: about 400, 210, 200, 140,
-85, 85, 85 and 50 s), handed to the two workers of ``make test`` first so that they end together
+"""Modules that take the most worker time (``--durations=0`` summed per module, session 25: about
+290, 190, 150, 100, 80, 75, 55 and 30 s), handed to the two workers of ``make test`` first so that they end together
 (xdist's ``loadscope`` queues modules by their number of tests, whatever the collection order:
 :func:`pytest_xdist_make_scheduler`). test_synth.py (25 s) comes after them: its difficulty check
 reads the clips test_thresholds.py's worker renders first (:func:`small_synthetic_set`), and
