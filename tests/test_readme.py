@@ -32,7 +32,7 @@ def _readme_lines() -> list[str]:
 def _help_examples() -> list[str]:
     """The example lines of the group's and every command's help."""
     helps = [cli.cli.help] + [command.help for command in cli.cli.commands.values()]
-    return [line for text in helps for line in text.splitlines() if "python cli.py" in line]
+    return [line for text in helps for line in text.splitlines() if CLI_CALL.search(line)]
 
 
 def _arguments(line: str) -> list[str]:
@@ -40,14 +40,13 @@ def _arguments(line: str) -> list[str]:
     return shlex.split(line[CLI_CALL.search(line).end():], comments=True)
 
 
-def _check(arguments: list[str]) -> None:
-    """Parse ``arguments`` as ``cli.py`` would: the group's options, a command, its options and their choices."""
+def _check(arguments: list[str]) -> str:
+    """Parse ``arguments`` as ``cli.py`` would (the group's options, a command, its options and their
+    values: choices, ranges, paths); returns the command's name."""
     group = cli.cli.make_context("cli.py", list(arguments))
-    name, *rest = group.protected_args + group.args
-    command = cli.cli.get_command(group, name)
-    if command is None:
-        raise click.UsageError(f"No such command '{name}'.")
-    command.make_context(name, list(rest), parent=group)  # converts every value: choices, ranges, paths
+    name, command, rest = cli.cli.resolve_command(group, group.protected_args + group.args)
+    command.make_context(name, rest, parent=group)
+    return name
 
 
 README_LINES = _readme_lines()
@@ -55,7 +54,7 @@ README_LINES = _readme_lines()
 
 def test_the_readme_shows_every_command():
     assert len(README_LINES) >= 30  # the walk-through, the method's sections, Ray and download
-    shown = {word for line in README_LINES for word in _arguments(line) if word in cli.cli.commands}
+    shown = {_check(_arguments(line)) for line in README_LINES}
     assert set(cli.cli.commands) - shown <= {"demo"}  # the README runs the demo as `make demo`
 
 
