@@ -236,6 +236,35 @@ def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, g
     console.finish(skipped)
 
 
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--machine", required=True, help=console.MACHINE_HELP)
+@click.option("--section", help="Section (machine or product) the clips belong to [the detectors' only one].")
+@click.option("--domain", type=click.Choice(["target", "source"]), default="target", show_default=True,
+              help="Condition group the clips join: target for a new operating condition.")
+@console.folder_option("data", "Dataset root the detectors were fitted on.")
+@console.folder_option("models-dir")
+@console.folder_option("cache-dir")
+@click.option("--strict", is_flag=True, help=SCORE_HELP["strict"])
+@console.user_errors
+def calibrate(paths, machine, section, domain, data, models_dir, cache_dir, strict):
+    """Judge every saved detector of a machine again with normal clips of a new operating condition
+    (files or folders), its networks kept as trained: fewer false alarms there, minutes instead of a refit.
+
+    Example: python cli.py calibrate --machine valve --section 00 new-condition-clips/
+    """
+    from asdkeras.calibration import calibrate as calibrate_detectors
+
+    skipped = console.skipped_files(strict)
+    done = calibrate_detectors(machine, list(paths), section, domain, models_dir, data, cache_dir,
+                               console.progress("calibrating"), skipped)
+    for line in done.lines():
+        click.echo(line)
+    click.echo(f"note: TFLite files exported before hold the old statistics; export again with "
+               f"'python cli.py export-tflite --machine {machine}'", err=True)
+    console.finish(skipped)
+
+
 @cli.command("export-tflite")
 @click.option("--machine", "machines", multiple=True,
               help="Machine type to export (repeatable) [default: every machine with a saved detector].")

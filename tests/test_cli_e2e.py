@@ -6,11 +6,13 @@ import json
 import math
 import os
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 import cli
-from conftest import needs_weights
+from asdkeras.data.synth import more_normals
+from conftest import TINY, needs_weights
 
 pytestmark = pytest.mark.slow  # fits models: the full suite only, not the fast lane (-m "not slow")
 
@@ -141,8 +143,6 @@ def test_fit_mobilenet_from_scratch(tiny_dataset, workdir):
     """``--weights none``: one phase training the whole network, no twin with ``--int8-epochs 0``.
     With ImageNet weights, ``fit`` then ``test`` (and the twin): test_export_mobilenet.py, which
     exports that fit."""
-    import numpy as np
-
     from asdkeras.detector import load_scoring_model
     from asdkeras.models.mobilenet import base_network, build_mobilenet
 
@@ -164,7 +164,10 @@ def test_fit_mobilenet_from_scratch(tiny_dataset, workdir):
 
 
 @needs_weights
-def test_fit_all_then_test_export_and_score_the_ensemble(tiny_dataset, workdir, tmp_path):
+def test_fit_all_calibrate_then_test_export_and_score_the_ensemble(tiny_dataset, workdir, tmp_path):
+    from asdkeras.detector import load_scoring_model
+    from asdkeras.models.conditions import conditioned_parts
+
     common = ["--data", tiny_dataset, "--models-dir", tmp_path / "models", "--cache-dir", workdir / "cache"]
     fitted = _run("fit", "--machine", "valve", "--model", "all", "--epochs", "1", "--width", "0.35",
                   "--image-size", "64", "--fine-tune-epochs", "0", "--train-clips", "12", "--augmented-clips", "2",
@@ -181,6 +184,38 @@ def test_fit_all_then_test_export_and_score_the_ensemble(tiny_dataset, workdir, 
     eligible = choice["battery"]["eligible"]  # both views (the AE's mean+peak, the GMM's), per condition
     assert "ae" in eligible and "mobilenet" not in eligible and "gmm" in eligible
     assert choice["members"] in [choice["battery"]["candidates"][name]["members"] for name in eligible]
+
+    # a new operating condition of section 01: every detector calibrated with its normals, networks kept
+    clips = more_normals(str(tmp_path / "new"), "valve", TINY, 7, "train", "target", 3)["01"]
+
+    def network_weights():
+        return conditioned_parts(load_scoring_model(str(tmp_path / "models" / "valve" / "ae")))[0].get_weights()
+
+    network = network_weights()
+    groups = json.load(open(tmp_path / "models" / "valve" / "ae" / "detector.json"))["conditions"][0]["score_stats"]
+    for _ in range(2):  # the same clips again are not counted twice
+        calibrated = _run("calibrate", "--machine", "valve", "--section", "01", *clips, *common)
+        assert calibrated.exit_code == 0, calibrated.output
+    assert "valve: 3 normal clips added; calibration clips in all: 3 of 01/target" in calibrated.output
+    for kind, how in (("ae", "network kept"), ("mobilenet", "network kept"), ("gmm", "fitted again"),
+                      ("ensemble", "built again from the calibrated members")):
+        assert f"== {kind}: {how}" in calibrated.output
+        if kind != "ensemble":
+            saved = json.load(open(tmp_path / "models" / "valve" / kind / "config.json"))["calibration"]
+            assert [c["path"] for c in saved] == clips and saved[0]["section"] == "01"
+    assert "export again with 'python cli.py export-tflite --machine valve'" in calibrated.output
+    judged = json.load(open(tmp_path / "models" / "valve" / "ae" / "detector.json"))["conditions"][0]["score_stats"]
+    assert judged["01/target"]["clips"] == groups["01/target"]["clips"] + 3
+    assert judged["01/target"]["held_out"] == groups["01/target"]["held_out"] + 3  # clips the network never saw
+    assert judged["00/target"]["clips"] == groups["00/target"]["clips"]
+    assert all(np.array_equal(a, b) for a, b in zip(network, network_weights()))  # the fit's network, kept
+    test_clip = os.path.join(tiny_dataset, "dev_data", "valve", "test", sorted(os.listdir(
+        os.path.join(tiny_dataset, "dev_data", "valve", "test")))[0])
+    refused = _run("calibrate", "--machine", "valve", "--section", "01", test_clip, clips[0], *common)
+    assert refused.exit_code == 2 and "one of valve's test clips" in refused.output
+    choice = json.load(open(folder / "ensemble.json"))  # the battery's choice among the calibrated members
+    line = f"ensemble battery: {' + '.join(choice['members'])}"
+    assert line in calibrated.output
 
     results = tmp_path / "results"
     tested = _run("test", "--machine", "valve", "--model", "ensemble", "--result-dir", results, *common)

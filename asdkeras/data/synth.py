@@ -230,3 +230,26 @@ def _write_clip(job: tuple[str, ClipSpec]) -> str:
     out_dir, spec = job
     write_wav_atomic(os.path.join(out_dir, spec.relpath), render_clip(spec), SAMPLE_RATE)
     return spec.relpath
+
+
+def more_normals(out_dir: str, machine: str, scale: Scale, seed: int, split: str, domain: str,
+                 count: int) -> dict[str, list[str]]:
+    """Render ``count`` further normal clips of ``split`` and ``domain`` per section, after those of
+    the dataset of ``scale`` and ``seed``: the same operating conditions, none of the dataset's clips.
+
+    Written as ``<out_dir>/section_XX/<the clip's DCASE name>.wav`` (16-bit, as the dataset's); the
+    new clips of an operating condition that a detector met in few training clips (the
+    calibration clips of ``python cli.py calibrate``), or fresh normals that measure how often a
+    detector flags one (``benchmarks/normal_rates.py``). Returns section -> paths, sorted.
+    """
+    counts = {("train", "source"): "source_train", ("train", "target"): "target_train"}
+    field = counts.get((split, domain), "test_per_domain_label")
+    kept = getattr(scale, field)
+    written: dict[str, list[str]] = {}
+    for spec in plan([machine], replace(scale, **{field: kept + count}), seed):
+        if (spec.split, spec.domain, spec.label) == (split, domain, "normal") and spec.index >= kept:
+            path = os.path.join(out_dir, f"section_{spec.section}", os.path.basename(spec.relpath))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            write_wav_atomic(path, render_clip(spec), SAMPLE_RATE)
+            written.setdefault(spec.section, []).append(path)
+    return dict(sorted(written.items()))

@@ -60,6 +60,11 @@ class DetectorKind:
         kind built from fitted detectors rather than from audio (the ensemble).
     fit : callable, optional
         ``fit(config, progress, verbose, skipped) -> Detector``: train, threshold and save.
+    calibrate : callable, optional
+        ``calibrate(folder, config, progress, skipped) -> Detector``: the detector saved in
+        ``folder`` judged again with the calibration clips of ``config``, its model kept as trained
+        (``python cli.py calibrate``, :mod:`asdkeras.calibration`); None: ``fit`` again with that
+        configuration (a kind that refits in seconds).
     layer_modules : tuple of str
         Modules to import so that its saved models load (they register its Keras layers).
     float_tail : tuple of str
@@ -83,6 +88,7 @@ class DetectorKind:
     description: str = ""
     config: type | None = None
     fit: Callable | None = None
+    calibrate: Callable | None = None
     layer_modules: tuple[str, ...] = ()
     float_tail: tuple[str, ...] = ()
     demo_options: Callable[[dict], dict] = field(default=lambda settings: {})

@@ -161,9 +161,18 @@ def fit_autoencoder(config: AutoencoderConfig, progress: Progress = no_progress,
     return detector
 
 
+def calibrate_autoencoder(folder: str, config: AutoencoderConfig, progress: Progress = no_progress,
+                          skipped: SkippedFiles | None = None) -> Detector:
+    """The saved autoencoder judged again with the calibration clips of ``config`` (:mod:`asdkeras.calibration`)."""
+    from asdkeras.calibration import judge_network_again
+    from asdkeras.models.autoencoder import autoencoder_descriptor
+
+    return judge_network_again(folder, config, autoencoder_descriptor(), progress, skipped)
+
+
 KIND = register(DetectorKind(
     name="ae", title="AE", colour="#1f77b4", description="dense autoencoder on log-mel vectors",
-    config=AutoencoderConfig, fit=fit_autoencoder,
+    config=AutoencoderConfig, fit=fit_autoencoder, calibrate=calibrate_autoencoder,
     layer_modules=("asdkeras.models.autoencoder",),
     # the input vectors and their normalisation (its reconstruction target: quantising it to 256
     # levels put noise into every error; gearbox int8 decisions as Keras's rose from 96.7 % to

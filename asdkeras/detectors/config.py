@@ -94,11 +94,17 @@ class FitConfig:
     prediction; :func:`asdkeras.models.condition_statistics.prediction_scale`). The detector goes to
     ``output_dir``, or ``<models_dir>/<machine>/<kind>``. ``channel``: the channel kept from
     multichannel recordings (None: the channels are averaged), saved with the front-end.
+    ``calibration``: normal clips of operating conditions added after the fit by ``python cli.py
+    calibrate`` (:mod:`asdkeras.calibration`), each ``{"path", "section", "domain"}``; they join the
+    training normals of :meth:`normal_split`.
     """
 
     kind: ClassVar[str]
     held_out_per_condition: ClassVar[int] = 0
     """Held-out normals per section and domain at least (up to half of them)."""
+    calibration_trains: ClassVar[bool] = False
+    """Whether calibration clips join the clips the model is fitted on (a GMM, refitted cheaply) or
+    the held-out ones (a network, kept as trained: they measure how it scores the new condition)."""
     machine: str
     seed: int = 0
     validation_fraction: float = 0.1
@@ -116,6 +122,7 @@ class FitConfig:
     subset: str = DEV_DATA
     output_dir: str | None = None
     channel: int | None = None
+    calibration: tuple = ()
 
     @classmethod
     def from_document(cls, document: dict):
@@ -149,7 +156,8 @@ class FitConfig:
         """The machine's training normals the fit uses: ``(trained on, held out)``.
 
         Deterministic in the configuration and the data, so the ensemble can find the clips that
-        none of its members trained on without each fit writing a list.
+        none of its members trained on without each fit writing a list. The ``calibration`` clips
+        come last, among those trained on or those held out as :attr:`calibration_trains` says.
         """
         normals = select(scan_split(self.data_dir, self.machine, "train", self.subset), label="normal")
         if not normals:
@@ -157,7 +165,14 @@ class FitConfig:
         normals = subsample(normals, self.normal_cap(), self.seed)
         held_out = split_validation([(r.section, r.domain) for r in normals], self.validation_fraction, self.seed,
                                     self.held_out_per_condition)
-        return partition(normals, held_out)
+        trained, held_out = partition(normals, held_out)
+        added = self.calibration_records()
+        return (trained + added, held_out) if self.calibration_trains else (trained, held_out + added)
+
+    def calibration_records(self) -> list[ClipRecord]:
+        """The ``calibration`` clips as training-normal records of their section and domain."""
+        return [ClipRecord(path=clip["path"], machine=self.machine, split="train", section=clip["section"], index=index,
+                           domain=clip["domain"], label="normal") for index, clip in enumerate(self.calibration)]
 
 
 def field_default(spec: Field):

@@ -40,6 +40,7 @@ class GmmConfig(FitConfig):
     """
 
     kind: ClassVar[str] = "gmm"
+    calibration_trains: ClassVar[bool] = True  # refitting costs seconds: a new condition's clips become components
     pooling_decay: str | float = setting("battery", Option(
         "battery (a steady view, the band mean, and a transient view, max-like, fused at score level, the max-like "
         "pooling chosen by the pseudo-anomaly battery); a GWRP decay r in [0, 1] (1 = mean, 0 = max); fuse (mean and "

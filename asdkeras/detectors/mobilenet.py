@@ -239,9 +239,20 @@ def fit_mobilenet(config: MobileNetConfig, progress: Progress = no_progress, ver
     return detector
 
 
+def calibrate_mobilenet(folder: str, config: MobileNetConfig, progress: Progress = no_progress,
+                        skipped: SkippedFiles | None = None) -> Detector:
+    """The saved MobileNetV2 and its int8 twin judged again with the calibration clips of ``config``
+    (:mod:`asdkeras.calibration`); the ``eq2`` threshold is kept as saved."""
+    from asdkeras.calibration import judge_network_again
+    from asdkeras.models.mobilenet import mobilenet_descriptor
+
+    return judge_network_again(folder, config, mobilenet_descriptor(config.image_size), progress, skipped)
+
+
 KIND = register(DetectorKind(
     name="mobilenet", title="MobileNetV2", colour="#d62728",
     description="MobileNetV2 on spectrogram images", config=MobileNetConfig, fit=fit_mobilenet,
+    calibrate=calibrate_mobilenet,
     layer_modules=("asdkeras.models.mobilenet", "asdkeras.models.quantise"),
     float_tail=("/logit",),
     demo_options=lambda settings: {"width": settings["width"], "image_size": settings["image_size"],

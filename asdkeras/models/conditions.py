@@ -169,18 +169,22 @@ def conditioned_scoring_model(scoring: keras.Model, descriptor: keras.layers.Lay
     return keras.Model(features, score, name=name or scoring.name)
 
 
-def conditioned_parts(model: keras.Model) -> tuple[keras.Model, keras.layers.Layer]:
+def conditioned_parts(model: keras.Model, descriptor: keras.layers.Layer | None = None
+                      ) -> tuple[keras.Model, keras.layers.Layer]:
     """The network and the descriptor layer a :func:`conditioned_scoring_model` was built from
     (a saved detector's, to judge its conditions again without refitting the network).
 
-    A model of one condition holds no descriptor: that is a one-line :class:`AsdError`.
+    A model judged in one condition holds no descriptor: ``descriptor`` is returned instead (the
+    kind's own, to judge it in several), and without one that is a one-line :class:`AsdError`.
     """
     from asdkeras.errors import AsdError
 
     [network] = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    if DESCRIPTOR_STANDARDISATION not in {layer.name for layer in model.layers}:
+    if DESCRIPTOR_STANDARDISATION in {layer.name for layer in model.layers}:
+        return network, model.get_layer(DESCRIPTOR_STANDARDISATION).input._keras_history.operation
+    if descriptor is None:
         raise AsdError(f"{model.name}: judged in one condition, so it holds no clip descriptor to judge again")
-    return network, model.get_layer(DESCRIPTOR_STANDARDISATION).input._keras_history.operation
+    return network, descriptor
 
 
 def describe(conditions: Conditions) -> dict:
