@@ -115,8 +115,10 @@ def surplus_alarm_notes(machine: str, model_name: str, records: list[ClipRecord]
             if p < SURPLUS_ALARM_P:
                 notes.append(f"{machine} / {model_name}: section {section} {domain}: {flagged} of {count} normal clips "
                              f"flagged where {intended_share:.0%} is intended (binomial p = {p:.2g}); the training "
-                             f"clips of that operating condition may not show how its normals vary: add more of "
-                             f"its normal clips to the training data and fit again, or fit with a higher "
+                             f"clips of that operating condition may not show how its normals vary: calibrate with "
+                             f"more of its normal clips, recorded apart from the test set ('python cli.py calibrate "
+                             f"--machine {machine} --section {section}{' --domain source' if domain == 'source' else ''} "
+                             f"CLIPS'), or fit with a higher "
                              f"--threshold-confidence (README, 'When a new condition flags too many normals in use')")
     return notes
 

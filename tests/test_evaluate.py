@@ -20,7 +20,8 @@ def test_five_of_ten_normals_flagged_at_an_intended_ten_percent_is_noted_with_wh
     assert len(notes) == 1
     assert notes[0].startswith("gearbox / ensemble: section 00 target: 5 of 10 normal clips flagged where 10% is "
                                "intended (binomial p = 0.0016)")
-    assert "add more of its normal clips to the training data and fit again" in notes[0]
+    assert "calibrate with more of its normal clips" in notes[0]
+    assert "'python cli.py calibrate --machine gearbox --section 00 CLIPS'" in notes[0]
     assert "--threshold-confidence" in notes[0]
 
 
