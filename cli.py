@@ -242,14 +242,14 @@ def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, g
 @click.option("--section", help="Section (machine or product) the clips belong to [the detectors' only one].")
 @click.option("--domain", type=click.Choice(["target", "source"]), default="target", show_default=True,
               help="Condition group the clips join: target for a new operating condition.")
-@console.folder_option("data", "Dataset root the detectors were fitted on.")
+@click.option("--data", help="Dataset root the detectors were fitted on [the one in their config.json].")
 @console.folder_option("models-dir")
 @console.folder_option("cache-dir")
 @click.option("--strict", is_flag=True, help=SCORE_HELP["strict"])
 @console.user_errors
 def calibrate(paths, machine, section, domain, data, models_dir, cache_dir, strict):
-    """Judge every saved detector of a machine again with normal clips of a new operating condition
-    (files or folders), its networks kept as trained: fewer false alarms there, minutes instead of a refit.
+    """Judge every saved detector of a machine again with normal clips of an operating condition (files or
+    folders), its networks kept as trained: the condition is then known from those clips too, without a refit.
 
     Example: python cli.py calibrate --machine valve --section 00 new-condition-clips/
     """

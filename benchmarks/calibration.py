@@ -38,9 +38,10 @@ def run(*args: str) -> None:
 
 
 def shares(document: dict) -> str:
+    """Normals flagged per domain (mean over sections, worst section) and the lowest recall of a section's domain."""
     made = decisions(document)
-    return " / ".join(f"{sum(made['alarms'][d]) / len(made['alarms'][d]):.0%} ({max(made['alarms'][d]):.0%})"
-                      for d in DOMAINS)
+    return (" / ".join(f"{sum(made['alarms'][d]) / len(made['alarms'][d]):.0%} ({max(made['alarms'][d]):.0%})"
+                       for d in DOMAINS) + f"; {made['recall']:.0%}")
 
 
 def main() -> None:
@@ -53,21 +54,18 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=20, help="fresh target normals per section")
     parser.add_argument("--out", required=True)
     parser.add_argument("--cache-dir", help="feature cache [<out>/cache]")
+    parser.add_argument("--table-only", action="store_true", help="print the table of a finished run in --out")
     args = parser.parse_args()
     models, results = os.path.join(args.out, "models"), os.path.join(args.out, "results")
     cache = args.cache_dir or os.path.join(args.out, "cache")
-    shutil.rmtree(models, ignore_errors=True)
-    shutil.copytree(args.models_dir, models)
+    if not args.table_only:
+        shutil.rmtree(models, ignore_errors=True)
+        shutil.copytree(args.models_dir, models)
     rows = []
     for machine in args.machines.split(","):
-        clips = more_normals(os.path.join(args.out, "clips", machine), machine, SCALES["small"], args.seed, "train",
-                             "target", args.clips)
-        for section, paths in clips.items():
-            run("calibrate", "--machine", machine, "--section", section, *paths, "--data", args.data,
-                "--models-dir", models, "--cache-dir", cache)
+        if not args.table_only:
+            calibrate_and_test(machine, args, models, results, cache)
         for kind in sorted(os.listdir(os.path.join(models, machine))):
-            run("test", "--machine", machine, "--model", kind, "--data", args.data, "--models-dir", models,
-                "--result-dir", results, "--cache-dir", cache)
             names = [kind] + [f"{kind}-{v}" for v in os.listdir(os.path.join(models, machine, kind))
                               if os.path.isdir(os.path.join(models, machine, kind, v))]
             for name in names:
@@ -76,9 +74,21 @@ def main() -> None:
                     rows.append(f"| {machine} | {name} | {before['official_score']:.3f} -> {after['official_score']:.3f} "
                                 f"| {shares(before)} | {shares(after)} |")
     print(f"\ncalibrated with {args.clips} fresh target normals per section (seed {args.seed})\n")
-    print("| machine | detector | official score | normals flagged before, source / target | after |")
+    print("| machine | detector | official score | normals flagged before, source / target; lowest recall | after |")
     print("|---|---|---|---|---|")
     print("\n".join(rows))
+
+
+def calibrate_and_test(machine: str, args, models: str, results: str, cache: str) -> None:
+    """Calibrate each section of ``machine`` with fresh target normals, then test every saved detector."""
+    clips = more_normals(os.path.join(args.out, "clips", machine), machine, SCALES["small"], args.seed, "train",
+                         "target", args.clips)
+    for section, paths in clips.items():
+        run("calibrate", "--machine", machine, "--section", section, *paths, "--data", args.data,
+            "--models-dir", models, "--cache-dir", cache)
+    for kind in sorted(os.listdir(os.path.join(models, machine))):
+        run("test", "--machine", machine, "--model", kind, "--data", args.data, "--models-dir", models,
+            "--result-dir", results, "--cache-dir", cache)
 
 
 if __name__ == "__main__":
