@@ -229,16 +229,22 @@ def calibrate(machine: str, paths: list[str], section: str | None = None, domain
     clips = calibration_clips(paths, section, domain, known, first.channel, skipped)
     check_apart_from_test(clips, first)
     done, every = [], merged(first.calibration, clips)
-    for kind, config in configs.items():
-        config = replace(config, calibration=merged(config.calibration, clips))
-        spec = detectors.get(kind)
-        detector = (spec.calibrate(folders[kind], config, progress, skipped) if spec.calibrate
-                    else spec.fit(config, progress, 0, skipped))
-        done.append((kind, folders[kind], detector))
-    if ENSEMBLE in kinds:
-        with open(os.path.join(folders[ENSEMBLE], CONFIG_FILE)) as handle:
-            saved = json.load(handle)
-        detector = fit_ensemble(machine, models_dir, saved["mode"], saved["combine"], kinds=saved.get("kinds"),
-                                data_dir=first.data_dir, cache_dir=cache_dir, progress=progress, skipped=skipped)
-        done.append((ENSEMBLE, folders[ENSEMBLE], detector))
+    try:
+        for kind, config in configs.items():
+            config = replace(config, calibration=merged(config.calibration, clips))
+            spec = detectors.get(kind)
+            detector = (spec.calibrate(folders[kind], config, progress, skipped) if spec.calibrate
+                        else spec.fit(config, progress, 0, skipped))
+            done.append((kind, folders[kind], detector))
+        if ENSEMBLE in kinds:
+            with open(os.path.join(folders[ENSEMBLE], CONFIG_FILE)) as handle:
+                saved = json.load(handle)
+            detector = fit_ensemble(machine, models_dir, saved["mode"], saved["combine"], kinds=saved.get("kinds"),
+                                    data_dir=first.data_dir, cache_dir=cache_dir, progress=progress, skipped=skipped)
+            done.append((ENSEMBLE, folders[ENSEMBLE], detector))
+    except AsdError as exc:  # each folder is written atomically, the set is not: say what to run to finish it
+        if not done:
+            raise
+        raise AsdError(f"{exc} (calibrated before it stopped: {', '.join(kind for kind, _, _ in done)}; the same "
+                       f"calibrate command again finishes the others)") from None
     return Calibration(machine, len(clips), every, done, models_dir)

@@ -99,3 +99,24 @@ def test_a_kind_without_a_calibrate_of_its_own_is_fitted_again_with_the_clips(le
     assert lines[1] == "== level: fitted again" and lines[2].startswith(f"saved level for fan to {folder}")
     again = calibration.calibrate("fan", new_condition["00"][:2], "00", **common)
     assert again.lines()[0] == "fan: 2 normal clips added; calibration clips in all: 2 of 00/target, 4 of 02/target"
+
+
+def test_a_calibration_that_stops_halfway_says_what_is_done_and_how_to_finish(level_kind, tiny_dataset, new_condition,
+                                                                              tmp_path, monkeypatch):
+    import asdkeras.ensemble
+    from asdkeras.fit import fit_detector
+
+    common = {"data_dir": tiny_dataset, "cache_dir": str(tmp_path / "cache"), "models_dir": str(tmp_path / "models")}
+    fit_detector("level", make_config("level", machine="fan", **common))
+    ensemble = tmp_path / "models" / "fan" / "ensemble"
+    ensemble.mkdir()
+    (ensemble / "detector.json").write_text("{}")
+    (ensemble / "config.json").write_text(json.dumps({"mode": "battery", "combine": "mean", "kinds": ["level"]}))
+
+    def broken(*args, **kwargs):
+        raise AsdError("fan: the disk is full")
+
+    monkeypatch.setattr(asdkeras.ensemble, "fit_ensemble", broken)
+    with pytest.raises(AsdError, match=r"^fan: the disk is full \(calibrated before it stopped: level; the same "
+                                       r"calibrate command again finishes the others\)$"):
+        calibration.calibrate("fan", new_condition["00"], "00", **common)
