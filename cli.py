@@ -239,9 +239,10 @@ def test(machine, model_kind, data, subset, models_dir, result_dir, cache_dir, g
 @cli.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--machine", required=True, help=console.MACHINE_HELP)
-@click.option("--section", help="Section (machine or product) the clips belong to [the detectors' only one].")
-@click.option("--domain", type=click.Choice(["target", "source"]), default="target", show_default=True,
-              help="Condition group the clips join: target for a new operating condition.")
+@click.option("--section", help="Section (machine or product) the clips belong to [as their DCASE names say, else "
+                                 "the detectors' only one].")
+@click.option("--domain", type=click.Choice(["target", "source"]),
+              help="Condition group the clips join [as their DCASE names say, else target: a new operating condition].")
 @click.option("--data", help="Dataset root the detectors were fitted on [the one in their config.json].")
 @console.folder_option("models-dir")
 @console.folder_option("cache-dir")

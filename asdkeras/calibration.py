@@ -99,30 +99,49 @@ def saved_kinds(machine: str, models_dir: str) -> list[str]:
     return found
 
 
-def calibration_clips(paths: list[str], section: str | None, domain: str, known_sections: list[str],
+def calibration_clips(paths: list[str], section: str | None, domain: str | None, known_sections: list[str],
                       channel: int | None, skipped: SkippedFiles) -> list[dict]:
-    """The readable audio files of ``paths`` (files and folders) as calibration clips of ``section``.
+    """The readable audio files of ``paths`` (files and folders) as calibration clips, each with its
+    section and domain.
 
-    ``section`` may be left out when the detector knows one section. An unreadable file goes to
-    ``skipped`` (or stops the run when it is strict); fewer than 2 readable clips is an error.
+    ``section`` and ``domain`` given apply to every clip; left out, a DCASE name says them
+    (``section_01_target_train_normal_0042_...``: one call calibrates several sections), else the
+    section is the detector's only one and the domain "target" (a new operating condition). A
+    name labelled as an anomaly is refused; an unreadable file goes to ``skipped`` (or stops the
+    run when it is strict); fewer than 2 readable clips is an error.
     """
     from asdkeras.battery import decode_readable
+    from asdkeras.data.records import parse_filename
 
-    if domain not in DOMAINS:
+    if domain is not None and domain not in DOMAINS:
         raise AsdError(f"domain '{domain}' is not one of {', '.join(DOMAINS)}")
-    if section is None:
-        if len(known_sections) != 1:
-            raise AsdError(f"the detector knows sections {', '.join(known_sections)}: name the new clips' "
-                           f"section with --section")
-        section = known_sections[0]
-    if section not in known_sections:
+    if section is not None and section not in known_sections:
         raise AsdError(f"section '{section}' is not one of the detector's ({', '.join(known_sections)}); a new "
                        f"machine or product needs its own fit")
-    readable, _ = decode_readable(audio_files(paths), channel, skipped)
+    clips = []
+    for path in audio_files(paths):
+        try:
+            named = parse_filename(path, "", "train")
+        except AsdError:
+            named = None
+        if named is not None and named.label == "anomaly":
+            raise AsdError(f"{path}: named as an anomaly; calibrate with normal clips only")
+        clip_section = section or (named.section if named else None)
+        if clip_section is None:
+            if len(known_sections) != 1:
+                raise AsdError(f"{path}: its name does not say its section and the detector knows sections "
+                               f"{', '.join(known_sections)}: name it with --section")
+            clip_section = known_sections[0]
+        if clip_section not in known_sections:
+            raise AsdError(f"{path}: section {clip_section} is not one of the detector's ({', '.join(known_sections)}); "
+                           f"a new machine or product needs its own fit")
+        clip_domain = domain or (named.domain if named and named.domain else "target")
+        clips.append({"path": os.path.abspath(path), "section": clip_section, "domain": clip_domain})
+    readable, _ = decode_readable([clip["path"] for clip in clips], channel, skipped)
     if len(readable) < 2:
         raise AsdError(f"{', '.join(paths)}: {len(readable)} readable clip(s); a condition is measured on at least 2 "
                        f"(at least {MIN_HELD_OUT_PER_CONDITION}, better 20 or more)")
-    return [{"path": os.path.abspath(path), "section": section, "domain": domain} for path in readable]
+    return [clip for clip in clips if clip["path"] in set(readable)]
 
 
 def check_apart_from_test(clips: list[dict], config) -> None:
@@ -185,7 +204,7 @@ class Calibration:
         return lines
 
 
-def calibrate(machine: str, paths: list[str], section: str | None = None, domain: str = "target",
+def calibrate(machine: str, paths: list[str], section: str | None = None, domain: str | None = None,
               models_dir: str = MODELS_DIR, data_dir: str | None = None, cache_dir: str = CACHE_DIR,
               progress: Progress = no_progress, skipped: SkippedFiles | None = None) -> Calibration:
     """Calibrate every detector saved for ``machine`` with the normal clips in ``paths``.
@@ -197,9 +216,10 @@ def calibrate(machine: str, paths: list[str], section: str | None = None, domain
         Audio files and folders (searched recursively) of normal clips of one operating
         condition of ``section`` (recorded apart from the test set).
     section : str, optional
-        The section (machine or product) they belong to; needed when the detectors know several.
-    domain : {"target", "source"}
-        The condition group they join (``<section>/<domain>``).
+        The section (machine or product) they belong to (None: as their DCASE names say, or the
+        detectors' only section).
+    domain : {"target", "source"}, optional
+        The condition group they join, ``<section>/<domain>`` (None: as their names say, else "target").
     models_dir, data_dir, cache_dir : str
         Saved detectors, the dataset they were fitted on (default: the one recorded) and the
         feature cache.

@@ -8,7 +8,8 @@ can flag a quarter of a section's target normals (seed 151, gearbox: README, "Wh
 flags too many normals in use"). This renders ``--clips`` further target-domain training normals
 of every section of the same seed (clip indices after the dataset's, so the same operating
 condition and none a detector saw), copies ``--models-dir`` to ``<out>/models``, runs ``python
-cli.py calibrate`` there once per section, and tests every saved detector (and its variants)
+cli.py calibrate`` there (once per type since session 26's later commit; the figures in
+BENCHMARKS.md came from one call per section), and tests every saved detector (and its variants)
 into ``<out>/results``. Printed per type and detector: the official score and the share of test
 normals flagged per domain (the mean over sections, the worst section in brackets), before (the
 metrics already in ``--result-dir``, as ``demo`` or ``test`` wrote them) and after. Measure the
@@ -80,12 +81,11 @@ def main() -> None:
 
 
 def calibrate_and_test(machine: str, args, models: str, results: str, cache: str) -> None:
-    """Calibrate each section of ``machine`` with fresh target normals, then test every saved detector."""
+    """Calibrate every section of ``machine`` with fresh target normals, then test every saved detector."""
     clips = more_normals(os.path.join(args.out, "clips", machine), machine, SCALES["small"], args.seed, "train",
                          "target", args.clips)
-    for section, paths in clips.items():
-        run("calibrate", "--machine", machine, "--section", section, *paths, "--data", args.data,
-            "--models-dir", models, "--cache-dir", cache)
+    run("calibrate", "--machine", machine, *(path for paths in clips.values() for path in paths), "--data", args.data,
+        "--models-dir", models, "--cache-dir", cache)  # the clips' DCASE names say their sections
     for kind in sorted(os.listdir(os.path.join(models, machine))):
         run("test", "--machine", machine, "--model", kind, "--data", args.data, "--models-dir", models,
             "--result-dir", results, "--cache-dir", cache)

@@ -63,11 +63,29 @@ def test_calibration_clips_are_checked_before_any_detector_changes(tiny_dataset,
     paths = new_condition["00"]
     clips = calibration.calibration_clips(paths, "00", "target", ["00", "01", "02"], None, SkippedFiles())
     assert [c["path"] for c in clips] == [os.path.abspath(p) for p in paths]
-    with pytest.raises(AsdError, match="knows sections 00, 01, 02: name the new clips' section with --section"):
-        calibration.calibration_clips(paths, None, "target", ["00", "01", "02"], None, SkippedFiles())
-    assert calibration.calibration_clips(paths, None, "target", ["00"], None, SkippedFiles())[0]["section"] == "00"
+    # DCASE names say each clip's section and domain: one call for several sections
+    named = calibration.calibration_clips(paths[:2] + new_condition["02"][:1], None, None, ["00", "01", "02"], None,
+                                          SkippedFiles())
+    assert [(c["section"], c["domain"]) for c in named] == [("00", "target"), ("00", "target"), ("02", "target")]
+    given = calibration.calibration_clips(paths[:2], "01", "source", ["00", "01"], None, SkippedFiles())
+    assert {(c["section"], c["domain"]) for c in given} == {("01", "source")}  # what is given applies to all
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for index, path in enumerate(paths[:2]):
+        os.link(path, plain / f"clip{index}.wav")
+    with pytest.raises(AsdError, match="clip0.wav: its name does not say its section and the detector knows sections "
+                                       "00, 01, 02: name it with --section"):
+        calibration.calibration_clips([str(plain)], None, None, ["00", "01", "02"], None, SkippedFiles())
+    alone = calibration.calibration_clips([str(plain)], None, None, ["00"], None, SkippedFiles())
+    assert {(c["section"], c["domain"]) for c in alone} == {("00", "target")}  # a new condition: target
     with pytest.raises(AsdError, match="section '03' is not one of the detector's"):
         calibration.calibration_clips(paths, "03", "target", ["00", "01", "02"], None, SkippedFiles())
+    with pytest.raises(AsdError, match="section 02 is not one of the detector's .00, 01.; a new machine"):
+        calibration.calibration_clips(new_condition["02"], None, None, ["00", "01"], None, SkippedFiles())
+    anomaly = tmp_path / "section_00_target_test_anomaly_0001.wav"
+    os.link(paths[0], anomaly)
+    with pytest.raises(AsdError, match="named as an anomaly; calibrate with normal clips only"):
+        calibration.calibration_clips([str(anomaly)] + paths, None, None, ["00"], None, SkippedFiles())
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF0000WAVEnot audio")
     skipped = SkippedFiles()
@@ -75,8 +93,8 @@ def test_calibration_clips_are_checked_before_any_detector_changes(tiny_dataset,
         calibration.calibration_clips([paths[0], str(broken)], "00", "target", ["00"], None, skipped)
     assert str(broken) in skipped  # named with its reason in the run's summary
     config = make_config("ae", machine="fan", data_dir=tiny_dataset)
-    test_clip = os.path.join(tiny_dataset, "dev_data", "fan", "test", sorted(os.listdir(
-        os.path.join(tiny_dataset, "dev_data", "fan", "test")))[0])
+    test_clip = os.path.join(tiny_dataset, "dev_data", "fan", "test", next(name for name in sorted(os.listdir(
+        os.path.join(tiny_dataset, "dev_data", "fan", "test"))) if "_normal_" in name))
     with pytest.raises(AsdError, match="one of fan's test clips .1 of the 2 given.; calibrate with normal clips"):
         calibration.check_apart_from_test(clips[:1] + [{"path": test_clip, "section": "00", "domain": "target"}],
                                           config)
