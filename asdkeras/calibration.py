@@ -144,16 +144,20 @@ def calibration_clips(paths: list[str], section: str | None, domain: str | None,
     return [clip for clip in clips if clip["path"] in set(readable)]
 
 
-def check_apart_from_test(clips: list[dict], config) -> None:
-    """A one-line error when a calibration clip is one of the machine's test clips (its results would be biased)."""
+def check_new(clips: list[dict], config) -> None:
+    """A one-line error when a calibration clip is one of the machine's test clips (its results would
+    be biased) or already one of the training normals the detectors were fitted on (counted twice)."""
     from asdkeras.data.layout import scan_split
 
     test = {os.path.abspath(r.path) for r in scan_split(config.data_dir, config.machine, "test", config.subset,
                                                         missing_ok=True)}
-    shared = [clip["path"] for clip in clips if clip["path"] in test]
-    if shared:
-        raise AsdError(f"{shared[0]}: one of {config.machine}'s test clips ({len(shared)} of the {len(clips)} given); "
-                       f"calibrate with normal clips recorded apart from the test set")
+    fitted = {os.path.abspath(r.path) for part in replace(config, calibration=()).normal_split() for r in part}
+    for known, what, advice in ((test, "test", "calibrate with normal clips recorded apart from the test set"),
+                                (fitted, "training", "the detectors know it already")):
+        shared = [clip["path"] for clip in clips if clip["path"] in known]
+        if shared:
+            raise AsdError(f"{shared[0]}: one of {config.machine}'s {what} clips ({len(shared)} of the {len(clips)} "
+                           f"given); {advice}")
 
 
 def merged(before: tuple, added: list[dict]) -> tuple:
@@ -247,7 +251,7 @@ def calibrate(machine: str, paths: list[str], section: str | None = None, domain
     first = next(iter(configs.values()))
     known = sorted({r.section for split in first.normal_split() for r in split})
     clips = calibration_clips(paths, section, domain, known, first.channel, skipped)
-    check_apart_from_test(clips, first)
+    check_new(clips, first)
     done, every = [], merged(first.calibration, clips)
     try:
         for kind, config in configs.items():

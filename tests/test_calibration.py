@@ -96,8 +96,11 @@ def test_calibration_clips_are_checked_before_any_detector_changes(tiny_dataset,
     test_clip = os.path.join(tiny_dataset, "dev_data", "fan", "test", next(name for name in sorted(os.listdir(
         os.path.join(tiny_dataset, "dev_data", "fan", "test"))) if "_normal_" in name))
     with pytest.raises(AsdError, match="one of fan's test clips .1 of the 2 given.; calibrate with normal clips"):
-        calibration.check_apart_from_test(clips[:1] + [{"path": test_clip, "section": "00", "domain": "target"}],
-                                          config)
+        calibration.check_new(clips[:1] + [{"path": test_clip, "section": "00", "domain": "target"}], config)
+    trained = os.path.abspath(config.normal_split()[0][0].path)
+    with pytest.raises(AsdError, match="one of fan's training clips .1 of the 2 given.; the detectors know it"):
+        calibration.check_new(clips[:1] + [{"path": trained, "section": "00", "domain": "target"}], config)
+    calibration.check_new(clips, config)  # new clips pass
     with pytest.raises(AsdError, match="no saved detector to calibrate; run 'python cli.py fit --machine fan"):
         calibration.calibrate("fan", paths, "00", models_dir=str(tmp_path / "models"), data_dir=tiny_dataset)
 
