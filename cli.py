@@ -261,8 +261,10 @@ def calibrate(paths, machine, section, domain, data, models_dir, cache_dir, stri
                                console.progress("calibrating"), skipped)
     for line in done.lines():
         click.echo(line)
-    click.echo(f"note: TFLite files exported before hold the old statistics; export again with "
-               f"'python cli.py export-tflite --machine {machine}'", err=True)
+    click.echo(f"note: test results and TFLite files made before hold the old detectors: test again "
+               f"('python cli.py test --machine {machine} --model KIND'), then export again "
+               f"('python cli.py export-tflite --machine {machine}', whose sidecars take the official scores of "
+               f"the results)", err=True)
     console.finish(skipped)
 
 

@@ -203,7 +203,7 @@ def test_fit_all_calibrate_then_test_export_and_score_the_ensemble(tiny_dataset,
         if kind != "ensemble":
             saved = json.load(open(tmp_path / "models" / "valve" / kind / "config.json"))["calibration"]
             assert [c["path"] for c in saved] == clips and saved[0]["section"] == "01"
-    assert "export again with 'python cli.py export-tflite --machine valve'" in calibrated.output
+    assert "then export again ('python cli.py export-tflite --machine valve'" in calibrated.output
     judged = json.load(open(tmp_path / "models" / "valve" / "ae" / "detector.json"))["conditions"][0]["score_stats"]
     assert judged["01/target"]["clips"] == groups["01/target"]["clips"] + 3
     assert judged["01/target"]["held_out"] == groups["01/target"]["held_out"] + 3  # clips the network never saw
