@@ -160,6 +160,33 @@ def check_new(clips: list[dict], config) -> None:
                            f"given); {advice}")
 
 
+def calibration_counts(folder: str, info: dict) -> dict[str, int]:
+    """Condition (``"<section>/<domain>"``) -> calibration clips of the detector saved in ``folder``
+    (``info``: its ``detector.json`` facts; an ensemble's are its members')."""
+    import json
+
+    ensemble = info.get("ensemble")
+    folders = [ensemble["candidates"][kind] for kind in ensemble["members"]] if ensemble else [folder]
+    counts: dict[str, int] = {}
+    for member in folders:
+        try:
+            with open(os.path.join(member, CONFIG_FILE)) as handle:
+                clips = json.load(handle).get("calibration", [])
+        except (OSError, ValueError):
+            continue
+        counts.update({group: max(count, counts.get(group, 0)) for group, count in group_counts(clips).items()})
+    return dict(sorted(counts.items()))
+
+
+def group_counts(clips) -> dict[str, int]:
+    """Condition (``"<section>/<domain>"``) -> how many of the calibration ``clips`` it holds, sorted."""
+    counts: dict[str, int] = {}
+    for clip in clips:
+        group = f"{clip['section']}/{clip['domain']}"
+        counts[group] = counts.get(group, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def merged(before: tuple, added: list[dict]) -> tuple:
     """``before``'s calibration clips and the ``added`` ones, a path given again taking its new section and domain."""
     by_path = {clip["path"]: dict(clip) for clip in before}
@@ -193,12 +220,8 @@ class Calibration:
         """What ``calibrate`` says: the clips, then per detector how it was calibrated and its fit summary."""
         from asdkeras.jobs import FitJob, job_lines
 
-        counts: dict[str, int] = {}
-        for clip in self.clips:
-            group = f"{clip['section']}/{clip['domain']}"
-            counts[group] = counts.get(group, 0) + 1
         lines = [f"{self.machine}: {self.added} normal clips added; calibration clips in all: "
-                 + ", ".join(f"{count} of {group}" for group, count in sorted(counts.items()))]
+                 + ", ".join(f"{count} of {group}" for group, count in group_counts(self.clips).items())]
         for kind, folder, detector in self.done:
             how = ("built again from the calibrated members" if kind == ENSEMBLE else
                    "network kept, its conditions and threshold judged again" if detectors.get(kind).calibrate

@@ -91,6 +91,7 @@ def sidecar(detector: Detector, quantisation: str, waveform: bool, model_content
         "score_direction": SCORE_DIRECTION,
         "decision": "anomaly when score > threshold",
         "normal_scores": detector.normal_scores,
+        "calibrated_conditions": detector.info.get("calibrated_conditions", {}),
         **({"ensemble": {k: detector.info["ensemble"][k] for k in ("mode", "combine", "members", "reason")}}
            if "ensemble" in detector.info else {}),
         "official_score": official_score,
@@ -227,7 +228,12 @@ def export_folder(folder: str, out_dir: str, quantisations: Iterable[str] = QUAN
     """
     import json
 
+    from asdkeras.calibration import calibration_counts
+
     detector = Detector.load(folder, variants=True)
+    counts = calibration_counts(folder, detector.info)  # conditions calibrated after the fit (python cli.py calibrate)
+    for each in (detector, *detector.variants.values()):
+        each.info = {**each.info, "calibrated_conditions": counts}
     calibration = (None, None)
     if "int8" in quantisations and CONVERTED_FROM_VARIANT["int8"] not in detector.variants:
         with open(os.path.join(folder, CONFIG_FILE)) as handle:

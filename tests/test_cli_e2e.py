@@ -231,6 +231,7 @@ def test_fit_all_calibrate_then_test_export_and_score_the_ensemble(tiny_dataset,
     assert sorted(os.listdir(out)) == ["valve_ensemble_float32_waveform.json", "valve_ensemble_float32_waveform.tflite"]
     side = json.load(open(out / "valve_ensemble_float32_waveform.json"))
     assert side["ensemble"]["members"] == choice["members"]
+    assert side["calibrated_conditions"] == {"01/target": 3}  # what an app can show of its calibration
     assert side["official_score"] == pytest.approx(metrics["official_score"])
 
     scored = _run("score", os.path.join(tiny_dataset, "dev_data", "valve", "test"), "--tflite",
