@@ -9,16 +9,16 @@ TensorFlow's run-to-run variation. This keeps each saved network (and its int8 t
 its conditions and quantile threshold from the same training normals and held-out split
 (:func:`asdkeras.fit.judge_per_condition`) and rewrites the detector folder atomically in place,
 its other documents kept (MobileNetV2's ``eq2`` threshold as saved: it rests on the source
-conditions' statistics, which the rules here leave alone). ``--threshold-confidence`` re-judges
-with a tolerance threshold (:func:`asdkeras.models.condition_statistics.prediction_scale`) and
-records it in the detector's ``config.json``. Copy the models folder first to keep the old detectors. Given ``--data``, each is
+conditions' statistics, which the rules here leave alone); the kind's ``calibrate`` with no clip
+added. ``--threshold-confidence`` re-judges with a tolerance threshold
+(:func:`asdkeras.models.condition_statistics.prediction_scale`) and records it in the detector's
+``config.json``. Copy the models folder first to keep the old detectors. Given ``--data``, each is
 tested again into ``<result-dir>/<variant>/`` (and its twin), as ``detector_comparison.py`` does.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from dataclasses import replace
@@ -26,25 +26,10 @@ from dataclasses import replace
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from asdkeras.detector import Detector  # noqa: E402
+from asdkeras import detectors  # noqa: E402
+from asdkeras.detector import read_detector_json  # noqa: E402
 from asdkeras.evaluate import evaluate_with_variants  # noqa: E402
-from asdkeras.fit import cached_features, judge_per_condition, load_config  # noqa: E402
-from asdkeras.models.conditions import conditioned_parts  # noqa: E402
-from asdkeras.names import CONFIG_FILE, DETECTOR_FILE, saved_variants  # noqa: E402
-from asdkeras.progress import no_progress  # noqa: E402
-
-
-def kept_documents(folder: str, confidence: float | None) -> dict:
-    """The folder's JSON documents other than ``detector.json`` (config, history, split lists), by
-    file name; the config's ``threshold_confidence`` set to ``confidence``."""
-    documents = {}
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".json") and name != DETECTOR_FILE:
-            with open(os.path.join(folder, name)) as handle:
-                documents[name] = json.load(handle)
-    if CONFIG_FILE in documents:
-        documents[CONFIG_FILE]["threshold_confidence"] = confidence
-    return documents
+from asdkeras.fit import load_config  # noqa: E402
 
 
 def first_view_stats(info: dict) -> dict:
@@ -55,30 +40,14 @@ def first_view_stats(info: dict) -> dict:
 
 
 def rejudge(folder: str, confidence: float | None = None) -> dict:
-    """Rewrite ``folder``'s detector (and variants) with recomputed conditions; returns, per group
-    of the float detector (its first view), its old (mean, std) and its new record."""
-    detector = Detector.load(folder, variants=True)
-    config = load_config(folder, detector.kind)
-    trained, held_out = config.normal_split()
-    trained, held_out = cached_features(detector.frontend.cache(config.cache_dir), [trained, held_out], no_progress,
-                                        None)
-    judged_float = None
-
-    def judged(det: Detector) -> Detector:
-        nonlocal judged_float
-        result = judge_per_condition(*conditioned_parts(det.model), det.frontend, trained, held_out,
-                                     config.threshold_quantile, config.seed, like=judged_float, confidence=confidence)
-        judged_float = judged_float or result
-        return replace(det, model=result.model, thresholds={**det.thresholds, **result.thresholds},
-                       normal_scores=result.normal_scores, info={**det.info, **result.info()})
-
-    before = first_view_stats(detector.info)
-    new = judged(detector)
-    new.variants = {name: judged(variant) for name, variant in detector.variants.items()}
-    new.save(folder, kept_documents(folder, confidence),
-             {name: kept_documents(sub, confidence) for name, sub in saved_variants(folder).items()})
-    return {g: ((before[g]["mean"], before[g]["std"]), record)
-            for g, record in first_view_stats(new.info).items()}
+    """Rewrite ``folder``'s detector (and variants) with recomputed conditions, as ``calibrate`` does
+    with no clip added (:func:`asdkeras.calibration.judge_network_again`); returns, per group of the
+    float detector (its first view), its old (mean, std) and its new record."""
+    kind = read_detector_json(folder)["kind"]
+    before = first_view_stats(read_detector_json(folder))
+    config = replace(load_config(folder, kind), threshold_confidence=confidence)
+    new = detectors.get(kind).calibrate(folder, config)
+    return {g: ((before[g]["mean"], before[g]["std"]), record) for g, record in first_view_stats(new.info).items()}
 
 
 def main() -> None:
