@@ -202,7 +202,9 @@ class Calibration:
     ----------
     machine : str
     added : int
-        Clips given this time (readable ones).
+        Clips given this time that the detectors did not hold yet (readable ones).
+    given : int
+        Clips given this time (readable ones), those held already included.
     clips : tuple of dict
         Every calibration clip the detectors now hold (``{"path", "section", "domain"}``).
     done : list of (kind, folder, Detector)
@@ -212,6 +214,7 @@ class Calibration:
 
     machine: str
     added: int
+    given: int
     clips: tuple
     done: list
     models_dir: str
@@ -220,7 +223,8 @@ class Calibration:
         """What ``calibrate`` says: the clips, then per detector how it was calibrated and its fit summary."""
         from asdkeras.jobs import FitJob, job_lines
 
-        lines = [f"{self.machine}: {self.added} normal clips added; calibration clips in all: "
+        again = f" ({self.given - self.added} given again)" if self.given > self.added else ""
+        lines = [f"{self.machine}: {self.added} normal clips added{again}; calibration clips in all: "
                  + ", ".join(f"{count} of {group}" for group, count in group_counts(self.clips).items())]
         for kind, folder, detector in self.done:
             how = ("built again from the calibrated members" if kind == ENSEMBLE else
@@ -294,4 +298,5 @@ def calibrate(machine: str, paths: list[str], section: str | None = None, domain
             raise
         raise AsdError(f"{exc} (calibrated before it stopped: {', '.join(kind for kind, _, _ in done)}; the same "
                        f"calibrate command again finishes the others)") from None
-    return Calibration(machine, len(clips), every, done, models_dir)
+    held = {clip["path"] for clip in first.calibration}
+    return Calibration(machine, sum(clip["path"] not in held for clip in clips), len(clips), every, done, models_dir)

@@ -118,8 +118,9 @@ def test_a_kind_without_a_calibrate_of_its_own_is_fitted_again_with_the_clips(le
     lines = done.lines()
     assert lines[0] == "fan: 4 normal clips added; calibration clips in all: 4 of 02/target"
     assert lines[1] == "== level: fitted again" and lines[2].startswith(f"saved level for fan to {folder}")
-    again = calibration.calibrate("fan", new_condition["00"][:2], "00", **common)
-    assert again.lines()[0] == "fan: 2 normal clips added; calibration clips in all: 2 of 00/target, 4 of 02/target"
+    again = calibration.calibrate("fan", new_condition["00"][:2] + new_condition["02"], None, **common)
+    assert again.lines()[0] == ("fan: 2 normal clips added (4 given again); calibration clips in all: 2 of 00/target, "
+                                "4 of 02/target")  # a clip given again counts once
 
 
 def test_a_calibration_that_stops_halfway_says_what_is_done_and_how_to_finish(level_kind, tiny_dataset, new_condition,

@@ -193,9 +193,8 @@ def test_fit_all_calibrate_then_test_export_and_score_the_ensemble(tiny_dataset,
 
     network = network_weights()
     groups = json.load(open(tmp_path / "models" / "valve" / "ae" / "detector.json"))["conditions"][0]["score_stats"]
-    for _ in range(2):  # the same clips again are not counted twice
-        calibrated = _run("calibrate", "--machine", "valve", "--section", "01", *clips, *common)
-        assert calibrated.exit_code == 0, calibrated.output
+    calibrated = _run("calibrate", "--machine", "valve", "--section", "01", *clips, *common)
+    assert calibrated.exit_code == 0, calibrated.output  # (a clip given again counts once: test_calibration.py)
     assert "valve: 3 normal clips added; calibration clips in all: 3 of 01/target" in calibrated.output
     for kind, how in (("ae", "network kept"), ("mobilenet", "network kept"), ("gmm", "fitted again"),
                       ("ensemble", "built again from the calibrated members")):
