@@ -24,6 +24,7 @@ TFLite files exported before calibrating hold the old statistics: export again.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, replace
 
 from asdkeras import detectors
@@ -141,19 +142,26 @@ def calibration_clips(paths: list[str], section: str | None, domain: str | None,
     if len(readable) < 2:
         raise AsdError(f"{', '.join(paths)}: {len(readable)} readable clip(s); a condition is measured on at least 2 "
                        f"(at least {MIN_HELD_OUT_PER_CONDITION}, better 20 or more)")
-    return [clip for clip in clips if clip["path"] in set(readable)]
+    readable = set(readable)
+    return [clip for clip in clips if clip["path"] in readable]
 
 
-def check_new(clips: list[dict], config) -> None:
+def fitted_normals(config) -> list:
+    """The training normals the detectors of ``config`` were fitted on (its calibration clips left out)."""
+    return [r for part in replace(config, calibration=()).normal_split() for r in part]
+
+
+def check_new(clips: list[dict], config, fitted: list | None = None) -> None:
     """A one-line error when a calibration clip is one of the machine's test clips (its results would
-    be biased) or already one of the training normals the detectors were fitted on (counted twice)."""
+    be biased) or already one of the training normals the detectors were fitted on (counted twice;
+    ``fitted``: those records, when the caller has them, else :func:`fitted_normals`)."""
     from asdkeras.data.layout import scan_split
 
     test = {os.path.abspath(r.path) for r in scan_split(config.data_dir, config.machine, "test", config.subset,
                                                         missing_ok=True)}
-    fitted = {os.path.abspath(r.path) for part in replace(config, calibration=()).normal_split() for r in part}
+    trained = {os.path.abspath(r.path) for r in (fitted_normals(config) if fitted is None else fitted)}
     for known, what, advice in ((test, "test", "calibrate with normal clips recorded apart from the test set"),
-                                (fitted, "training", "the detectors know it already")):
+                                (trained, "training", "the detectors know it already")):
         shared = [clip["path"] for clip in clips if clip["path"] in known]
         if shared:
             raise AsdError(f"{shared[0]}: one of {config.machine}'s {what} clips ({len(shared)} of the {len(clips)} "
@@ -180,11 +188,7 @@ def calibration_counts(folder: str, info: dict) -> dict[str, int]:
 
 def group_counts(clips) -> dict[str, int]:
     """Condition (``"<section>/<domain>"``) -> how many of the calibration ``clips`` it holds, sorted."""
-    counts: dict[str, int] = {}
-    for clip in clips:
-        group = f"{clip['section']}/{clip['domain']}"
-        counts[group] = counts.get(group, 0) + 1
-    return dict(sorted(counts.items()))
+    return dict(sorted(Counter(f"{clip['section']}/{clip['domain']}" for clip in clips).items()))
 
 
 def merged(before: tuple, added: list[dict]) -> tuple:
@@ -276,9 +280,9 @@ def calibrate(machine: str, paths: list[str], section: str | None = None, domain
     configs = {kind: replace(config, data_dir=data_dir or config.data_dir, cache_dir=cache_dir, models_dir=models_dir,
                              output_dir=None) for kind, config in configs.items()}
     first = next(iter(configs.values()))
-    known = sorted({r.section for split in first.normal_split() for r in split})
-    clips = calibration_clips(paths, section, domain, known, first.channel, skipped)
-    check_new(clips, first)
+    fitted = fitted_normals(first)  # the dataset scanned once for both: its sections, and the clips not to add
+    clips = calibration_clips(paths, section, domain, sorted({r.section for r in fitted}), first.channel, skipped)
+    check_new(clips, first, fitted)
     done, every = [], merged(first.calibration, clips)
     try:
         for kind, config in configs.items():

@@ -242,8 +242,8 @@ def more_normals(out_dir: str, machine: str, scale: Scale, seed: int, split: str
     calibration clips of ``python cli.py calibrate``), or fresh normals that measure how often a
     detector flags one (``benchmarks/normal_rates.py``). Returns section -> paths, sorted.
     """
-    counts = {("train", "source"): "source_train", ("train", "target"): "target_train"}
-    field = counts.get((split, domain), "test_per_domain_label")
+    count_fields = {("train", "source"): "source_train", ("train", "target"): "target_train"}
+    field = count_fields.get((split, domain), "test_per_domain_label")
     kept = getattr(scale, field)
     written: dict[str, list[str]] = {}
     for spec in plan([machine], replace(scale, **{field: kept + count}), seed):
