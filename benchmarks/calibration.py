@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 from false_alarms import DOMAINS, decisions, read  # noqa: E402
 
 from asdkeras.data.synth import SCALES, more_normals  # noqa: E402
+from asdkeras.names import saved_variants, variant_result_name  # noqa: E402
 
 CLI = os.path.join(os.path.dirname(HERE), "cli.py")
 
@@ -67,9 +68,8 @@ def main() -> None:
         if not args.table_only:
             calibrate_and_test(machine, args, models, results, cache)
         for kind in sorted(os.listdir(os.path.join(models, machine))):
-            names = [kind] + [f"{kind}-{v}" for v in os.listdir(os.path.join(models, machine, kind))
-                              if os.path.isdir(os.path.join(models, machine, kind, v))]
-            for name in names:
+            variants = saved_variants(os.path.join(models, machine, kind))
+            for name in [kind] + [variant_result_name(kind, variant) for variant in variants]:
                 before, after = read(args.result_dir, name, machine), read(results, name, machine)
                 if before and after:
                     rows.append(f"| {machine} | {name} | {before['official_score']:.3f} -> {after['official_score']:.3f} "

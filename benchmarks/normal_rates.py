@@ -30,7 +30,6 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import replace
 
 import numpy as np
 import scipy.stats
@@ -39,46 +38,34 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from false_alarms import SECTION_CAP, TYPE_CAP  # noqa: E402  (issue 17's caps, as checked there)
 
-from asdkeras.audio import SAMPLE_RATE, write_wav_atomic  # noqa: E402
-from asdkeras.data.layout import scan_split  # noqa: E402
-from asdkeras.data.synth import SCALES, plan, render_clip  # noqa: E402
+from asdkeras.data.records import audio_files  # noqa: E402
+from asdkeras.data.synth import SCALES, more_normals  # noqa: E402
 from asdkeras.detector import Detector  # noqa: E402
 
 
 def fresh_normals(machine: str, seed: int, clips: int, folder: str) -> dict[tuple[str, str], list[str]]:
     """(section, domain) -> paths of ``clips`` normal WAV files the seed's test set does not hold,
-    written under ``folder``."""
-    tested = SCALES["small"].test_per_domain_label
-    scale = replace(SCALES["small"], test_per_domain_label=tested + clips)
-    specs = [s for s in plan([machine], scale, seed)
-             if s.split == "test" and s.label == "normal" and s.index >= tested]
-    groups: dict[tuple[str, str], list[str]] = {}
-    for spec in specs:
-        path = os.path.join(folder, spec.relpath)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        write_wav_atomic(path, render_clip(spec), SAMPLE_RATE)
-        groups.setdefault((spec.section, spec.domain), []).append(path)
+    written under ``folder/<domain>/section_XX/`` (:func:`asdkeras.data.synth.more_normals`)."""
+    groups = {(section, domain): paths for domain in ("source", "target")
+              for section, paths in more_normals(os.path.join(folder, domain), machine, SCALES["small"], seed, "test",
+                                                 domain, clips).items()}
     return dict(sorted(groups.items()))
 
 
 def kept_normals(machine: str, seed: int, clips: int, folder: str) -> dict[tuple[str, str], list[str]]:
-    """:func:`fresh_normals`, or the ones a previous run wrote under ``folder`` (a machine's folder
-    appears whole: it is rendered beside it and renamed into place)."""
-    done = os.path.join(folder, "dev_data", machine)
+    """:func:`fresh_normals`, or the ones a previous run wrote under ``folder/<machine>`` (a machine's
+    folder appears whole: it is rendered beside it and renamed into place)."""
+    done = os.path.join(folder, machine)
     marker = os.path.join(done, f".clips-{seed}-{clips}")
     if not os.path.exists(marker):
-        partial = folder + f".{machine}.part"
+        partial = done + ".part"
         shutil.rmtree(partial, ignore_errors=True)
         fresh_normals(machine, seed, clips, partial)
-        open(os.path.join(partial, "dev_data", machine, os.path.basename(marker)), "w").close()
+        open(os.path.join(partial, os.path.basename(marker)), "w").close()
         shutil.rmtree(done, ignore_errors=True)
-        os.makedirs(os.path.dirname(done), exist_ok=True)
-        os.replace(os.path.join(partial, "dev_data", machine), done)
-        shutil.rmtree(partial, ignore_errors=True)
-    groups: dict[tuple[str, str], list[str]] = {}
-    for record in scan_split(folder, machine, "test"):
-        groups.setdefault((record.section, record.domain), []).append(record.path)
-    return dict(sorted(groups.items()))
+        os.replace(partial, done)
+    return {(section[len("section_"):], domain): audio_files([os.path.join(done, domain, section)])
+            for domain in ("source", "target") for section in sorted(os.listdir(os.path.join(done, domain)))}
 
 
 def main() -> None:
