@@ -13,7 +13,8 @@ CPU); calibrating keeps every network as trained and measures how it scores the 
   the held-out normals, the new ones included;
 * the GMM: fitted again, the new clips among its training normals (each target clip a
   component of its condition, as at fit; seconds);
-* the ensemble: built again from the calibrated members (its choice may change with them).
+* the ensemble: built again from the calibrated members' statistics, its choice of members and
+  combination kept (the battery is not run again: its normals are the clips it chose on).
 
 The clips are recorded in each detector's ``config.json`` (``calibration``), so calibrating
 again adds to them and the ensemble knows which clips its members trained on. ``fit`` starts
@@ -32,7 +33,7 @@ from asdkeras.data.records import audio_files
 from asdkeras.detectors.config import MIN_HELD_OUT_PER_CONDITION
 from asdkeras.errors import AsdError, SkippedFiles
 from asdkeras.kinds import ENSEMBLE
-from asdkeras.names import CACHE_DIR, CONFIG_FILE, DETECTOR_FILE, MODELS_DIR, detector_dir, saved_variants
+from asdkeras.names import CACHE_DIR, CONFIG_FILE, DETECTOR_FILE, ENSEMBLE_FILE, MODELS_DIR, detector_dir, saved_variants
 from asdkeras.progress import Progress, no_progress
 
 DOMAINS = ("target", "source")
@@ -231,7 +232,7 @@ class Calibration:
         lines = [f"{self.machine}: {self.added} normal clips added{again}; calibration clips in all: "
                  + ", ".join(f"{count} of {group}" for group, count in group_counts(self.clips).items())]
         for kind, folder, detector in self.done:
-            how = ("built again from the calibrated members" if kind == ENSEMBLE else
+            how = ("built again from the calibrated members, its choice kept" if kind == ENSEMBLE else
                    "network kept, its conditions and threshold judged again" if detectors.get(kind).calibrate
                    else "fitted again")
             lines.append(f"== {kind}: {how}")
@@ -265,8 +266,6 @@ def calibrate(machine: str, paths: list[str], section: str | None = None, domain
     -------
     Calibration
     """
-    import json
-
     from asdkeras.ensemble import fit_ensemble
     from asdkeras.fit import load_config
 
@@ -292,10 +291,11 @@ def calibrate(machine: str, paths: list[str], section: str | None = None, domain
                         else spec.fit(config, progress, 0, skipped))
             done.append((kind, folders[kind], detector))
         if ENSEMBLE in kinds:
-            with open(os.path.join(folders[ENSEMBLE], CONFIG_FILE)) as handle:
-                saved = json.load(handle)
+            documents = kept_documents(folders[ENSEMBLE])
+            saved, choice = documents[CONFIG_FILE], documents.get(ENSEMBLE_FILE)  # without its record: chosen again
             detector = fit_ensemble(machine, models_dir, saved["mode"], saved["combine"], kinds=saved.get("kinds"),
-                                    data_dir=first.data_dir, cache_dir=cache_dir, progress=progress, skipped=skipped)
+                                    data_dir=first.data_dir, cache_dir=cache_dir, progress=progress, skipped=skipped,
+                                    kept=choice)
             done.append((ENSEMBLE, folders[ENSEMBLE], detector))
     except AsdError as exc:  # each folder is written atomically, the set is not: say what to run to finish it
         if not done:

@@ -51,6 +51,10 @@ from asdkeras.progress import Progress, no_progress
 from asdkeras.scoring import combine_members, fused_prediction_threshold, score_statistics
 
 
+KEPT = " (kept when its members were calibrated)"
+"""Appended to the reason of a choice :func:`fit_ensemble` kept (``kept``)."""
+
+
 def build_ensemble_model(members: list[Member], standardised: bool, how: str = "mean", clip_samples: int | None = None):
     """Waveform -> every member's front-end and scoring model -> (standardised, combined) clip score.
 
@@ -80,7 +84,8 @@ def build_ensemble_model(members: list[Member], standardised: bool, how: str = "
 def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT_ENSEMBLE_MODE, how: str = "mean",
                  kinds=None, data_dir: str | None = None, cache_dir: str = CACHE_DIR,
                  output_dir: str | None = None, folders: dict[str, str] | None = None,
-                 progress: Progress = no_progress, skipped: SkippedFiles | None = None) -> Detector:
+                 progress: Progress = no_progress, skipped: SkippedFiles | None = None,
+                 kept: dict | None = None) -> Detector:
     """Build, threshold and save the ensemble of ``machine``'s fitted detectors.
 
     Parameters
@@ -104,6 +109,12 @@ def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT
         Where to save the ensemble, and member folders elsewhere than under ``models_dir``.
     skipped : SkippedFiles, optional
         Unreadable clips are recorded there and left out; without it the first one raises.
+    kept : dict, optional
+        A saved ``ensemble.json`` whose choice (members and combination) is kept, its battery
+        figures recorded as they were: the ensemble is built again from its (calibrated) members'
+        statistics without choosing again (``calibrate``: the battery's normals are the same
+        clips, so a choice that flipped would flip on its members' new statistics alone, and
+        change the decisions of conditions that were not calibrated).
     """
     if mode not in ENSEMBLE_MODES:
         raise AsdError(f"unknown ensemble mode '{mode}'; use one of {', '.join(ENSEMBLE_MODES)}")
@@ -130,15 +141,24 @@ def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT
     figures = {m.kind: {"held_out_mean": float(np.mean(held_scores[m.kind])),
                         "normal_mean": m.detector.normal_scores["mean"], "normal_std": m.detector.normal_scores["std"],
                         "fusion": fusion_statistics(m), "threshold": m.detector.threshold} for m in members}
+    choosing = mode in ("battery", "pick") and kept is None
     candidates, scores, others = (ensemble_choice.battery_figures(members, held_out, data_dir, subset, machine, outliers, channel,
-                                                   skipped) if mode in ("battery", "pick") else ({}, {}, []))
+                                                   skipped) if choosing else ({}, {}, []))
 
     what = ("scores of training-normal clips no member trained on" if enough else
             "scores of all training-normal clips (too few held out by every member: members trained on most of "
             "them, so more normals than intended may be flagged)")
     domains = [r.domain for r in held_out]
     allowed = []
-    if mode in ("battery", "pick"):
+    if kept is not None:
+        missing = sorted(set(kept["members"]) - {m.kind for m in members})
+        if missing:
+            raise AsdError(f"{machine}: the ensemble's member {', '.join(missing)} is not saved any more; build the "
+                           f"ensemble again with 'python cli.py fit --machine {machine} --model ensemble'")
+        fused, how = kept.get("combine") is not None, kept.get("combine") or how
+        used = [m for m in members if m.kind in kept["members"]]
+        reason = kept["reason"] if kept["reason"].endswith(KEPT) else f"{kept['reason']}{KEPT}"
+    elif mode in ("battery", "pick"):
         from asdkeras import battery
 
         applied = []
@@ -200,6 +220,8 @@ def fit_ensemble(machine: str, models_dir: str = MODELS_DIR, mode: str = DEFAULT
     document = {"mode": mode, "combine": how if fused else None, "members": chosen, "reason": reason,
                 "candidates": {m.kind: os.path.abspath(m.folder) for m in members}, "figures": figures,
                 "held_out": {"clips": len(held_out), "shared_by_all": enough}}
+    if kept is not None and "battery" in kept:
+        document["battery"] = kept["battery"]
     if candidates:
         from asdkeras import battery
 

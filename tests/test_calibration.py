@@ -134,6 +134,7 @@ def test_a_calibration_that_stops_halfway_says_what_is_done_and_how_to_finish(le
     ensemble.mkdir()
     (ensemble / "detector.json").write_text("{}")
     (ensemble / "config.json").write_text(json.dumps({"mode": "battery", "combine": "mean", "kinds": ["level"]}))
+    (ensemble / "ensemble.json").write_text(json.dumps({"members": ["level"], "combine": None, "reason": "the only one"}))
 
     def broken(*args, **kwargs):
         raise AsdError("fan: the disk is full")

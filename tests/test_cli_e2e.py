@@ -197,7 +197,7 @@ def test_fit_all_calibrate_then_test_export_and_score_the_ensemble(tiny_dataset,
     assert calibrated.exit_code == 0, calibrated.output  # (a clip given again counts once: test_calibration.py)
     assert "valve: 3 normal clips added; calibration clips in all: 3 of 01/target" in calibrated.output
     for kind, how in (("ae", "network kept"), ("mobilenet", "network kept"), ("gmm", "fitted again"),
-                      ("ensemble", "built again from the calibrated members")):
+                      ("ensemble", "built again from the calibrated members, its choice kept")):
         assert f"== {kind}: {how}" in calibrated.output
         if kind != "ensemble":
             saved = json.load(open(tmp_path / "models" / "valve" / kind / "config.json"))["calibration"]
@@ -212,8 +212,10 @@ def test_fit_all_calibrate_then_test_export_and_score_the_ensemble(tiny_dataset,
         os.path.join(tiny_dataset, "dev_data", "valve", "test"))) if "_normal_" in name))
     refused = _run("calibrate", "--machine", "valve", "--section", "01", test_normal, clips[0], *common)
     assert refused.exit_code == 2 and "one of valve's test clips" in refused.output
-    choice = json.load(open(folder / "ensemble.json"))  # the battery's choice among the calibrated members
-    line = f"ensemble battery: {' + '.join(choice['members'])}"
+    kept = json.load(open(folder / "ensemble.json"))  # the fit's choice, built again from the calibrated members
+    assert [kept[key] for key in ("members", "combine", "battery")] == [choice[key] for key in ("members", "combine",
+                                                                                               "battery")]
+    assert kept["reason"] == choice["reason"] + " (kept when its members were calibrated)"
     assert line in calibrated.output
 
     results = tmp_path / "results"

@@ -95,6 +95,38 @@ def test_battery_choice_is_recorded_per_candidate_and_kind(tiny_dataset, members
     assert "among the candidates" not in document["reason"]  # no requirement narrowed them
 
 
+def test_a_kept_choice_is_built_from_the_members_without_choosing_again(tiny_dataset, members, monkeypatch):
+    import asdkeras.ensemble_choice
+    from asdkeras.ensemble import KEPT
+
+    models, cache = str(members / "models"), str(members / "cache")
+
+    def no_battery(*args, **kwargs):
+        raise AssertionError("the battery ran for a kept choice")
+
+    monkeypatch.setattr(asdkeras.ensemble_choice, "battery_figures", no_battery)
+    saved = {"members": ["gmm", "ae"], "combine": "max", "reason": "the fit's choice", "battery": {"rule": "recorded"}}
+    kept = fit_ensemble("gearbox", models, data_dir=tiny_dataset, cache_dir=cache, output_dir=str(members / "kept"),
+                        kept=saved)
+    document = kept.info["ensemble"]
+    assert (document["members"], document["combine"], document["battery"]) == (["ae", "gmm"], "max", saved["battery"])
+    assert document["reason"] == "the fit's choice" + KEPT
+    fused = fit_ensemble("gearbox", models, "fuse", "max", data_dir=tiny_dataset, cache_dir=cache,
+                         output_dir=str(members / "fused-max"))
+    assert kept.threshold == fused.threshold  # the same members and combination: the same statistics
+    again = fit_ensemble("gearbox", models, data_dir=tiny_dataset, cache_dir=cache, output_dir=str(members / "kept"),
+                         kept=document)
+    assert again.info["ensemble"]["reason"] == document["reason"]  # kept twice, said once
+    single = fit_ensemble("gearbox", models, data_dir=tiny_dataset, cache_dir=cache, output_dir=str(members / "kept"),
+                          kept={"members": ["ae"], "combine": None, "reason": "the AE"})
+    assert single.info["ensemble"]["members"] == ["ae"] and single.threshold == Detector.load(
+        os.path.join(models, "gearbox", "ae")).threshold
+    with pytest.raises(AsdError, match="the ensemble's member mobilenet is not saved any more; build the ensemble "
+                                       "again with 'python cli.py fit --machine gearbox --model ensemble'"):
+        fit_ensemble("gearbox", models, data_dir=tiny_dataset, cache_dir=cache, output_dir=str(members / "kept"),
+                     kept={"members": ["mobilenet", "gmm"], "combine": "mean", "reason": "both"})
+
+
 def test_pick_and_paper_score_exactly_like_the_chosen_member(tiny_dataset, members):
     models, cache = str(members / "models"), str(members / "cache")
     paths = _test_paths(tiny_dataset)
