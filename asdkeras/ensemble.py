@@ -51,7 +51,7 @@ from asdkeras.progress import Progress, no_progress
 from asdkeras.scoring import combine_members, fused_prediction_threshold, score_statistics
 
 
-KEPT = " (kept when its members were calibrated)"
+KEPT = "; kept when its members were calibrated"
 """Appended to the reason of a choice :func:`fit_ensemble` kept (``kept``)."""
 
 

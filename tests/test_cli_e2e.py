@@ -215,7 +215,7 @@ def test_fit_all_calibrate_then_test_export_and_score_the_ensemble(tiny_dataset,
     kept = json.load(open(folder / "ensemble.json"))  # the fit's choice, built again from the calibrated members
     assert [kept[key] for key in ("members", "combine", "battery")] == [choice[key] for key in ("members", "combine",
                                                                                                "battery")]
-    assert kept["reason"] == choice["reason"] + " (kept when its members were calibrated)"
+    assert kept["reason"] == choice["reason"] + "; kept when its members were calibrated"
     assert line in calibrated.output
 
     results = tmp_path / "results"
