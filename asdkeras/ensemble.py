@@ -29,6 +29,7 @@ The ensemble is a :class:`~asdkeras.detector.Detector` like any other: its model
 waveform and holds every member's front-end and scoring network (front-ends with the same
 settings computed once), so ``test``, ``score`` and the TFLite export treat it like the rest.
 ``ensemble.json`` beside it records the mode, the figures behind the choice and the members.
+``calibrate`` builds it again from the calibrated members with that choice kept (``kept``).
 """
 
 from __future__ import annotations
