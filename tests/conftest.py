@@ -41,10 +41,11 @@ needs_weights = pytest.mark.skipif(not os.path.isdir(KERAS_WEIGHTS), reason="../
 HEAVIEST_FIRST = ("test_export_mobilenet.py", "test_thresholds.py", "test_cli_e2e.py", "test_export.py",
                   "test_quantise.py", "test_distributed.py", "test_ensemble.py", "test_mobilenet.py",
                   "test_real_audio.py", "test_synth.py")
-"""Modules that take the most worker time (``--durations=0`` summed per module, session 26: about
-290, 195, 175 (with ``calibrate``), 90, 75, 50, 40, 35 and 25 s), handed to the two workers of ``make test`` first so that they end together
+"""Modules that take the most worker time (``--durations=0`` summed per module, session 28, on a machine
+about a quarter faster than session 26's: about 255, 140, 135 (with ``calibrate``), 80, 60, 50, 50,
+35 and 25 s), handed to the two workers of ``make test`` first so that they end together
 (xdist's ``loadscope`` queues modules by their number of tests, whatever the collection order:
-:func:`pytest_xdist_make_scheduler`). test_synth.py (20-25 s) comes after them: its difficulty check
+:func:`pytest_xdist_make_scheduler`). test_synth.py (about 20 s) comes after them: its difficulty check
 reads the clips test_thresholds.py's worker renders first (:func:`synthetic_check_set`), and
 scheduled early it waited for them."""
 
